@@ -1,0 +1,31 @@
+import { loadBundleSpec } from '../../swu/spec.js';
+import { buildBundle } from '../../swu/bundle.js';
+import { resolveSigner } from '../../crypto/resolve-signer.js';
+import { loadAesKey } from '../../crypto/keys.js';
+import { OtapackError } from '../../errors.js';
+import { formatBytes } from '../../util/units.js';
+import { cliReporter, printJson, say, warn, bold } from '../output.js';
+import { sourceDateEpoch } from '../env.js';
+
+export async function run(args: unknown[], o: Record<string, unknown>): Promise<number> {
+  const reporter = cliReporter({ quiet: !!o.quiet });
+  const spec = await loadBundleSpec(String(args[0]));
+  if (o.manifestFormat) spec.manifestFormat = o.manifestFormat as 'libconfig' | 'json';
+  if (o.cpioFormat) spec.cpioFormat = o.cpioFormat as 'crc' | 'newc';
+  const signer = o.unsigned ? undefined : await resolveSigner({ key: o.key as string, cert: o.cert as string, chain: o.chain as string, pss: !!o.pss, expiryWarningDays: Number(o.expiryWarning), warn });
+  if (!signer && !o.unsigned) {
+    throw new OtapackError('KEY', 'no signing key: give --key and --cert (or $OTAPACK_SIGNING_KEY and $OTAPACK_SIGNING_CERT), or --unsigned to build a bundle devices will refuse');
+  }
+  const needsAes = spec.artifacts.some((a) => a.encrypt);
+  const aes = needsAes ? await loadAesKey(o.aesKey as string | undefined) : undefined;
+  const r = await buildBundle({ spec, output: String(o.output), signer, aes, mtime: sourceDateEpoch(), reproducible: !!o.reproducible, reporter });
+  if (o.json) printJson({ ...r, manifest: undefined, manifestText: r.manifest });
+  if (!o.quiet) {
+    say(`${bold(r.output)}: ${formatBytes(r.size)}, ${r.signed ? `signed by ${r.signer} (${r.signatureAlgorithm})` : 'UNSIGNED'}`);
+    for (const e of r.entries) {
+      say(`  ${e.name}  ${formatBytes(e.inputSize)} -> ${formatBytes(e.size)}  ${e.compression}${e.encrypted ? '+aes' : ''}  sha256 ${e.sha256.slice(0, 16)}…`);
+    }
+    if (!r.signed) warn('the bundle is unsigned: SWUpdate built with signature checking refuses it');
+  }
+  return 0;
+}

@@ -1,0 +1,115 @@
+// otapack command line. Parses options and dispatches; each command's module is loaded only when
+// that command runs, so `otapack --help` and small verifies start fast.
+import { Command, Option, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { installSignalHandlers, runAction, setDebug } from './run.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command()
+  .name('otapack')
+  .description('Turn embedded-Linux disk images into A/B disks and signed SWUpdate bundles, without root.')
+  .version(pkg.version, '-V, --version')
+  .option('--debug', 'show stack traces and tool details on errors')
+  .option('-q, --quiet', 'print only warnings and errors')
+  .showHelpAfterError('(run otapack --help for usage)')
+  .exitOverride()
+  .hook('preAction', (cmd) => setDebug(!!cmd.optsWithGlobals().debug));
+
+type Opts = Record<string, unknown>;
+const lazy = (mod: string) => (...args: unknown[]) => {
+  const cmd = args[args.length - 1] as Command;
+  const opts = cmd.optsWithGlobals() as Opts;
+  const positional = args.slice(0, -2);
+  return runAction(async () => {
+    const m = (await import(`./commands/${mod}.js`)) as { run(args: unknown[], opts: Opts): Promise<number | void> };
+    return m.run(positional, opts);
+  });
+};
+
+const signingOptions = (c: Command): Command =>
+  c
+    .option('--key <file>', 'signing private key, PEM or DER (or $OTAPACK_SIGNING_KEY; passphrase in $OTAPACK_KEY_PASSPHRASE)')
+    .option('--cert <file>', 'signing certificate, PEM (or $OTAPACK_SIGNING_CERT)')
+    .option('--chain <file>', 'intermediate certificates to embed in the signature, PEM')
+    .option('--pss', 'sign with RSA-PSS instead of RSA PKCS#1 v1.5')
+    .option('--expiry-warning <days>', 'warn when the signing certificate expires within this many days', '90');
+
+program
+  .command('keygen')
+  .description('create a signing key, its certificate and an AES-256 key (development or release)')
+  .requiredOption('--out <dir>', 'directory for signing.key, signing.crt, aes.key (and ca.key, ca.crt with --ca)')
+  .option('--cn <name>', 'certificate common name', 'otapack signer')
+  .option('--org <name>', 'certificate organisation')
+  .option('--days <n>', 'certificate lifetime in days (default 7300, 20 years)')
+  .addOption(new Option('--type <type>', 'key type').choices(['rsa2048', 'rsa3072', 'rsa4096', 'ec256', 'ec384']).default('rsa3072'))
+  .option('--ca', 'also create a CA (ca.crt is what devices trust) and sign the signing certificate with it')
+  .option('--encrypt-key', 'encrypt the private keys with the passphrase in $OTAPACK_KEY_PASSPHRASE')
+  .option('--force', 'overwrite existing key files')
+  .option('--json', 'print the result as JSON on stdout')
+  .action(lazy('keygen'));
+
+signingOptions(
+  program
+    .command('bundle')
+    .description('build a SWUpdate .swu bundle from a YAML spec')
+    .argument('<spec>', 'bundle spec (YAML)')
+    .requiredOption('-o, --output <file>', 'output .swu'),
+)
+  .option('--aes-key <file>', 'AES key file "KEYHEX IVHEX" for images with encrypt: true (or $OTAPACK_AES_KEY)')
+  .option('--unsigned', 'build without a signature (devices with signature checking refuse it)')
+  .option('--reproducible', 'derive ivts from the AES key and the payload so encrypted bundles are byte-identical too')
+  .addOption(new Option('--manifest-format <fmt>', 'sw-description syntax (overrides the spec)').choices(['libconfig', 'json']))
+  .addOption(new Option('--cpio-format <fmt>', 'crc (070702, checksummed) or newc (070701)').choices(['crc', 'newc']))
+  .option('--json', 'print the result as JSON on stdout')
+  .action(lazy('bundle'));
+
+signingOptions(
+  program
+    .command('sign')
+    .description('sign or re-sign a bundle without recompressing anything, or attach a signature made elsewhere')
+    .argument('<bundle>', 'input .swu')
+    .requiredOption('-o, --output <file>', 'output .swu'),
+)
+  .option('--signature <file>', 'attach this DER CMS signature (made elsewhere over the bytes `otapack manifest` prints)')
+  .option('--trust <file>', 'with --signature: also require the signature to chain to these certificates')
+  .option('--json', 'print the result as JSON on stdout')
+  .action(lazy('sign'));
+
+program
+  .command('manifest')
+  .description('write the exact sw-description bytes of a bundle: what a signature must cover')
+  .argument('<bundle>', 'input .swu')
+  .option('-o, --output <file>', 'write to this file instead of stdout')
+  .action(lazy('manifest'));
+
+program
+  .command('verify')
+  .description('check a bundle: structure, checksums, hashes, signature, trust, decryption')
+  .argument('<bundle>', '.swu to check')
+  .option('--trust <file>', 'PEM certificate(s) the device trusts (what SWUpdate gets with -k)')
+  .option('--aes-key <file>', 'AES key file to test-decrypt encrypted payloads (or $OTAPACK_AES_KEY)')
+  .addOption(new Option('--cert-purpose <purpose>', 'certificate purpose the device checks').choices(['emailProtection', 'codeSigning']).default('emailProtection'))
+  .option('--allow-unsigned', 'do not fail an unsigned bundle')
+  .option('--expiry-warning <days>', 'warn when a certificate expires within this many days', '90')
+  .option('--json', 'print the report as JSON on stdout')
+  .action(lazy('verify'));
+
+program.commands.forEach((c) => c.exitOverride());
+
+export async function main(argv: string[]): Promise<void> {
+  installSignalHandlers();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
+        process.exitCode = 0;
+        return;
+      }
+      process.exitCode = 2;
+      return;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,45 @@
+// The CLI edge: turns thrown errors into one line and an exit status, handles interruption.
+import { OtapackError, EXIT_CODES } from '../errors.js';
+import { cleanupNow, currentTask } from '../util/cleanup.js';
+import { red } from './output.js';
+
+let debug = false;
+export const setDebug = (v: boolean): void => void (debug = v);
+
+export function installSignalHandlers(): void {
+  const onSignal = (sig: NodeJS.Signals, code: number) => () => {
+    const removed = cleanupNow();
+    process.stderr.write(`\notapack: interrupted (${sig}) while ${currentTask()}; ${removed.length ? `removed ${removed.length} temporary file(s), ` : ''}previous outputs left as they were\n`);
+    process.exit(code);
+  };
+  process.on('SIGINT', onSignal('SIGINT', 130));
+  process.on('SIGTERM', onSignal('SIGTERM', 143));
+  process.on('SIGHUP', onSignal('SIGHUP', 129));
+  // A file-size limit (ulimit -f) must fail the write with EFBIG, not kill us mid-file.
+  process.on('SIGXFSZ', () => {});
+}
+
+export function reportError(e: unknown): number {
+  cleanupNow();
+  if (e instanceof OtapackError) {
+    process.stderr.write(`${red('otapack: error:')} ${e.message}\n`);
+    if (debug && e.cause) process.stderr.write(`${(e.cause as Error).stack ?? String(e.cause)}\n`);
+    if (debug) process.stderr.write(`${e.stack}\n`);
+    return EXIT_CODES[e.code];
+  }
+  const err = e as Error;
+  if ((err as { code?: string })?.code?.startsWith?.('commander.')) return 2;
+  process.stderr.write(`${red('otapack: internal error:')} ${err?.message ?? String(e)}${debug ? '' : ' (run with --debug for details)'}\n`);
+  if (debug) process.stderr.write(`${err?.stack ?? ''}\n`);
+  return EXIT_CODES.INTERNAL;
+}
+
+/** Runs a command action; sets the exit code from its result or its error. */
+export async function runAction(fn: () => Promise<number | void>): Promise<void> {
+  try {
+    const code = await fn();
+    process.exitCode = code ?? 0;
+  } catch (e) {
+    process.exitCode = reportError(e);
+  }
+}

@@ -1,0 +1,253 @@
+// Builds a .swu in one pass per payload.
+//
+// sw-description must be the first entry but holds every payload's sha256, which is known only
+// after the payload has been streamed. Its length, though, is known in advance (digests and
+// ivts are fixed-width), and so is the CMS signature's (RSA: exactly; ECDSA: a maximum). So the
+// writer reserves that prefix, streams each payload straight into its place after it, patches
+// each payload's cpio header once its size and byte sum are known, and finally writes
+// sw-description and its signature into the reserved space. If a signature comes out shorter
+// than reserved (possible with ECDSA or an external signer), the payload region is shifted once.
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { OtapackError } from '../errors.js';
+import { AtomicFile } from '../util/atomic-file.js';
+import { silentReporter, type Reporter } from '../util/reporter.js';
+import { compressor } from '../compress/index.js';
+import type { AesKey } from '../crypto/keys.js';
+import { aesCipherName } from '../crypto/keys.js';
+import { signCms, predictCmsSize } from '../crypto/cms.js';
+import type { Signer } from '../crypto/signer.js';
+import { encodeHeader, encodeTrailer, headerSpan, pad4, byteSum, MAX_ENTRY_SIZE, type CpioFormat } from './cpio.js';
+import { streamPayload } from './payload.js';
+import { writeAll } from './positional-writer.js';
+import { buildManifestTree, renderManifest, type StoredInfo } from './manifest-build.js';
+import { storedName, type ArtifactSpec, type BundleSpec } from './spec.js';
+
+export interface BuildOptions {
+  spec: BundleSpec;
+  output: string;
+  signer?: Signer;
+  aes?: AesKey;
+  /** cpio mtime for every entry (SOURCE_DATE_EPOCH); 0 by default. */
+  mtime?: number;
+  /** Derive each ivt from the AES key and the payload, so encrypted bundles are reproducible too. */
+  reproducible?: boolean;
+  signingTime?: Date;
+  reporter?: Reporter;
+}
+
+export interface BuiltEntry {
+  name: string;
+  size: number;
+  sha256: string;
+  compression: string;
+  encrypted: boolean;
+  source: string;
+  inputSize: number;
+}
+
+export interface BuildResult {
+  output: string;
+  size: number;
+  sha256: string;
+  manifest: string;
+  manifestFormat: 'libconfig' | 'json';
+  cpioFormat: CpioFormat;
+  signed: boolean;
+  signer?: string;
+  signatureAlgorithm?: string;
+  entries: BuiltEntry[];
+}
+
+interface Store {
+  name: string;
+  artifact: ArtifactSpec;
+  ivt?: Buffer;
+  inputSize: number;
+}
+
+const sourceLabel = (a: ArtifactSpec): string => (typeof a.source === 'string' ? a.source : a.source.label);
+
+async function sourceSize(a: ArtifactSpec): Promise<number> {
+  if (typeof a.source !== 'string') return a.source.size;
+  try {
+    const st = await stat(a.source);
+    if (st.isBlockDevice()) {
+      const fh = await open(a.source, 'r');
+      try { return (await fh.stat()).size; } finally { await fh.close(); }
+    }
+    return st.size;
+  } catch (e) {
+    throw new OtapackError('INPUT', `${a.source}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+}
+
+async function hashSource(a: ArtifactSpec): Promise<Buffer> {
+  const h = createHash('sha256');
+  const s = typeof a.source === 'string' ? createReadStream(a.source, { highWaterMark: 1 << 20 }) : a.source.open();
+  for await (const c of s) h.update(c as Buffer);
+  return h.digest();
+}
+
+/** Checks everything that can be checked before work starts. */
+async function planStores(o: BuildOptions): Promise<Store[]> {
+  const stores = new Map<string, Store>();
+  for (const a of o.spec.artifacts) {
+    const name = storedName(a);
+    if (stores.has(name)) continue;
+    if (a.encrypt && !o.aes) {
+      throw new OtapackError('KEY', `${sourceLabel(a)}: the spec asks for encryption but no AES key was given (--aes-key or $OTAPACK_AES_KEY)`);
+    }
+    const inputSize = await sourceSize(a);
+    if (a.compress === 'none' && inputSize + (a.encrypt ? 16 : 0) > MAX_ENTRY_SIZE) {
+      throw new OtapackError('LIMIT', `${sourceLabel(a)}: ${inputSize} bytes stored uncompressed exceed the cpio limit of 4 GiB per entry; set "compress: zstd" (or zlib)`);
+    }
+    stores.set(name, { name, artifact: a, inputSize });
+  }
+  return [...stores.values()];
+}
+
+export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
+  const reporter = o.reporter ?? silentReporter;
+  const format = o.spec.cpioFormat;
+  const mtime = o.mtime ?? 0;
+  const stores = await planStores(o);
+
+  // ivts: random per image, or derived from the key and the payload when asked to be reproducible
+  for (const s of stores) {
+    if (!s.artifact.encrypt) continue;
+    if (o.reproducible) {
+      const p = reporter.step(`hashing ${s.name} for its ivt`, s.inputSize);
+      const digest = await hashSource(s.artifact);
+      p.done();
+      s.ivt = createHmac('sha256', o.aes!.key).update('otapack-ivt-v1\0').update(s.name).update('\0').update(digest).digest().subarray(0, 16);
+    } else {
+      s.ivt = randomBytes(16);
+    }
+  }
+
+  const infoFor = (digests: Map<string, string>): Map<ArtifactSpec, StoredInfo> => {
+    const m = new Map<ArtifactSpec, StoredInfo>();
+    for (const a of o.spec.artifacts) {
+      const s = stores.find((x) => x.name === storedName(a))!;
+      m.set(a, { sha256: digests.get(s.name) ?? '0'.repeat(64), ivt: s.ivt?.toString('hex') });
+    }
+    return m;
+  };
+  const draft = Buffer.from(renderManifest(buildManifestTree(o.spec, infoFor(new Map())), o.spec.manifestFormat));
+  const signingTime = o.signingTime ?? (o.mtime ? new Date(o.mtime * 1000) : new Date());
+  const sigSize = o.signer ? predictCmsSize(draft, o.signer, signingTime) : 0;
+  const prefixSize = (n: number, s: number): number =>
+    headerSpan('sw-description') + n + pad4(n) + (o.signer ? headerSpan('sw-description.sig') + s + pad4(s) : 0);
+  const reserved = prefixSize(draft.length, sigSize);
+
+  const out = await AtomicFile.create(o.output);
+  try {
+    const fh = out.handle;
+    let pos = reserved;
+    const digests = new Map<string, string>();
+    const entries: BuiltEntry[] = [];
+    let ino = o.signer ? 3 : 2;
+    for (const s of stores) {
+      const a = s.artifact;
+      const headerPos = pos;
+      const dataPos = pos + headerSpan(s.name);
+      const codec = compressor(a.compress);
+      const job = codec.start(typeof a.source === 'string' ? { path: a.source } : { stream: a.source.open() }, a.level ?? codec.defaultLevel);
+      const progress = reporter.step(`${a.compress === 'none' ? 'storing' : 'compressing'} ${s.name}`, s.inputSize);
+      const timer = setInterval(() => progress.update(job.consumed()), 200);
+      let r;
+      try {
+        r = await streamPayload(job, fh, dataPos, {
+          name: sourceLabel(a),
+          encryption: a.encrypt ? { cipher: aesCipherName(o.aes!), key: o.aes!.key, iv: s.ivt! } : undefined,
+        });
+      } finally {
+        clearInterval(timer);
+        progress.done();
+      }
+      await writeAll(fh, encodeHeader(s.name, { size: r.size, check: r.check, ino: ino++, mtime }, format), headerSpan(s.name), headerPos);
+      const padding = pad4(r.size);
+      if (padding) await writeAll(fh, Buffer.alloc(padding), padding, dataPos + r.size);
+      pos = dataPos + r.size + padding;
+      digests.set(s.name, r.sha256);
+      entries.push({ name: s.name, size: r.size, sha256: r.sha256, compression: a.compress, encrypted: a.encrypt, source: sourceLabel(a), inputSize: s.inputSize });
+    }
+    const trailer = encodeTrailer(pos, format);
+    await writeAll(fh, trailer, trailer.length, pos);
+    const payloadEnd = pos;
+
+    const manifest = Buffer.from(renderManifest(buildManifestTree(o.spec, infoFor(digests)), o.spec.manifestFormat));
+    if (manifest.length !== draft.length) throw new OtapackError('INTERNAL', 'sw-description length changed after hashing');
+    let sig: Buffer | undefined;
+    if (o.signer) {
+      reporter.step('signing sw-description').done();
+      sig = await signCms(manifest, o.signer, signingTime);
+    }
+    const prefix = encodePrefix(manifest, sig, format, mtime);
+    if (prefix.length === reserved) {
+      await writeAll(fh, prefix, prefix.length, 0);
+    } else {
+      // the signature's length differs from the reservation: move the payload region once
+      await shiftPayloads(fh, reserved, payloadEnd, prefix.length);
+      await writeAll(fh, prefix, prefix.length, 0);
+      const t = encodeTrailer(payloadEnd - reserved + prefix.length, format);
+      await writeAll(fh, t, t.length, payloadEnd - reserved + prefix.length);
+      await fh.truncate(payloadEnd - reserved + prefix.length + t.length);
+    }
+    const size = (await fh.stat()).size;
+    const sha256 = await hashHandle(fh, size);
+    await out.commit();
+    return {
+      output: o.output,
+      size,
+      sha256,
+      manifest: manifest.toString('utf8'),
+      manifestFormat: o.spec.manifestFormat,
+      cpioFormat: format,
+      signed: !!o.signer,
+      signer: o.signer?.cert.subject,
+      signatureAlgorithm: o.signer ? { pkcs1: 'RSA PKCS#1 v1.5 / SHA-256', pss: 'RSA-PSS / SHA-256', ecdsa: 'ECDSA / SHA-256' }[o.signer.scheme] : undefined,
+      entries,
+    };
+  } catch (e) {
+    await out.abort();
+    throw e;
+  }
+}
+
+/** sw-description and (optionally) sw-description.sig entries, padded, as they start the archive. */
+export function encodePrefix(manifest: Buffer, sig: Buffer | undefined, format: CpioFormat, mtime: number): Buffer {
+  const parts = [
+    encodeHeader('sw-description', { size: manifest.length, check: byteSum(manifest), ino: 1, mtime }, format),
+    manifest,
+    Buffer.alloc(pad4(manifest.length)),
+  ];
+  if (sig) parts.push(encodeHeader('sw-description.sig', { size: sig.length, check: byteSum(sig), ino: 2, mtime }, format), sig, Buffer.alloc(pad4(sig.length)));
+  return Buffer.concat(parts);
+}
+
+/** Moves [from, end) to start at `to`, in chunks ordered so no byte is overwritten before it is read. */
+async function shiftPayloads(fh: FileHandle, from: number, end: number, to: number): Promise<void> {
+  const buf = Buffer.allocUnsafe(4 << 20);
+  const chunks: [number, number][] = [];
+  for (let p = from; p < end; p += buf.length) chunks.push([p, Math.min(buf.length, end - p)]);
+  if (to > from) chunks.reverse();
+  for (const [p, n] of chunks) {
+    const { bytesRead } = await fh.read(buf, 0, n, p);
+    await writeAll(fh, buf, bytesRead, p - from + to);
+  }
+}
+
+async function hashHandle(fh: FileHandle, size: number): Promise<string> {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(4 << 20);
+  for (let p = 0; p < size; ) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - p), p);
+    if (bytesRead === 0) break;
+    h.update(buf.subarray(0, bytesRead));
+    p += bytesRead;
+  }
+  return h.digest('hex');
+}

@@ -1,0 +1,52 @@
+// Buffered writes at explicit offsets of an output file, double-buffered so the next chunk is
+// prepared while the previous one is being written.
+import type { FileHandle } from 'node:fs/promises';
+
+const SIZE = 4 << 20;
+
+export class PositionalWriter {
+  private bufs = [Buffer.allocUnsafe(SIZE), Buffer.allocUnsafe(SIZE)];
+  private cur = 0;
+  private fill = 0;
+  private pending: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly fh: FileHandle, public position: number) {}
+
+  async write(chunk: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < chunk.length) {
+      const n = Math.min(SIZE - this.fill, chunk.length - off);
+      this.bufs[this.cur]!.set(chunk.subarray(off, off + n), this.fill);
+      this.fill += n;
+      off += n;
+      if (this.fill === SIZE) await this.flush();
+    }
+  }
+
+  private async flush(): Promise<void> {
+    if (this.fill === 0) return;
+    const buf = this.bufs[this.cur]!;
+    const len = this.fill;
+    const pos = this.position;
+    await this.pending; // the other buffer must be free before we fill it
+    this.pending = writeAll(this.fh, buf, len, pos);
+    this.position += len;
+    this.cur ^= 1;
+    this.fill = 0;
+  }
+
+  /** Writes out everything buffered; returns the position after the last byte. */
+  async finish(): Promise<number> {
+    await this.flush();
+    await this.pending;
+    return this.position;
+  }
+}
+
+export async function writeAll(fh: FileHandle, buf: Uint8Array, len: number, pos: number): Promise<void> {
+  let done = 0;
+  while (done < len) {
+    const { bytesWritten } = await fh.write(buf, done, len - done, pos + done);
+    done += bytesWritten;
+  }
+}

@@ -1,0 +1,40 @@
+// Process-wide cleanup registry: temp files to delete and child processes to stop when a run is
+// interrupted (SIGINT/SIGTERM) or fails. The CLI installs the signal handlers; library code only
+// registers what it creates, so an interrupted run never leaves a partial file behind.
+import { unlinkSync, rmSync } from 'node:fs';
+
+const tempPaths = new Set<string>();
+const tempDirs = new Set<string>();
+const children = new Set<{ kill(signal?: NodeJS.Signals): boolean }>();
+let task = 'otapack';
+
+export const registerTemp = (path: string): void => void tempPaths.add(path);
+export const unregisterTemp = (path: string): void => void tempPaths.delete(path);
+export const registerTempDir = (path: string): void => void tempDirs.add(path);
+export const unregisterTempDir = (path: string): void => void tempDirs.delete(path);
+export const registerChild = (c: { kill(signal?: NodeJS.Signals): boolean }): (() => void) => {
+  children.add(c);
+  return () => void children.delete(c);
+};
+
+/** What the run is doing now, named in the message printed on interruption. */
+export const setTask = (name: string): void => void (task = name);
+export const currentTask = (): string => task;
+
+/** Synchronous, so it can run inside a signal handler right before exit. Returns what it removed. */
+export function cleanupNow(): string[] {
+  for (const c of children) {
+    try { c.kill('SIGTERM'); } catch { /* already gone */ }
+  }
+  children.clear();
+  const removed: string[] = [];
+  for (const p of tempPaths) {
+    try { unlinkSync(p); removed.push(p); } catch { /* already gone */ }
+  }
+  tempPaths.clear();
+  for (const d of tempDirs) {
+    try { rmSync(d, { recursive: true, force: true }); removed.push(d); } catch { /* ignore */ }
+  }
+  tempDirs.clear();
+  return removed;
+}
