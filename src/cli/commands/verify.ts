@@ -1,0 +1,31 @@
+import { verifyBundle, type CheckStatus } from '../../swu/verify.js';
+import { loadAesKey, loadCertificates } from '../../crypto/keys.js';
+import type { CertPurpose } from '../../crypto/trust.js';
+import { formatBytes } from '../../util/units.js';
+import { cliReporter, printJson, say, bold, green, red, yellow, dim } from '../output.js';
+
+const LABEL: Record<CheckStatus, (s: string) => string> = {
+  pass: (s) => green(s), fail: (s) => red(s), warn: (s) => yellow(s), skip: (s) => dim(s),
+};
+
+export async function run(args: unknown[], o: Record<string, unknown>): Promise<number> {
+  const file = String(args[0]);
+  const trust = o.trust ? await loadCertificates(String(o.trust), undefined, 'trust file') : undefined;
+  const aes = await loadAesKey(o.aesKey as string | undefined);
+  const report = await verifyBundle(file, {
+    trust, trustOrigin: o.trust as string | undefined, aes, purpose: o.certPurpose as CertPurpose,
+    allowUnsigned: !!o.allowUnsigned, expiryWarningDays: Number(o.expiryWarning), reporter: cliReporter({ quiet: !!o.quiet }),
+  });
+  if (o.json) printJson(report);
+  if (!o.quiet || !report.ok) {
+    say(`${bold(file)}: ${formatBytes(report.size)}, ${report.entries.length} entries`);
+    for (const c of report.checks) {
+      if (o.quiet && c.status !== 'fail') continue;
+      say(`  ${LABEL[c.status](c.status.toUpperCase().padEnd(4))}  ${c.id.padEnd(10)} ${c.message}`);
+    }
+    const fails = report.checks.filter((c) => c.status === 'fail').length;
+    const warns = report.checks.filter((c) => c.status === 'warn').length;
+    say(report.ok ? green(`verified${warns ? ` (${warns} warning${warns > 1 ? 's' : ''})` : ''}`) : red(`FAILED: ${fails} check${fails > 1 ? 's' : ''} failed`));
+  }
+  return report.ok ? 0 : 1;
+}

@@ -1,0 +1,180 @@
+// Signing an existing bundle: the payloads are stream-copied untouched (never recompressed or
+// re-encrypted) while their sha256 and cpio sums are checked against sw-description, so a
+// bundle is only ever signed when its manifest really describes its contents. The signature is
+// made here, or made elsewhere over `otapack manifest` output and attached after checking it.
+import { createHash } from 'node:crypto';
+import { OtapackError } from '../errors.js';
+import { AtomicFile } from '../util/atomic-file.js';
+import { silentReporter, type Reporter } from '../util/reporter.js';
+import { CpioReader, safeName, type CpioEntry } from './cpio-reader.js';
+import { MAGIC_CRC, byteSum, encodeHeader, encodeTrailer, headerSpan, pad4, type CpioFormat } from './cpio.js';
+import { readManifest } from './manifest-read.js';
+import { encodePrefix } from './bundle.js';
+import { PositionalWriter, writeAll } from './positional-writer.js';
+import { signCms, parseCms, findSignerCert, verifySignerInfo, describeAlgorithm, CmsFormatError } from '../crypto/cms.js';
+import { validateChain } from '../crypto/trust.js';
+import { checkCertDates } from '../crypto/resolve-signer.js';
+import type { Signer } from '../crypto/signer.js';
+import type { CertInfo } from '../crypto/x509.js';
+
+interface Layout {
+  manifest: Buffer;
+  manifestEntry: CpioEntry;
+  oldSig?: CpioEntry;
+  payloads: CpioEntry[];
+  format: CpioFormat;
+}
+
+async function readLayout(reader: CpioReader): Promise<Layout> {
+  const entries: CpioEntry[] = [];
+  for await (const e of reader.entries()) entries.push(e);
+  const first = entries[0];
+  if (!first || first.name !== 'sw-description') {
+    throw new OtapackError('INPUT', `${reader.path}: first entry is "${safeName(first?.name ?? '')}", not sw-description: not a SWUpdate bundle`);
+  }
+  const names = new Set<string>();
+  for (const e of entries) {
+    if (names.has(e.name)) throw new OtapackError('INPUT', `${reader.path}: entry "${safeName(e.name)}" appears twice`);
+    if (e.name.includes('/') || e.name === '..' || e.name === '.') throw new OtapackError('INPUT', `${reader.path}: entry "${safeName(e.name)}" is not a bare file name`);
+    names.add(e.name);
+  }
+  const manifest = await reader.readEntry(first, 4 << 20);
+  if (first.header.magic === MAGIC_CRC && byteSum(manifest) !== first.header.check) {
+    throw new OtapackError('INPUT', `${reader.path}: sw-description fails its cpio checksum`);
+  }
+  const oldSig = entries.find((e) => e.name === 'sw-description.sig');
+  return {
+    manifest,
+    manifestEntry: first,
+    oldSig,
+    payloads: entries.filter((e) => e !== first && e !== oldSig),
+    format: first.header.magic === MAGIC_CRC ? 'crc' : 'newc',
+  };
+}
+
+/** The exact bytes of a bundle's sw-description: what a signature must cover. */
+export async function extractManifest(path: string): Promise<Buffer> {
+  const reader = await CpioReader.open(path);
+  try {
+    return (await readLayout(reader)).manifest;
+  } finally {
+    await reader.close();
+  }
+}
+
+export interface ResignOptions {
+  input: string;
+  output: string;
+  signer?: Signer;
+  /** A DER CMS signature made elsewhere over the manifest bytes. */
+  signature?: Buffer;
+  /** With `signature`: the certificate it must have been made with. */
+  expectCert?: CertInfo;
+  /** With `signature`: anchors it must chain to. */
+  trust?: CertInfo[];
+  expiryWarningDays?: number;
+  now?: Date;
+  reporter?: Reporter;
+}
+
+export interface ResignResult {
+  output: string;
+  size: number;
+  signer: string;
+  algorithm: string;
+  payloads: number;
+  replacedSignature: boolean;
+}
+
+/** Checks a signature made elsewhere before attaching it; throws a KEY error naming the problem. */
+export function checkDetachedSignature(sig: Buffer, manifest: Buffer, o: Pick<ResignOptions, 'expectCert' | 'trust' | 'now' | 'expiryWarningDays'> & { warn?: (m: string) => void }): { subject: string; algorithm: string } {
+  let cms;
+  try {
+    cms = parseCms(sig);
+  } catch (e) {
+    throw new OtapackError('KEY', `signature: not a DER CMS signature (${e instanceof CmsFormatError ? e.message : (e as Error).message}); make it with openssl cms -sign -binary -outform DER -nosmimecap`);
+  }
+  const si = cms.signers[0]!;
+  const cert = findSignerCert(cms, si);
+  if (!cert) throw new OtapackError('KEY', 'signature: the signer certificate is not embedded (do not use -nocerts)');
+  const bad = verifySignerInfo(si, cms.eContent ?? manifest, cert.x509.publicKey);
+  if (bad) throw new OtapackError('KEY', `signature does not match this bundle's sw-description: ${bad}`);
+  if (cms.eContent && !cms.eContent.equals(manifest)) throw new OtapackError('KEY', 'signature does not match this bundle\'s sw-description: it embeds other content');
+  if (o.expectCert && !o.expectCert.der.equals(cert.der)) {
+    const id = (c: CertInfo): string => `${c.subject}, SHA-256 fingerprint ${c.fingerprint.slice(0, 16)}…`;
+    throw new OtapackError('KEY', `signature was made with another certificate (${id(cert)}) than the one given with --cert (${id(o.expectCert)})`);
+  }
+  const now = o.now ?? new Date();
+  checkCertDates(cert, now, o.expiryWarningDays ?? 90, o.warn);
+  if (o.trust) {
+    const chain = validateChain(cert, cms.certificates, o.trust, 'emailProtection', now);
+    if (!chain.ok) throw new OtapackError('KEY', `signature by ${cert.subject} is not trusted: ${chain.problems.join('; ')}`);
+  }
+  return { subject: cert.subject, algorithm: describeAlgorithm(si) };
+}
+
+export async function resignBundle(o: ResignOptions): Promise<ResignResult> {
+  const reporter = o.reporter ?? silentReporter;
+  const reader = await CpioReader.open(o.input);
+  let out: AtomicFile | undefined;
+  try {
+    const layout = await readLayout(reader);
+    const manifest = readManifest(layout.manifest.toString('utf8'));
+    const digests = new Map<string, string>();
+    for (const r of manifest.refs) if (r.filename && typeof r.sha256 === 'string') digests.set(r.filename, r.sha256.toLowerCase());
+    for (const [name] of digests) {
+      if (!layout.payloads.some((p) => p.name === name)) throw new OtapackError('INPUT', `${o.input}: sw-description references "${safeName(name)}", which is not in the bundle`);
+    }
+
+    let sig: Buffer;
+    let who: { subject: string; algorithm: string };
+    if (o.signature) {
+      who = checkDetachedSignature(o.signature, layout.manifest, { ...o, warn: (m) => reporter.warn(m) });
+      sig = o.signature;
+    } else if (o.signer) {
+      sig = await signCms(layout.manifest, o.signer, o.now ?? new Date());
+      who = { subject: o.signer.cert.subject, algorithm: { pkcs1: 'RSA PKCS#1 v1.5 / SHA-256', pss: 'RSA-PSS / SHA-256', ecdsa: 'ECDSA / SHA-256' }[o.signer.scheme] };
+    } else {
+      throw new OtapackError('USAGE', 'no signer and no signature given');
+    }
+
+    out = await AtomicFile.create(o.output);
+    const mtime = layout.manifestEntry.header.mtime;
+    const prefix = encodePrefix(layout.manifest, sig, layout.format, mtime);
+    await writeAll(out.handle, prefix, prefix.length, 0);
+    let pos = prefix.length;
+    let ino = 3;
+    for (const e of layout.payloads) {
+      const hash = createHash('sha256');
+      let sum = 0;
+      const header = encodeHeader(e.name, { size: e.size, check: e.header.check, ino: ino++, mode: e.header.mode, mtime: e.header.mtime }, layout.format);
+      await writeAll(out.handle, header, header.length, pos);
+      const w = new PositionalWriter(out.handle, pos + headerSpan(e.name));
+      const progress = reporter.step(`copying ${safeName(e.name)}`, e.size);
+      await reader.readRange(e.dataOffset, e.size, async (chunk) => {
+        hash.update(chunk);
+        sum = byteSum(chunk, sum);
+        await w.write(chunk);
+        progress.update(w.position - pos);
+      });
+      progress.done();
+      pos = await w.finish();
+      const padding = pad4(e.size);
+      if (padding) await writeAll(out.handle, Buffer.alloc(padding), padding, pos);
+      pos += padding;
+      if (layout.format === 'crc' && sum !== e.header.check) throw new OtapackError('INPUT', `${o.input}: entry "${safeName(e.name)}" fails its cpio checksum; refusing to sign a corrupt bundle`);
+      const want = digests.get(e.name);
+      if (want && want !== hash.digest('hex')) throw new OtapackError('INPUT', `${o.input}: "${safeName(e.name)}" does not match its sha256 in sw-description; refusing to sign a corrupt bundle`);
+    }
+    const trailer = encodeTrailer(pos, layout.format);
+    await writeAll(out.handle, trailer, trailer.length, pos);
+    const size = pos + trailer.length;
+    await out.commit();
+    return { output: o.output, size, signer: who.subject, algorithm: who.algorithm, payloads: layout.payloads.length, replacedSignature: !!layout.oldSig };
+  } catch (e) {
+    await out?.abort();
+    throw e;
+  } finally {
+    await reader.close();
+  }
+}

@@ -1,0 +1,308 @@
+// Verifies a .swu the way the device will judge it, and more: structure, cpio sums, entry order,
+// references in both directions, sha256 of every stored payload, the CMS signature and its
+// chain under the client's rules, ivt well-formedness, and (with the AES key) that every
+// encrypted payload decrypts and decompresses. Headers are walked first (cheap); then each
+// payload's data is read exactly once, feeding hash, byte sum, decryption and decompression.
+import { createHash, createDecipheriv } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { OtapackError } from '../errors.js';
+import { silentReporter, type Reporter } from '../util/reporter.js';
+import { CpioReader, safeName, type CpioEntry } from './cpio-reader.js';
+import { MAGIC_CRC, byteSum } from './cpio.js';
+import { readManifest, ManifestError, type ParsedManifest, type ManifestRef } from './manifest-read.js';
+import { parseCms, findSignerCert, verifySignerInfo, describeAlgorithm, CmsFormatError } from '../crypto/cms.js';
+import { validateChain, daysLeft, type CertPurpose } from '../crypto/trust.js';
+import { aesCipherName, type AesKey } from '../crypto/keys.js';
+import type { CertInfo } from '../crypto/x509.js';
+import { decompressSink } from '../compress/decompress.js';
+import type { CompressionId } from '../compress/compressor.js';
+
+export type CheckStatus = 'pass' | 'fail' | 'warn' | 'skip';
+export interface Check {
+  id: string;
+  status: CheckStatus;
+  message: string;
+}
+
+export interface VerifyOptions {
+  trust?: CertInfo[];
+  trustOrigin?: string;
+  aes?: AesKey;
+  purpose?: CertPurpose;
+  allowUnsigned?: boolean;
+  now?: Date;
+  expiryWarningDays?: number;
+  reporter?: Reporter;
+}
+
+export interface VerifyReport {
+  file: string;
+  size: number;
+  ok: boolean;
+  format?: 'newc' | 'crc';
+  entries: { name: string; offset: number; size: number; sha256?: string; checksum?: string }[];
+  manifest?: { syntax: string; version?: string; description?: string; hardwareCompatibility?: string[]; sets: string[]; artifacts: { at: string; filename?: string; type?: string; device?: string; path?: string; compressed?: string | boolean; encrypted: boolean }[]; bootenv: Record<string, Record<string, string>> };
+  signature?: { signers: { subject: string; issuer: string; algorithm: string; signingTime?: string; notAfter: string; valid: boolean; trusted?: boolean; chain?: string[] }[] };
+  checks: Check[];
+}
+
+const MAX_MANIFEST = 4 << 20;
+const MAX_SIG = 1 << 20;
+const HEX64 = /^[0-9a-fA-F]{64}$/;
+const HEX32 = /^[0-9a-fA-F]{32}$/;
+
+export async function verifyBundle(path: string, o: VerifyOptions = {}): Promise<VerifyReport> {
+  const reporter = o.reporter ?? silentReporter;
+  const now = o.now ?? new Date();
+  const st = await stat(path).catch((e) => { throw new OtapackError('INPUT', `${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`); });
+  const report: VerifyReport = { file: path, size: st.size, ok: false, entries: [], checks: [] };
+  const add = (id: string, status: CheckStatus, message: string): void => void report.checks.push({ id, status, message });
+  const reader = await CpioReader.open(path);
+  try {
+    // ---- structure: walk every header
+    const entries: CpioEntry[] = [];
+    let structural: string | undefined;
+    try {
+      for await (const e of reader.entries()) {
+        entries.push(e);
+        if (entries.length > 100_000) throw new OtapackError('INPUT', `${path}: more than 100000 entries`);
+      }
+    } catch (e) {
+      if (!(e instanceof OtapackError)) throw e;
+      structural = e.message.replace(`${path}: `, '');
+    }
+    if (entries.length === 0 && structural) {
+      add('format', 'fail', structural);
+      return finish(report);
+    }
+    const magics = new Set(entries.map((e) => e.header.magic));
+    report.format = magics.has(MAGIC_CRC) ? 'crc' : 'newc';
+    if (structural) add('format', 'fail', structural);
+    else {
+      const endNotes = reader.end?.anomalies ?? [];
+      add('format', magics.size > 1 ? 'warn' : 'pass', `cpio ${[...magics].join('+')} (${report.format}), ${entries.length} entries${magics.size > 1 ? ', mixed header formats' : ''}`);
+      for (const n of endNotes) add('trailer', 'warn', n);
+    }
+    for (const e of entries) for (const a of e.anomalies) add('padding', 'warn', `entry "${safeName(e.name)}": ${a} (changes nothing installed)`);
+
+    // ---- names and order
+    const names = entries.map((e) => e.name);
+    const nameProblems: string[] = [];
+    const seen = new Set<string>();
+    for (const n of names) {
+      if (n === '' || n.includes('/') || n === '.' || n === '..') nameProblems.push(`"${safeName(n)}" is not a bare file name (the client looks entries up by bare name; extractors could write outside their folder)`);
+      if (seen.has(n)) nameProblems.push(`"${safeName(n)}" appears twice`);
+      seen.add(n);
+    }
+    add('names', nameProblems.length ? 'fail' : 'pass', nameProblems.length ? nameProblems.join('; ') : 'bare, unique entry names');
+    const hasSig = names.includes('sw-description.sig');
+    const orderProblems: string[] = [];
+    if (names[0] !== 'sw-description') orderProblems.push(`first entry is "${safeName(names[0] ?? '')}", must be sw-description`);
+    if (hasSig && names[1] !== 'sw-description.sig') orderProblems.push(`second entry is "${safeName(names[1] ?? '')}", must be sw-description.sig`);
+    add('order', orderProblems.length ? 'fail' : 'pass', orderProblems.length ? orderProblems.join('; ') : hasSig ? 'sw-description, then sw-description.sig' : 'sw-description first');
+
+    // ---- manifest
+    const mEntry = entries.find((e) => e.name === 'sw-description');
+    let manifestBytes: Buffer | undefined;
+    let manifest: ParsedManifest | undefined;
+    if (!mEntry) add('manifest', 'fail', 'no sw-description entry');
+    else {
+      try {
+        manifestBytes = await reader.readEntry(mEntry, MAX_MANIFEST);
+        manifest = readManifest(manifestBytes.toString('utf8'));
+        const problems: string[] = [];
+        if (!manifest.software) problems.push('no "software" group');
+        if (!manifest.hardwareCompatibility?.length) problems.push('no hardware-compatibility (SWUpdate requires it)');
+        if (!manifest.version) problems.push('no version');
+        if (manifest.refs.length === 0) problems.push('nothing to install');
+        const hw = manifest.hardwareCompatibility ?? [];
+        for (const h of hw) if (h.startsWith('#RE:')) { try { new RegExp(h.slice(4)); } catch { problems.push(`hardware-compatibility "${h}" is not a valid regular expression`); } }
+        report.manifest = {
+          syntax: manifest.syntax, version: manifest.version, description: manifest.description, hardwareCompatibility: manifest.hardwareCompatibility,
+          sets: manifest.sets.map((s) => s || '(top level)'), bootenv: manifest.bootenv,
+          artifacts: manifest.refs.map((r) => ({ at: r.at, filename: r.filename, type: r.type, device: r.device, path: r.path, compressed: r.compressed, encrypted: r.encrypted })),
+        };
+        add('manifest', problems.length ? 'fail' : 'pass', problems.length ? problems.join('; ') : `${manifest.syntax}, version ${manifest.version}, hardware ${hw.join(' ')}, install sets: ${report.manifest.sets.join(', ')}`);
+      } catch (e) {
+        add('manifest', 'fail', `sw-description: ${e instanceof ManifestError || e instanceof OtapackError ? e.message : (e as Error).message}`);
+      }
+    }
+
+    // ---- signature over the exact manifest bytes
+    const sEntry = entries.find((e) => e.name === 'sw-description.sig');
+    if (!sEntry) {
+      add('signature', o.allowUnsigned ? 'warn' : 'fail', 'bundle is unsigned: devices with signature checking refuse it');
+    } else if (manifestBytes) {
+      await checkSignature(await reader.readEntry(sEntry, MAX_SIG), manifestBytes, report, add, o, now);
+    }
+
+    // ---- references both ways, ivt form
+    const refs = manifest?.refs ?? [];
+    const stored = new Map(entries.filter((e) => e.name !== 'sw-description' && e.name !== 'sw-description.sig').map((e) => [e.name, e]));
+    const refProblems: string[] = [];
+    const ivtProblems: string[] = [];
+    const ivtWarnings: string[] = [];
+    const byFile = new Map<string, ManifestRef>();
+    for (const r of refs) {
+      if (!r.filename) { refProblems.push(`${r.at} has no filename`); continue; }
+      if (!stored.has(r.filename)) refProblems.push(`${r.at} references "${safeName(r.filename)}", which is not in the bundle`);
+      if (typeof r.sha256 !== 'string' || !HEX64.test(r.sha256)) refProblems.push(`${r.at} ("${safeName(r.filename)}") has no valid sha256 (the client refuses it)`);
+      if (r.compressed !== undefined && !['zlib', 'zstd', true, false].includes(r.compressed as string | boolean)) refProblems.push(`${r.at}: unknown compression ${JSON.stringify(r.compressed)}`);
+      if (r.encrypted) {
+        if (r.ivt === undefined) ivtWarnings.push(`${r.at}: no ivt, the key file IV is used`);
+        else if (typeof r.ivt !== 'string' || !HEX32.test(r.ivt)) ivtProblems.push(`${r.at}: ivt ${JSON.stringify(r.ivt).slice(0, 40)} is not 32 hex digits (the client silently ignores it and garbles the first 16 bytes)`);
+      }
+      const prev = byFile.get(r.filename);
+      if (prev && (prev.sha256 !== r.sha256 || prev.ivt !== r.ivt || prev.encrypted !== r.encrypted || prev.compressed !== r.compressed)) {
+        refProblems.push(`"${safeName(r.filename)}" is described differently at ${prev.at} and ${r.at}`);
+      }
+      if (!prev) byFile.set(r.filename, r);
+    }
+    for (const name of stored.keys()) if (manifest && !byFile.has(name)) refProblems.push(`entry "${safeName(name)}" is stored but not referenced by sw-description`);
+    if (manifest) add('references', refProblems.length ? 'fail' : 'pass', refProblems.length ? refProblems.join('; ') : `${byFile.size} stored payload(s), each referenced and present`);
+    if (refs.some((r) => r.encrypted)) {
+      add('ivt', ivtProblems.length ? 'fail' : ivtWarnings.length ? 'warn' : 'pass', [...ivtProblems, ...ivtWarnings].join('; ') || 'every encrypted payload has a well-formed ivt');
+    }
+
+    // ---- one pass over each entry's data
+    const hashProblems: string[] = [];
+    const sumProblems: string[] = [];
+    const decrypt: string[] = [];
+    const decryptFail: string[] = [];
+    let hashed = 0;
+    for (const e of entries) {
+      const ref = byFile.get(e.name);
+      const wantDecode = !!ref && (ref.encrypted ? !!o.aes : !!ref.compressed);
+      const progress = reporter.step(`checking ${safeName(e.name)}`, e.size);
+      const r = await readEntryData(reader, e, ref, wantDecode ? o.aes : undefined, (n) => progress.update(n));
+      progress.done();
+      report.entries.push({ name: e.name, offset: e.headerOffset, size: e.size, sha256: r.sha256, checksum: e.header.magic === MAGIC_CRC ? `0x${e.header.check.toString(16)}` : undefined });
+      if (e.header.magic === MAGIC_CRC && r.sum !== e.header.check) {
+        sumProblems.push(`"${safeName(e.name)}": header checksum 0x${e.header.check.toString(16)} but the data sums to 0x${r.sum.toString(16)} (the client refuses: "Checksum WRONG")`);
+      }
+      if (ref && typeof ref.sha256 === 'string' && HEX64.test(ref.sha256)) {
+        hashed++;
+        if (ref.sha256.toLowerCase() !== r.sha256) hashProblems.push(`"${safeName(e.name)}": sha256 ${r.sha256} does not match sw-description's ${ref.sha256.toLowerCase()}`);
+      }
+      if (r.decodeError) decryptFail.push(`"${safeName(e.name)}": ${r.decodeError}`);
+      else if (r.decodedSize !== undefined) decrypt.push(`${safeName(e.name)} -> ${r.decodedSize} bytes`);
+    }
+    if (report.format === 'crc') add('checksums', sumProblems.length ? 'fail' : 'pass', sumProblems.length ? sumProblems.join('; ') : `byte sums of ${entries.length} entries match their headers`);
+    if (manifest) add('hashes', hashProblems.length ? 'fail' : hashed ? 'pass' : 'skip', hashProblems.length ? hashProblems.join('; ') : `sha256 of ${hashed} payload(s) match`);
+    const anyEncrypted = refs.some((r) => r.encrypted);
+    const anyCompressed = refs.some((r) => r.compressed);
+    if (decryptFail.length) add('decode', 'fail', decryptFail.join('; '));
+    else if (decrypt.length) add('decode', 'pass', `${anyEncrypted && o.aes ? 'decrypted and ' : ''}decompressed: ${decrypt.join(', ')}`);
+    if (anyEncrypted && !o.aes) add('decode', 'skip', 'encrypted payloads not test-decrypted: no --aes-key given');
+    else if (!anyEncrypted && !anyCompressed && manifest) add('decode', 'skip', 'no compressed or encrypted payloads');
+  } finally {
+    await reader.close();
+  }
+  return finish(report);
+}
+
+function finish(r: VerifyReport): VerifyReport {
+  r.ok = r.checks.every((c) => c.status !== 'fail');
+  return r;
+}
+
+async function readEntryData(
+  reader: CpioReader, e: CpioEntry, ref: ManifestRef | undefined, aes: AesKey | undefined, onProgress: (n: number) => void,
+): Promise<{ sha256: string; sum: number; decodedSize?: number; decodeError?: string }> {
+  const hash = createHash('sha256');
+  let sum = 0;
+  let done = 0;
+  const comp: CompressionId = ref?.compressed === 'zstd' ? 'zstd' : ref?.compressed === 'zlib' || ref?.compressed === true ? 'zlib' : 'none';
+  const decode = ref && (ref.encrypted ? !!aes : comp !== 'none');
+  let decodeError: string | undefined;
+  let decipher: ReturnType<typeof createDecipheriv> | undefined;
+  const sink = decode ? decompressSink(comp) : undefined;
+  if (decode && ref!.encrypted) {
+    const iv = typeof ref!.ivt === 'string' && HEX32.test(ref!.ivt) ? Buffer.from(ref!.ivt, 'hex') : aes!.iv;
+    decipher = createDecipheriv(aesCipherName(aes!), aes!.key, iv);
+  }
+  const feed = async (b: Buffer): Promise<void> => {
+    if (!sink || decodeError) return;
+    try {
+      await sink.write(b);
+    } catch (err) {
+      decodeError = (err as Error).message;
+    }
+  };
+  await reader.readRange(e.dataOffset, e.size, async (chunk) => {
+    hash.update(chunk);
+    sum = byteSum(chunk, sum);
+    done += chunk.length;
+    onProgress(done);
+    if (sink) await feed(decipher ? decipher.update(chunk) : Buffer.from(chunk));
+  });
+  let decodedSize: number | undefined;
+  if (sink) {
+    if (decipher && !decodeError) {
+      try {
+        await feed(decipher.final());
+      } catch {
+        decodeError = 'AES decryption failed (bad padding): wrong AES key or ivt, or corrupt data';
+      }
+    }
+    try {
+      decodedSize = await sink.end();
+    } catch (err) {
+      decodeError ??= `${comp} data does not decompress${ref!.encrypted ? ' after decryption (wrong AES key?)' : ''}: ${(err as Error).message.split('\n')[0]}`;
+    }
+  }
+  return { sha256: hash.digest('hex'), sum, decodedSize: decodeError ? undefined : decodedSize, decodeError };
+}
+
+async function checkSignature(
+  sig: Buffer, manifest: Buffer, report: VerifyReport, add: (id: string, s: CheckStatus, m: string) => void, o: VerifyOptions, now: Date,
+): Promise<void> {
+  let cms;
+  try {
+    cms = parseCms(sig);
+  } catch (e) {
+    add('signature', 'fail', `sw-description.sig is not a DER CMS signature: ${e instanceof CmsFormatError ? e.message : (e as Error).message}`);
+    return;
+  }
+  const signers: NonNullable<VerifyReport['signature']>['signers'] = [];
+  const problems: string[] = [];
+  const trustProblems: string[] = [];
+  const warnings: string[] = [];
+  let anyTrusted = false;
+  let content = manifest;
+  if (cms.eContent && !cms.eContent.equals(manifest)) problems.push('the signature embeds content that differs from sw-description');
+  if (cms.eContent) content = cms.eContent;
+  for (const si of cms.signers) {
+    const cert = findSignerCert(cms, si);
+    if (!cert) { problems.push('signer certificate not embedded in the signature (the client needs it)'); continue; }
+    const bad = verifySignerInfo(si, content, cert.x509.publicKey);
+    if (bad) problems.push(`${cert.subject}: ${bad}`);
+    const entry: (typeof signers)[number] = {
+      subject: cert.subject, issuer: cert.issuer, algorithm: describeAlgorithm(si), signingTime: si.signingTime?.toISOString(),
+      notAfter: cert.notAfter.toISOString(), valid: !bad,
+    };
+    if (o.trust) {
+      const chain = validateChain(cert, cms.certificates, o.trust, o.purpose ?? 'emailProtection', now);
+      entry.trusted = chain.ok;
+      entry.chain = chain.chain.map((c) => c.subject);
+      if (chain.ok && !bad) anyTrusted = true;
+      trustProblems.push(...chain.problems);
+      for (const c of chain.chain) {
+        const left = daysLeft(c, now);
+        if (left >= 0 && left < (o.expiryWarningDays ?? 90)) warnings.push(`certificate ${c.subject} expires in ${left} days (${c.notAfter.toISOString().slice(0, 10)})`);
+      }
+    }
+    signers.push(entry);
+  }
+  report.signature = { signers };
+  const desc = signers.map((s) => `${s.subject} (${s.algorithm}${s.signingTime ? `, signed ${s.signingTime.slice(0, 10)}` : ''})`).join(', ');
+  add('signature', problems.length ? 'fail' : 'pass', problems.length ? problems.join('; ') : `valid CMS signature by ${desc}`);
+  if (!o.trust) {
+    add('trust', 'fail', `not checked: give --trust with the certificate(s) devices trust; the signer ${signers.map((s) => s.subject).join(', ')} is otherwise unproven`);
+  } else {
+    add('trust', anyTrusted ? 'pass' : 'fail', anyTrusted
+      ? `signer chains to ${o.trustOrigin ?? 'the trust file'} (purpose ${o.purpose ?? 'emailProtection'}): ${signers.find((s) => s.trusted)?.chain?.join(' <- ')}`
+      : [...new Set(trustProblems)].join('; ') || 'no signer is trusted');
+    for (const w of warnings) add('expiry', 'warn', w);
+  }
+}

@@ -1,0 +1,37 @@
+// Runs the built CLI (dist/) as a user would, capturing everything.
+import { execa } from 'execa';
+import { fileURLToPath } from 'node:url';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const BIN = join(ROOT, 'bin/otapack');
+
+export interface CliResult { code: number; stdout: string; stderr: string }
+
+export async function otapack(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string; input?: string } = {}): Promise<CliResult> {
+  const r = await execa(process.execPath, [BIN, ...args], {
+    reject: false,
+    env: { CI: 'true', NO_COLOR: '1', ...opts.env },
+    extendEnv: true,
+    cwd: opts.cwd,
+    input: opts.input,
+    timeout: 600_000,
+  });
+  return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+export function tmp(prefix = 'otapack-test-'): string {
+  return mkdtempSync(join(process.env.OTAPACK_TEST_TMP ?? tmpdir(), prefix));
+}
+
+/** Asserts the shape every failing command must have: one clear line, no stack trace. */
+export function expectCleanFailure(r: CliResult, code: number, pattern: RegExp): void {
+  const lines = r.stderr.trim().split('\n');
+  const msg = `exit ${r.code}, stderr:\n${r.stderr}`;
+  if (r.code !== code) throw new Error(`expected exit ${code}; ${msg}`);
+  if (!pattern.test(r.stderr)) throw new Error(`stderr does not match ${pattern}; ${msg}`);
+  if (/\n\s+at .+\(.+:\d+:\d+\)/.test(r.stderr) || /node:internal/.test(r.stderr)) throw new Error(`stack trace printed; ${msg}`);
+  if (lines.filter((l) => /error/i.test(l)).length !== 1) throw new Error(`expected exactly one error line; ${msg}`);
+}
