@@ -7,7 +7,7 @@ import {
   isSeq, isSet, isCtx, Type, Class, OID, fromBin, type Asn1,
 } from './asn1.js';
 import { parseCertificate, issuerAndSerialDer, type CertInfo } from './x509.js';
-import { PSS_SALT, type Signer } from './signer.js';
+import { PSS_SALT, schemeName, type Signer } from './signer.js';
 
 const HASH_OIDS: Record<string, string> = { [OID.sha256]: 'sha256', [OID.sha384]: 'sha384', [OID.sha512]: 'sha512', [OID.sha1]: 'sha1' };
 
@@ -221,7 +221,6 @@ export function verifySignerInfo(si: ParsedSignerInfo, content: Uint8Array, key:
 
 /** Signing-key type and signature algorithm in words, for reports. */
 export function describeAlgorithm(si: ParsedSignerInfo): string {
-  if (si.sigAlgOid === OID.rsassaPss) return `RSA-PSS/${pssSaltFromParams(si.sigAlgParams).hash}`;
-  if (si.sigAlgOid?.startsWith('1.2.840.10045')) return `ECDSA/${si.digestAlg}`;
-  return `RSA-PKCS#1v1.5/${si.digestAlg}`;
+  if (si.sigAlgOid === OID.rsassaPss) return schemeName('pss', pssSaltFromParams(si.sigAlgParams).hash);
+  return schemeName(si.sigAlgOid?.startsWith('1.2.840.10045') ? 'ecdsa' : 'pkcs1', si.digestAlg ?? '?');
 }

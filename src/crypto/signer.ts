@@ -5,6 +5,10 @@ import type { CertInfo } from './x509.js';
 
 export type SigScheme = 'pkcs1' | 'pss' | 'ecdsa';
 
+/** One spelling of each signature algorithm for every report. */
+export const schemeName = (scheme: SigScheme, hash = 'sha256'): string =>
+  `${{ pkcs1: 'RSA PKCS#1 v1.5', pss: 'RSA-PSS', ecdsa: 'ECDSA' }[scheme]} / ${hash.toUpperCase().replace('SHA', 'SHA-')}`;
+
 export interface Signer {
   readonly cert: CertInfo;
   /** Extra certificates to embed after the signer's (intermediates). */

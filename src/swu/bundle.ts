@@ -17,7 +17,7 @@ import { compressor } from '../compress/index.js';
 import type { AesKey } from '../crypto/keys.js';
 import { aesCipherName } from '../crypto/keys.js';
 import { signCms, predictCmsSize } from '../crypto/cms.js';
-import type { Signer } from '../crypto/signer.js';
+import { schemeName, type Signer } from '../crypto/signer.js';
 import { encodeHeader, encodeTrailer, headerSpan, pad4, byteSum, MAX_ENTRY_SIZE, type CpioFormat } from './cpio.js';
 import { streamPayload } from './payload.js';
 import { writeAll } from './positional-writer.js';
@@ -136,7 +136,8 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
     return m;
   };
   const draft = Buffer.from(renderManifest(buildManifestTree(o.spec, infoFor(new Map())), o.spec.manifestFormat));
-  const signingTime = o.signingTime ?? (o.mtime ? new Date(o.mtime * 1000) : new Date());
+  // a fixed signing time makes RSA PKCS#1 signatures reproducible; only when asked for
+  const signingTime = o.signingTime ?? (o.reproducible && o.mtime ? new Date(o.mtime * 1000) : new Date());
   const sigSize = o.signer ? predictCmsSize(draft, o.signer, signingTime) : 0;
   const prefixSize = (n: number, s: number): number =>
     headerSpan('sw-description') + n + pad4(n) + (o.signer ? headerSpan('sw-description.sig') + s + pad4(s) : 0);
@@ -208,7 +209,7 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
       cpioFormat: format,
       signed: !!o.signer,
       signer: o.signer?.cert.subject,
-      signatureAlgorithm: o.signer ? { pkcs1: 'RSA PKCS#1 v1.5 / SHA-256', pss: 'RSA-PSS / SHA-256', ecdsa: 'ECDSA / SHA-256' }[o.signer.scheme] : undefined,
+      signatureAlgorithm: o.signer ? schemeName(o.signer.scheme) : undefined,
       entries,
     };
   } catch (e) {

@@ -14,7 +14,7 @@ import { PositionalWriter, writeAll } from './positional-writer.js';
 import { signCms, parseCms, findSignerCert, verifySignerInfo, describeAlgorithm, CmsFormatError } from '../crypto/cms.js';
 import { validateChain } from '../crypto/trust.js';
 import { checkCertDates } from '../crypto/resolve-signer.js';
-import type { Signer } from '../crypto/signer.js';
+import { schemeName, type Signer } from '../crypto/signer.js';
 import type { CertInfo } from '../crypto/x509.js';
 
 interface Layout {
@@ -133,7 +133,7 @@ export async function resignBundle(o: ResignOptions): Promise<ResignResult> {
       sig = o.signature;
     } else if (o.signer) {
       sig = await signCms(layout.manifest, o.signer, o.now ?? new Date());
-      who = { subject: o.signer.cert.subject, algorithm: { pkcs1: 'RSA PKCS#1 v1.5 / SHA-256', pss: 'RSA-PSS / SHA-256', ecdsa: 'ECDSA / SHA-256' }[o.signer.scheme] };
+      who = { subject: o.signer.cert.subject, algorithm: schemeName(o.signer.scheme) };
     } else {
       throw new OtapackError('USAGE', 'no signer and no signature given');
     }
