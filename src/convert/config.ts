@@ -1,0 +1,152 @@
+// otapack.yaml: everything `convert` can be told. Every key is optional: the defaults detect the
+// layout and keep sizes sensible. Unknown keys and bad values are errors naming the key.
+import { dirname, resolve, isAbsolute } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { ConfigReader, type ConfigMap } from '../util/yaml-config.js';
+import { parseSize } from '../util/units.js';
+import { COMPRESSIONS, type CompressionId } from '../compress/compressor.js';
+import { OtapackError } from '../errors.js';
+
+export interface FileSpec { source: string; target: string; mode?: number; uid?: number; gid?: number }
+
+export interface ConvertConfig {
+  file?: string;
+  version: string;
+  hardware: { board: string; revision: string; compatible: string[] };
+  storage: {
+    device: string;
+    table: 'keep' | 'mbr' | 'gpt';
+    slotSize?: number;
+    dataSize?: number;
+    totalSize?: number;
+    bootSize: number;
+  };
+  bootloader: 'auto' | 'uboot' | 'grub';
+  bootlimit: number;
+  update: { compress: CompressionId; level?: number; encrypt: boolean; installAesKey: boolean; collection: string; certPurpose: 'emailProtection' | 'codeSigning' };
+  signing: { key?: string; cert?: string; chain?: string };
+  rootfs: { files: FileSpec[] };
+  data: { files: FileSpec[]; label: string };
+  hawkbit?: { url: string; tenant: string; targetName?: string; gatewayToken?: string; targetToken?: string; pollingInterval: number; caFile?: string };
+}
+
+export const DEFAULT_CONFIG: ConvertConfig = {
+  version: '1.0.0',
+  hardware: { board: 'otapack', revision: '1.0', compatible: ['1.0'] },
+  storage: { device: '/dev/mmcblk0', table: 'keep', bootSize: 32 << 20 },
+  bootloader: 'auto',
+  bootlimit: 3,
+  update: { compress: 'zstd', encrypt: false, installAesKey: false, collection: 'stable', certPurpose: 'emailProtection' },
+  signing: {},
+  rootfs: { files: [] },
+  data: { files: [], label: 'data' },
+};
+
+const TOP = ['version', 'hardware', 'storage', 'bootloader', 'bootlimit', 'update', 'signing', 'rootfs', 'data', 'hawkbit'] as const;
+const DEVICE = /^\/dev\/[A-Za-z0-9._/-]+$/;
+
+/** Partition device name: mmcblk0 → mmcblk0p2, nvme0n1 → nvme0n1p2, sda → sda2, vda → vda2. */
+export function partitionDevice(device: string, n: number): string {
+  return /\d$/.test(device) ? `${device}p${n}` : `${device}${n}`;
+}
+
+export async function loadConvertConfig(file: string | undefined): Promise<ConvertConfig> {
+  if (!file) return structuredClone(DEFAULT_CONFIG);
+  const { reader, data } = await ConfigReader.load(file);
+  return parseConvertConfig(reader, data, dirname(resolve(file)));
+}
+
+export async function parseConvertConfig(reader: ConfigReader, data: unknown, base: string): Promise<ConvertConfig> {
+  const c = structuredClone(DEFAULT_CONFIG);
+  c.file = reader.file;
+  const top = reader.map(data, [], TOP);
+  c.version = top.str('version', { pattern: /^[0-9A-Za-z][0-9A-Za-z.+~_-]{0,63}$/, hint: 'e.g. 1.0.0' }) ?? c.version;
+
+  const hw = top.sub('hardware', ['board', 'revision', 'compatible']);
+  c.hardware.board = hw.str('board', { pattern: /^[A-Za-z0-9._-]{1,64}$/, hint: 'letters, digits, . _ -' }) ?? c.hardware.board;
+  c.hardware.revision = hw.str('revision', { pattern: /^[\x21-\x7e]{1,64}$/, hint: 'no spaces' }) ?? c.hardware.revision;
+  c.hardware.compatible = hw.has('compatible') ? hw.strList('compatible') : [c.hardware.revision];
+  if (c.hardware.compatible.length === 0) throw hw.err('compatible', 'must list at least one revision');
+
+  const st = top.sub('storage', ['device', 'table', 'slot-size', 'data-size', 'total-size', 'boot-size']);
+  c.storage.device = st.str('device', { pattern: DEVICE, hint: 'a device such as /dev/mmcblk0, /dev/sda or /dev/nvme0n1' }) ?? c.storage.device;
+  if (/\d+p\d+$|[a-z]\d+$/.test(c.storage.device) && !/(mmcblk|nvme\d+n|loop)\d+$/.test(c.storage.device)) {
+    throw st.err('device', `"${c.storage.device}" looks like a partition; give the whole device (e.g. /dev/mmcblk0)`);
+  }
+  c.storage.table = st.oneOf('table', ['keep', 'mbr', 'gpt'] as const, 'keep');
+  const size = (k: string): number | undefined => {
+    if (!st.has(k)) return undefined;
+    try { return parseSize(st.raw(k), k); } catch (e) { throw st.err(k, (e as Error).message.replace(/^[^:]+: /, '')); }
+  };
+  c.storage.slotSize = size('slot-size');
+  c.storage.dataSize = size('data-size');
+  c.storage.totalSize = size('total-size');
+  c.storage.bootSize = size('boot-size') ?? c.storage.bootSize;
+  if (c.storage.dataSize !== undefined && c.storage.totalSize !== undefined) throw st.err('total-size', 'give data-size or total-size, not both');
+  if (c.storage.slotSize !== undefined && c.storage.slotSize < (8 << 20)) throw st.err('slot-size', 'must be at least 8M');
+  if (c.storage.dataSize !== undefined && c.storage.dataSize < (4 << 20)) throw st.err('data-size', 'must be at least 4M');
+  if (c.storage.bootSize < (4 << 20)) throw st.err('boot-size', 'must be at least 4M');
+
+  c.bootloader = top.oneOf('bootloader', ['auto', 'uboot', 'grub'] as const, 'auto');
+  c.bootlimit = top.int('bootlimit', { min: 1, max: 9 }) ?? c.bootlimit;
+
+  const up = top.sub('update', ['compress', 'compress-level', 'encrypt', 'install-aes-key', 'collection', 'cert-purpose']);
+  c.update.compress = up.oneOf('compress', COMPRESSIONS, 'zstd');
+  c.update.level = up.int('compress-level', { min: 1, max: 19 });
+  c.update.encrypt = up.bool('encrypt', false);
+  c.update.installAesKey = up.bool('install-aes-key', false);
+  if (c.update.installAesKey && !c.update.encrypt) throw up.err('install-aes-key', 'only makes sense with encrypt: true');
+  c.update.collection = up.str('collection', { pattern: /^[A-Za-z][-A-Za-z0-9_]*$/ }) ?? 'stable';
+  c.update.certPurpose = up.oneOf('cert-purpose', ['emailProtection', 'codeSigning'] as const, 'emailProtection');
+
+  const sg = top.sub('signing', ['key', 'cert', 'chain']);
+  const path = (m: ConfigMap, k: string): string | undefined => {
+    const v = m.str(k);
+    return v === undefined ? undefined : isAbsolute(v) ? v : resolve(base, v);
+  };
+  c.signing = { key: path(sg, 'key'), cert: path(sg, 'cert'), chain: path(sg, 'chain') };
+
+  const rf = top.sub('rootfs', ['files']);
+  c.rootfs.files = await fileList(rf, 'files', base);
+  const da = top.sub('data', ['files', 'label']);
+  c.data.files = await fileList(da, 'files', base);
+  c.data.label = da.str('label', { pattern: /^[A-Za-z0-9_-]{1,16}$/, hint: 'up to 16 letters, digits, _ -' }) ?? 'data';
+
+  if (top.has('hawkbit')) {
+    const hb = top.sub('hawkbit', ['url', 'tenant', 'target-name', 'gateway-token', 'target-token', 'polling-interval', 'ca-file']);
+    const url = hb.str('url', { required: true, pattern: /^https?:\/\/[^\s"]+$/, hint: 'http(s)://host[:port]' });
+    c.hawkbit = {
+      url,
+      tenant: hb.str('tenant', { pattern: /^[A-Za-z0-9_-]{1,64}$/ }) ?? 'DEFAULT',
+      targetName: hb.str('target-name', { pattern: /^[A-Za-z0-9._:-]{1,128}$/ }),
+      gatewayToken: hb.str('gateway-token', { pattern: /^[A-Za-z0-9._-]{1,256}$/ }),
+      targetToken: hb.str('target-token', { pattern: /^[A-Za-z0-9._-]{1,256}$/ }),
+      pollingInterval: hb.int('polling-interval', { min: 10, max: 86400 }) ?? 300,
+      caFile: hb.str('ca-file', { pattern: /^\/[^\s"]+$/, hint: 'an absolute path on the device' }),
+    };
+    if (c.hawkbit.gatewayToken && c.hawkbit.targetToken) throw hb.err('target-token', 'give gateway-token or target-token, not both');
+  }
+  return c;
+}
+
+async function fileList(m: ConfigMap, key: string, base: string): Promise<FileSpec[]> {
+  const out: FileSpec[] = [];
+  const list = m.list(key);
+  for (let i = 0; i < list.length; i++) {
+    const f = m.reader.map(list[i], [...m.path, key, i], ['source', 'target', 'mode', 'uid', 'gid']);
+    const src = f.str('source', { required: true });
+    const target = f.str('target', { required: true, pattern: /^\/[^\0]*$/, hint: 'an absolute path on the device' });
+    if (target.split('/').includes('..')) throw f.err('target', 'must not contain ".."');
+    const source = isAbsolute(src) ? src : resolve(base, src);
+    try {
+      const s = await stat(source);
+      if (!s.isFile() && !s.isDirectory()) throw f.err('source', `${src}: not a file or directory`);
+    } catch (e) {
+      if (e instanceof OtapackError) throw e;
+      throw f.err('source', `${src}: no such file or directory`);
+    }
+    const modeStr = f.str('mode', { pattern: /^0?[0-7]{3,4}$/, hint: 'octal, e.g. "0644"' });
+    out.push({ source, target, mode: modeStr ? parseInt(modeStr, 8) : undefined, uid: f.int('uid', { min: 0 }), gid: f.int('gid', { min: 0 }) });
+  }
+  return out;
+}
