@@ -3,13 +3,16 @@
 // file is read back on the host after each boot with mtools + decodeUbootEnv and fw_printenv -c.
 // Board steps are stubs that print a marker and power off, so no kernel is needed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeUbootEnv, encodeUbootEnv } from '../src/boot/uboot-env.js';
 import { encodeScriptImage } from '../src/boot/uboot-image.js';
 import { buildUbootAbScript, initialUbootAbEnv, parseAbMarkers, type UbootAbOptions } from '../src/boot/uboot-ab.js';
 import { bootUboot, buildDisk, deleteFatFile, DISK_ID, GPT_PART_GUID, readFatFile, writeFatFile, UBOOT_BIN, type BootRun, type Disk } from './helpers/boot-disk.js';
 import { makeTmp, saveArtifact, tool } from './helpers/boot-tools.js';
+import { FAKE_ARM64_KERNEL } from './helpers/boot-fake-kernel.js';
+import { ARMBIAN_CMD, ARMBIAN_ENV_TXT } from './helpers/boot-fixtures.js';
+import { patchBootScript, patchExtlinuxConf } from '../src/boot/board-script.js';
 
 const haveQemu = existsSync(UBOOT_BIN) && tool('sh', ['-c', 'command -v qemu-system-aarch64']).status === 0;
 const tmp = makeTmp('uboot-ab');
@@ -36,7 +39,7 @@ let seq = 0;
 async function boot(disk: Disk, name: string, expectPowerOff = true): Promise<BootRun> {
   const run = await bootUboot(disk, 60);
   timings.push(`${name}: ${run.ms} ms${run.timedOut ? ' (timed out)' : ''}`);
-  const ok = !run.timedOut && (!expectPowerOff || /poweroff \.\.\./.test(run.log));
+  const ok = !run.timedOut && (!expectPowerOff || /poweroff \.\.\.|FAKE-KERNEL/.test(run.log));
   if (!ok) saveArtifact(`boot-uboot-ab-qemu.${++seq}.${name}.log`, run.log);
   expect(run.timedOut, `${name} timed out; log saved in test-artifacts/`).toBe(false);
   return run;
@@ -177,5 +180,78 @@ describe.skipIf(!haveQemu)('U-Boot A/B with the board script inside the slot (Ar
     expect(r.log.lastIndexOf('slot-script-of-partition-3')).toBeLessThan(firstA);
     const env = decodeUbootEnv(readFatFile(disk, 1, 'uboot.env')!);
     expect(env).toEqual({ vars: { rootpart: '2', upgrade_available: '0', bootcount: '0', bootlimit: '2', ustate: '3' }, crcOk: true });
+  });
+});
+
+describe.skipIf(!haveQemu)('board steps reach the kernel (fake arm64 Image that prints its command line)', () => {
+  const cmdline = (log: string): string => /FAKE-KERNEL: cmdline: (.*)/.exec(log)?.[1]?.trim() ?? '';
+  let n = 0;
+  function disk(opts: UbootAbOptions, env: Record<string, string>, slot2: Record<string, Buffer | string>, slot3: Record<string, Buffer | string>): Disk {
+    const dir = join(tmp.dir, `kernel-${++n}`);
+    tool('mkdir', ['-p', dir]);
+    return buildDisk(dir, [
+      { fs: 'fat', sizeMiB: 8, files: { 'boot.scr': buildUbootAbScript(opts, { time }), 'uboot.env': encodeUbootEnv(env) } },
+      { fs: 'ext4', sizeMiB: 4, files: slot2 },
+      { fs: 'ext4', sizeMiB: 4, files: slot3 },
+    ]);
+  }
+
+  it('(b) patched Armbian boot.cmd inside slot B: armbianEnv.txt read from the slot, root= is the slot PARTUUID, not the shared UUID', async () => {
+    // QEMU adaptations only: Armbian load_addr (0x9000000) is outside QEMU virt RAM, and qemu_arm64
+    // defines no fdt_addr_r (its device tree sits at fdt_addr).
+    const qemuArmbian = ARMBIAN_CMD.replace('setenv load_addr "0x9000000"', 'setenv load_addr ${pxefile_addr_r}\nsetenv fdt_addr_r ${fdt_addr}');
+    const patched = patchBootScript(qemuArmbian, { oldRootPart: 1, name: 'boot.cmd' }).text;
+    const cpio = join(tmp.dir, 'initrd.cpio');
+    writeFileSync(cpio, Buffer.alloc(512, 0));
+    tool('mkimage', ['-A', 'arm64', '-O', 'linux', '-T', 'ramdisk', '-C', 'none', '-d', cpio, `${cpio}.uimg`], { env: { SOURCE_DATE_EPOCH: String(time) } });
+    const uInitrd = readFileSync(`${cpio}.uimg`);
+    const slot = (p: number): Record<string, Buffer | string> => ({
+      'boot/boot.scr': encodeScriptImage(patched, 'armbian', { time }),
+      'boot/boot.cmd': patched,
+      'boot/armbianEnv.txt': ARMBIAN_ENV_TXT,
+      'boot/Image': FAKE_ARM64_KERNEL,
+      'boot/uInitrd': uInitrd,
+      'etc/hostname': `slot${p}\n`,
+    });
+    const d = disk({ ...base, boardStep: { kind: 'slot-script' } }, { rootpart: '3', upgrade_available: '1', bootcount: '0', bootlimit: '3' }, slot(2), slot(3));
+    const r = await boot(d, 'armbian-slot-script');
+    expect(parseAbMarkers(r.log)).toEqual([{ slot: 'B', partition: 3, bootcount: '1', upgradeAvailable: '1' }]);
+    expect(r.log).toContain('FAKE-KERNEL: started by booti');
+    const c = cmdline(r.log);
+    expect(c.startsWith(`root=PARTUUID=${DISK_ID.slice(2)}-03 rootwait rootfstype=ext4 console=ttyS2,1500000`)).toBe(true);
+    // (ubootpart stays empty: the Armbian script only runs part uuid when devtype is mmc)
+    // negative twin: the rootdev from armbianEnv.txt (the same UUID in both slots) never reaches the kernel
+    expect(c).not.toContain('UUID=3f2a1c55');
+    expect(c).not.toContain('/dev/mmcblk0p1');
+  });
+
+  it('(c) extlinux.conf inside slot A: sysboot expands root=${otapack_root} in the append line', async () => {
+    const conf = patchExtlinuxConf('default linux\nlabel linux\n  kernel /boot/Image\n  append console=ttyAMA0 root=/dev/vda2 rootwait\n').text;
+    const slot = { 'boot/extlinux/extlinux.conf': conf, 'boot/Image': FAKE_ARM64_KERNEL };
+    const d = disk({ ...base, boardStep: { kind: 'extlinux', location: 'slot' } }, initialUbootAbEnv(base), slot, slot);
+    const r = await boot(d, 'extlinux-slot');
+    expect(parseAbMarkers(r.log)).toEqual([{ slot: 'A', partition: 2, bootcount: '0', upgradeAvailable: '0' }]);
+    expect(r.log).toContain('FAKE-KERNEL: started by booti');
+    expect(cmdline(r.log)).toBe(`root=PARTUUID=${DISK_ID.slice(2)}-02 rootwait`);
+  });
+
+  it('(d) generic kernel + raw initrd from slot B; a missing kernel in a trial resets and rolls back to A', async () => {
+    const step = { kind: 'kernel', kernel: '/boot/Image', initrd: '/boot/initrd.cpio.gz', bootargs: 'console=ttyAMA0 rootwait ro' } as const;
+    const withKernel = { 'boot/Image': FAKE_ARM64_KERNEL, 'boot/initrd.cpio.gz': Buffer.alloc(1000, 7) };
+    const d = disk({ ...base, bootlimit: 1, boardStep: step }, { rootpart: '3', upgrade_available: '1', bootcount: '0', bootlimit: '1' }, withKernel, withKernel);
+    const r = await boot(d, 'kernel-step');
+    expect(parseAbMarkers(r.log)).toEqual([{ slot: 'B', partition: 3, bootcount: '1', upgradeAvailable: '1' }]);
+    expect(r.log).toContain('otapack: kernel /boot/Image loaded');
+    expect(cmdline(r.log)).toBe(`root=PARTUUID=${DISK_ID.slice(2)}-03`);
+
+    // negative twin: slot B without a kernel fails its trial and is rolled back within one run
+    const d2 = disk({ ...base, bootlimit: 1, boardStep: step }, { rootpart: '3', upgrade_available: '1', bootcount: '0', bootlimit: '1' }, withKernel, { 'etc/hostname': 'empty\n' });
+    const r2 = await boot(d2, 'kernel-step-missing');
+    expect(parseAbMarkers(r2.log)).toEqual([
+      { slot: 'B', partition: 3, bootcount: '1', upgradeAvailable: '1' },
+      { slot: 'A', partition: 2, bootcount: '0', upgradeAvailable: '0' },
+    ]);
+    expect(r2.log).toContain('otapack: ERROR the board boot step for slot B returned without booting');
+    expect(cmdline(r2.log)).toBe(`root=PARTUUID=${DISK_ID.slice(2)}-02`);
   });
 });
