@@ -273,7 +273,7 @@ export function generateUbootAbScript(opts: UbootAbOptions): string {
   const envSize = `0x${r.envSize.toString(16)}`;
   const rootFallback = r.rootFallbackPrefix
     ? `  setenv otapack_root ${r.rootFallbackPrefix}\${rootpart}\n  echo otapack: using root=\${otapack_root} instead`
-    : '  echo otapack: WARNING the kernel gets an empty root= (no rootFallbackPrefix configured)';
+    : '  echo otapack: WARNING root= stays empty (no rootFallbackPrefix)';
   const onFailure = r.resetOnFailedTrial
     ? ['if test "${upgrade_available}" = "1"; then', '  echo otapack: resetting so the failed trial boot is counted', '  reset', 'fi'].join('\n')
     : '# resetOnFailedTrial is off: U-Boot continues with its next boot source';

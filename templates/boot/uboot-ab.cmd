@@ -60,7 +60,7 @@ if itest ${bootlimit} -gt 9; then
   setenv bootlimit @BOOTLIMIT@
 fi
 if test "${rootpart}" != "@SLOT_A@" -a "${rootpart}" != "@SLOT_B@"; then
-  echo otapack: WARNING rootpart=${rootpart} is neither partition @SLOT_A@ nor @SLOT_B@ - using slot A
+  echo otapack: WARNING rootpart=${rootpart} is not @SLOT_A@ or @SLOT_B@ - using slot A
   setenv rootpart @SLOT_A@
 fi
 
@@ -69,7 +69,7 @@ if test "${upgrade_available}" = "1"; then
   setexpr bootcount ${bootcount} + 1
   setenv otapack_dirty 1
   if itest ${bootcount} -gt ${bootlimit}; then
-    echo otapack: partition ${rootpart} failed ${bootlimit} trial boots - falling back to the other slot
+    echo otapack: partition ${rootpart} failed ${bootlimit} trial boots - falling back
     if test "${rootpart}" = "@SLOT_A@"; then setenv rootpart @SLOT_B@; else setenv rootpart @SLOT_A@; fi
     setenv upgrade_available 0
     setenv bootcount 0

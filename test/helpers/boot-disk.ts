@@ -118,3 +118,42 @@ export function bootUboot(disk: Disk, timeoutS = 60): Promise<BootRun> {
     });
   });
 }
+
+export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
+export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+export const GRUB_EFI_MODULES = '/usr/lib/grub/x86_64-efi';
+
+/** BOOTX64.EFI like Buildroot's: grub-mkimage with prefix /EFI/BOOT on the partition it starts from. */
+export function buildGrubEfi(dir: string): Buffer {
+  const out = join(dir, 'BOOTX64.EFI');
+  must('grub-mkimage', ['-O', 'x86_64-efi', '-d', GRUB_EFI_MODULES, '-p', '/EFI/BOOT', '-o', out,
+    'part_gpt', 'part_msdos', 'fat', 'ext2', 'normal', 'configfile', 'loadenv', 'test', 'echo', 'halt', 'reboot',
+    'probe', 'regexp', 'search', 'linux', 'sleep']);
+  return readFileSync(out);
+}
+
+/** Strips the EFI console's colour and cursor escape sequences. */
+export const plainConsole = (s: string): string => s.replace(/\x1b\[[0-9;?=]*[A-Za-z]/g, '').replace(/\r/g, '');
+
+/** Boots the disk under qemu-system-x86_64 + OVMF (fresh writable vars each run), bounded by timeoutS. */
+export function bootOvmf(disk: Disk, timeoutS = 90): Promise<BootRun> {
+  const vars = `${disk.img}.vars.fd`;
+  writeFileSync(vars, readFileSync(OVMF_VARS));
+  const args = [
+    '-k', '5', String(timeoutS), 'qemu-system-x86_64', '-M', 'q35', '-m', '256', '-nographic', '-monitor', 'none', '-serial', 'stdio',
+    '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,file=${vars}`,
+    '-nic', 'none', '-drive', `if=virtio,format=raw,file=${disk.img}`,
+  ];
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn('timeout', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    child.stderr.on('data', (c: Buffer) => chunks.push(c));
+    child.on('error', reject);
+    child.on('close', (status) => {
+      const log = plainConsole(Buffer.concat(chunks).toString('utf8'));
+      resolve({ log, ms: Date.now() - t0, timedOut: status === 124 || status === 137, status });
+    });
+  });
+}
