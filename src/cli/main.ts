@@ -95,6 +95,29 @@ program
   .option('--json', 'print the report as JSON on stdout')
   .action(lazy('verify'));
 
+signingOptions(
+  program
+    .command('convert')
+    .description('turn a disk image into an A/B disk, its bmap and a signed update bundle')
+    .argument('<image>', 'input disk image (.img, .img.gz, .img.xz, .img.zst)')
+    .requiredOption('-o, --output <dir>', 'output folder for <name>.img, .bmap, .swu, .json')
+    .option('-c, --config <file>', 'otapack.yaml'),
+)
+  .option('--trust <file>', 'certificate(s) devices will trust (default: the self-signed signing certificate or the root of --chain)')
+  .option('--aes-key <file>', 'AES key file for update.encrypt (or $OTAPACK_AES_KEY)')
+  .option('--unsigned', 'leave the bundle unsigned (to be signed later); devices still require signatures')
+  .option('--reproducible', 'derive ivts and the signing time from the inputs so outputs are byte-identical')
+  .option('--json', 'print the conversion report as JSON on stdout')
+  .action(lazy('convert'));
+
+program
+  .command('inspect')
+  .description('show the partition table, the detected layout and what convert would do; writes nothing')
+  .argument('<image>', 'disk image')
+  .option('-c, --config <file>', 'otapack.yaml')
+  .option('--json', 'print as JSON on stdout')
+  .action(lazy('inspect'));
+
 program.commands.forEach((c) => c.exitOverride());
 
 export async function main(argv: string[]): Promise<void> {

@@ -1,0 +1,31 @@
+import { convertImage } from '../../convert/convert.js';
+import { reportJson } from '../../convert/apply.js';
+import { formatBytes } from '../../util/units.js';
+import { cliReporter, printJson, say, bold } from '../output.js';
+import { sourceDateEpoch } from '../env.js';
+import { describeInput, describeOutput } from './plan-table.js';
+
+export async function run(args: unknown[], o: Record<string, unknown>): Promise<number> {
+  const t0 = Date.now();
+  const reporter = cliReporter({ quiet: !!o.quiet });
+  const r = await convertImage({
+    input: String(args[0]), config: o.config as string | undefined, outDir: String(o.output),
+    key: o.key as string | undefined, cert: o.cert as string | undefined, chain: o.chain as string | undefined,
+    trust: o.trust as string | undefined, aesKey: o.aesKey as string | undefined, pss: !!o.pss,
+    unsigned: !!o.unsigned, reproducible: !!o.reproducible, timestamp: sourceDateEpoch(), reporter,
+  });
+  if (o.json) printJson(reportJson(r));
+  if (!o.quiet) {
+    for (const l of describeInput(r.plan)) say(l);
+    for (const l of describeOutput(r.plan)) say(l);
+    say(`boot: ${r.boot.bootloader === 'uboot' ? 'U-Boot' : 'GRUB'} A/B logic on p${r.boot.bootPartition} (${r.boot.bootFiles.map((f) => f.path).join(', ')}), then ${r.boot.boardStep}; bootlimit ${r.boot.bootlimit}`);
+    for (const e of r.boot.edits) say(`  patched ${e.file} line ${e.line}: ${e.before}  =>  ${e.after}`);
+    say(`rootfs: ${formatBytes(r.rootfs.sizeBefore)} -> ${formatBytes(r.rootfs.sizeAfter)}, ${r.injected.length} device-side files installed in both slots`);
+    const out = r.outputs;
+    say(`${bold(out.image.path)}  ${formatBytes(out.image.size)} (${formatBytes(out.image.allocated)} allocated, sparse)`);
+    say(`${bold(out.bmap.path)}  ${formatBytes(out.bmap.mappedBytes)} mapped`);
+    say(`${bold(out.bundle.path)}  ${formatBytes(out.bundle.size)}, ${r.bundle.signed ? `signed by ${r.bundle.signer}` : 'UNSIGNED'}${r.bundle.entries[0]?.encrypted ? ', encrypted' : ''}`);
+    say(`${bold(out.report)}  in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  return 0;
+}

@@ -1,0 +1,292 @@
+// Carries out a conversion plan, rootless:
+//   raw boot loader bytes and kept partitions are copied sparse (holes stay holes);
+//   the rootfs is copied into slot A, checked, grown with resize2fs and given the device-side
+//   files with debugfs; the board's boot files are wrapped by the A/B boot logic (mtools);
+//   the data partition is made with mke2fs -d; the partition table is written;
+//   slot A is then read ONCE: the same bytes are written to slot B and streamed into the
+//   bundle (compress → encrypt → hash → cpio);
+//   the bmap maps exactly the blocks in use (ext4 bitmaps, FAT, raw areas, table sectors).
+// Outputs are built as temp files in the output folder and renamed together at the end.
+import { open, mkdir, mkdtemp, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { join, basename } from 'node:path';
+import { ioError } from '../errors.js';
+import { AtomicFile, writeFileAtomic, syncDir } from '../util/atomic-file.js';
+import { registerTempDir, unregisterTempDir } from '../util/cleanup.js';
+import { silentReporter, type Reporter } from '../util/reporter.js';
+import { copyRange } from '../disk/sparse-copy.js';
+import { writePartitionTable } from '../disk/table.js';
+import { computeBmap } from '../disk/bmap.js';
+import { probeExt4, fsck, resize, mkfs, readFile as readExt4, resolvePath, usedRanges } from '../fs/ext4.js';
+import { injectEntries, type FsEntry } from '../fs/ext4-inject.js';
+import { buildBundle, type BuildResult } from '../swu/bundle.js';
+import type { BundleSpec, ArtifactSpec } from '../swu/spec.js';
+import type { Signer } from '../crypto/signer.js';
+import type { AesKey } from '../crypto/keys.js';
+import type { ConvertConfig } from './config.js';
+import { byRole, type ConvertPlan, type PlannedPartition } from './plan.js';
+import { deviceFiles } from './device-files.js';
+import { wireBoot, type BootWiring } from './boot-wiring.js';
+
+export interface ApplyOptions {
+  plan: ConvertPlan;
+  cfg: ConvertConfig;
+  input: string; // raw image (already decompressed)
+  outDir: string;
+  signer?: Signer;
+  aes?: AesKey;
+  /** PEM text devices trust (installed as /etc/otapack/trust.pem). */
+  trustPem: string;
+  timestamp?: number;
+  reproducible?: boolean;
+  reporter?: Reporter;
+}
+
+export interface OutputFile { path: string; size: number; sha256: string }
+
+export interface ConvertResult {
+  plan: ConvertPlan;
+  version: string;
+  outputs: { image: OutputFile & { allocated: number }; bmap: OutputFile & { mappedBytes: number }; bundle: OutputFile; report: string };
+  bundle: BuildResult;
+  injected: { path: string; why: string; mode: string }[];
+  boot: BootWiring;
+  fstabChanges: string[];
+  rootfs: { blockSize: number; features: string[]; uuid: string; sizeBefore: number; sizeAfter: number; used: number };
+}
+
+export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
+  const { plan, cfg } = o;
+  const reporter = o.reporter ?? silentReporter;
+  const A = byRole(plan, 'rootfs-a')!;
+  const B = byRole(plan, 'rootfs-b')!;
+  const data = byRole(plan, 'data')!;
+  const names = { image: join(o.outDir, `${plan.name}.img`), bmap: join(o.outDir, `${plan.name}.bmap`), bundle: join(o.outDir, `${plan.name}.swu`), report: join(o.outDir, `${plan.name}.json`) };
+
+  await mkdir(o.outDir, { recursive: true }).catch((e) => { throw ioError('IO', o.outDir, e); });
+  const work = await mkdtemp(join(o.outDir, `.otapack-work-`)).catch((e) => { throw ioError('IO', `cannot write in ${o.outDir}`, e); });
+  registerTempDir(work);
+  const img = await AtomicFile.create(names.image);
+  let inFh: FileHandle | undefined;
+  try {
+    const out = img.handle;
+    await out.truncate(plan.imageSize);
+    inFh = await open(o.input, 'r');
+
+    // ---- 1. raw boot loader bytes and kept partitions, byte for byte
+    for (const r of plan.rawCopy) await copyRange(inFh, r.start, out, r.start, r.end - r.start);
+    for (const p of plan.partitions.filter((x) => x.role === 'keep' || (x.role === 'boot' && x.copyFrom))) {
+      const s = reporter.step(`copying partition ${p.number}`, p.size);
+      await copyRange(inFh, p.copyFrom!.start, out, p.start, p.copyFrom!.size, { onProgress: (d) => s.update(d) });
+      s.done();
+    }
+
+    // ---- 2. rootfs → slot A, checked and grown in place
+    const fsIn = plan.layout.rootFs;
+    const cp = reporter.step('copying the rootfs into slot A', fsIn.size);
+    await copyRange(inFh, A.copyFrom!.start, out, A.start, Math.min(fsIn.size, A.size), { onProgress: (d) => cp.update(d) });
+    cp.done();
+    await inFh.close();
+    inFh = undefined;
+    const imgPath = img.tempPath;
+    reporter.step('checking the rootfs (e2fsck)').done();
+    await fsck(imgPath, A.start, 'the rootfs', true);
+    if (fsIn.size !== A.size) {
+      reporter.step(`resizing the rootfs to ${A.size >> 20} MiB`).done();
+      await resize(imgPath, A.start, A.size, fsIn.blockSize, 'the rootfs');
+    }
+
+    // ---- 3. boot wiring (boot partition contents, board files patched in the rootfs)
+    const fstabPath = await resolvePath(imgPath, A.start, '/etc/fstab', 'the rootfs');
+    const fstab = fstabPath?.stat.type === 'file' ? (await readExt4(imgPath, A.start, fstabPath.path, 'the rootfs')).toString('utf8') : undefined;
+    const hasSystemd = !!(await resolvePath(imgPath, A.start, '/lib/systemd/systemd', 'the rootfs')) || !!(await resolvePath(imgPath, A.start, '/usr/lib/systemd/systemd', 'the rootfs'));
+    const dev = deviceFiles({ plan, cfg, fstab, trustPem: o.trustPem, aesKeyLine: o.aes ? `${o.aes.key.toString('hex')} ${o.aes.iv.toString('hex')}\n` : undefined, hasSystemd });
+    reporter.step('wiring the A/B boot logic').done();
+    const boot = await wireBoot({ plan, cfg, image: imgPath, envPath: dev.envPath, timestamp: o.timestamp, work });
+
+    // ---- 4. device-side files into slot A (B is cloned from it)
+    const entries: FsEntry[] = [
+      ...dev.files.map((f) => ({ path: f.path, kind: f.kind, data: f.data, target: f.target, mode: f.mode, source: f.source })),
+      ...boot.rootfsFiles,
+    ];
+    reporter.step('installing device-side files').done();
+    await injectEntries(imgPath, A.start, entries, { what: 'the rootfs', timestamp: o.timestamp });
+    await fsck(imgPath, A.start, 'the converted rootfs', false);
+    const fsOut = (await probeExt4(imgPath, A.start))!;
+
+    // ---- 5. data partition
+    const seed = join(work, 'data-seed');
+    await mkdir(seed, { recursive: true });
+    const seedEntries: FsEntry[] = cfg.data.files.map((f) => ({ path: f.target, kind: 'file', source: f.source, mode: f.mode ?? 0o644 }));
+    reporter.step('creating the data partition').done();
+    await mkfs(imgPath, data.start, data.size, { label: cfg.data.label, uuid: plan.table === 'gpt' ? data.uuid : undefined, timestamp: o.timestamp });
+    if (seedEntries.length) await injectEntries(imgPath, data.start, seedEntries, { what: 'the data partition', timestamp: o.timestamp });
+
+    // ---- 6. partition table
+    const bootCode = await readBootCode(o.input, plan);
+    await writePartitionTable(out, {
+      kind: plan.table, diskId: plan.diskId, imageSize: plan.imageSize, bootCode,
+      partitions: plan.partitions.map((p) => ({ start: p.start, size: p.size, type: p.type, name: p.name, bootable: p.bootable, uuid: p.uuid })),
+    });
+
+    // ---- 7. slot A read once: written to slot B and streamed into the bundle
+    const bundle = await buildSlotBundle(o, img, A, B, join(work, basename(names.bundle)), reporter);
+
+    // ---- 8. bmap: exactly the blocks that matter
+    const mapped: [number, number][] = [];
+    mapped.push([0, plan.table === 'gpt' ? 34 * 512 : 512]);
+    if (plan.table === 'gpt') mapped.push([plan.imageSize - 33 * 512, plan.imageSize]);
+    for (const r of plan.rawCopy) mapped.push([r.start, r.end]);
+    const slotUsed = await usedRanges(imgPath, A.start, fsOut);
+    for (const [a, b] of slotUsed) mapped.push([A.start + a, A.start + b], [B.start + a, B.start + b]);
+    const dataInfo = (await probeExt4(imgPath, data.start))!;
+    for (const [a, b] of await usedRanges(imgPath, data.start, dataInfo)) mapped.push([data.start + a, data.start + b]);
+    for (const p of plan.partitions.filter((x) => x.role === 'keep' || x.role === 'boot')) mapped.push([p.start, p.start + p.size]);
+    const bm = reporter.step('computing the bmap', 0);
+    const bmap = await computeBmap(out, plan.imageSize, mapped, { copies: [{ from: A.start, to: B.start, length: A.size }] });
+    bm.done();
+
+    // ---- 9. outputs and report
+    const imageSha = await hashFile(out, plan.imageSize, reporter);
+    await out.sync();
+    const allocated = (await out.stat()).blocks * 512;
+    const bmapTmp = join(work, basename(names.bmap));
+    await writeFile(bmapTmp, bmap.xml);
+    const result: ConvertResult = {
+      plan,
+      version: cfg.version,
+      outputs: {
+        image: { path: names.image, size: plan.imageSize, sha256: imageSha, allocated },
+        bmap: { path: names.bmap, size: Buffer.byteLength(bmap.xml), sha256: createHash('sha256').update(bmap.xml).digest('hex'), mappedBytes: bmap.mappedBytes },
+        bundle: { path: names.bundle, size: bundle.size, sha256: bundle.sha256 },
+        report: names.report,
+      },
+      bundle,
+      injected: [...dev.files.map((f) => ({ path: f.path, why: f.why, mode: f.kind === 'symlink' ? `-> ${f.target}` : `0${f.mode.toString(8)}` })), ...boot.rootfsFiles.map((f) => ({ path: f.path, why: 'board boot files patched to boot the running slot', mode: `0${f.mode.toString(8)}` }))],
+      boot,
+      fstabChanges: dev.fstabChanges,
+      rootfs: { blockSize: fsOut.blockSize, features: fsOut.features, uuid: fsOut.uuid, sizeBefore: fsIn.size, sizeAfter: fsOut.size, used: (fsOut.blocks - fsOut.freeBlocks) * fsOut.blockSize },
+    };
+    // commit: image, bmap, bundle, then the report that describes them
+    await img.commit();
+    await renameInto(bmapTmp, names.bmap);
+    await renameInto(join(work, basename(names.bundle)), names.bundle);
+    await writeFileAtomic(names.report, JSON.stringify(reportJson(result), null, 2) + '\n');
+    syncDir(o.outDir);
+    return result;
+  } catch (e) {
+    await img.abort();
+    throw e;
+  } finally {
+    await inFh?.close().catch(() => {});
+    await rm(work, { recursive: true, force: true });
+    unregisterTempDir(work);
+  }
+}
+
+async function renameInto(from: string, to: string): Promise<void> {
+  const { rename } = await import('node:fs/promises');
+  try {
+    await rename(from, to);
+  } catch (e) {
+    throw ioError('IO', `cannot write ${to}`, e);
+  }
+}
+
+async function readBootCode(input: string, plan: ConvertPlan): Promise<Buffer | undefined> {
+  if (plan.table !== 'mbr') return undefined;
+  const fh = await open(input, 'r');
+  try {
+    const b = Buffer.alloc(440);
+    await fh.read(b, 0, 440, 0);
+    return b;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedPartition, B: PlannedPartition, output: string, reporter: Reporter): Promise<BuildResult> {
+  const { cfg } = o;
+  let copy: Promise<unknown> | undefined;
+  const source = {
+    label: 'rootfs.ext4',
+    size: A.size,
+    open() {
+      const pass = new PassThrough({ highWaterMark: 4 << 20 });
+      const progress = reporter.step('slot A -> slot B + bundle', A.size);
+      copy = copyRange(img.handle, A.start, img.handle, B.start, A.size, {
+        onChunk: async (chunk) => {
+          if (!pass.write(Buffer.from(chunk))) await new Promise((r) => pass.once('drain', r));
+        },
+        onProgress: (d) => progress.update(d),
+      }).then(
+        () => { progress.done(); pass.end(); },
+        (e) => { pass.destroy(e as Error); throw e; },
+      );
+      copy.catch(() => {});
+      return pass;
+    },
+  };
+  const env = (p: PlannedPartition): Record<string, string> => ({ rootpart: String(p.number), upgrade_available: '1', bootcount: '0' });
+  const artifact: ArtifactSpec = {
+    kind: 'images', source, type: 'raw', compress: cfg.update.compress, level: cfg.update.level, encrypt: cfg.update.encrypt,
+    installedDirectly: false, installIfDifferent: false, installIfHigher: false, preserveAttributes: false, properties: {},
+  };
+  const spec: BundleSpec = {
+    file: cfg.file ?? 'otapack convert',
+    version: cfg.version,
+    description: `${o.plan.name} rootfs ${cfg.version}`,
+    hardwareCompatibility: cfg.hardware.compatible,
+    collection: cfg.update.collection,
+    slots: [{ name: 'copy1', device: A.device, bootenv: env(A) }, { name: 'copy2', device: B.device, bootenv: env(B) }],
+    bootenv: {},
+    artifacts: [artifact],
+    manifestFormat: 'libconfig',
+    cpioFormat: 'crc',
+  };
+  const r = await buildBundle({ spec, output, signer: o.signer, aes: o.aes, mtime: o.timestamp, reproducible: o.reproducible, reporter });
+  await copy;
+  return r;
+}
+
+async function hashFile(fh: FileHandle, size: number, reporter: Reporter): Promise<string> {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(8 << 20);
+  const p = reporter.step('hashing the disk image', size);
+  for (let pos = 0; pos < size; ) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+    if (!bytesRead) break;
+    h.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
+    p.update(pos);
+  }
+  p.done();
+  return h.digest('hex');
+}
+
+export function reportJson(r: ConvertResult): unknown {
+  const { plan } = r;
+  const L = plan.layout;
+  return {
+    schema: 'otapack.convert/1',
+    input: {
+      path: L.image, layout: L.kind, table: L.table.kind, diskId: L.table.diskId, size: L.table.imageSize,
+      bootloader: L.bootloader, board: L.board, rootSpec: L.rootSpec ?? null,
+      partitions: L.table.partitions.map((p) => ({ number: p.number, start: p.start, size: p.size, type: p.type, typeName: p.typeName, name: p.name ?? null, partuuid: p.partuuid })),
+      rootPartition: L.root.number, bootPartition: L.boot?.number ?? null, rawBootloader: L.rawBootloader,
+    },
+    output: {
+      table: plan.table, diskId: plan.diskId, size: plan.imageSize, device: plan.device,
+      partitions: plan.partitions.map((p) => ({ number: p.number, role: p.role, start: p.start, size: p.size, end: p.start + p.size, type: p.type, typeName: p.typeName, name: p.name ?? null, partuuid: p.partuuid, device: p.device, bootable: p.bootable, fs: p.fs })),
+    },
+    filesystems: { rootfs: r.rootfs },
+    boot: r.boot,
+    fstab: r.fstabChanges,
+    injected: r.injected,
+    bundle: { version: r.version, signed: r.bundle.signed, signer: r.bundle.signer ?? null, signatureAlgorithm: r.bundle.signatureAlgorithm ?? null, entries: r.bundle.entries, manifest: r.bundle.manifest },
+    outputs: r.outputs,
+    warnings: plan.warnings,
+  };
+}
+

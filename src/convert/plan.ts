@@ -1,0 +1,170 @@
+// The conversion plan: pure data computed from the detected input and the config, printed by
+// `otapack inspect` and carried out by apply. Nothing here touches a file.
+import { basename } from 'node:path';
+import { OtapackError } from '../errors.js';
+import { guidFromSeed } from '../disk/guid.js';
+import { GPT_TYPES, MBR_TYPES, isEspType, isFatType, type Partition } from '../disk/table.js';
+import { partitionDevice, type ConvertConfig } from './config.js';
+import type { DetectedLayout } from './detect.js';
+
+export type Role = 'keep' | 'boot' | 'rootfs-a' | 'rootfs-b' | 'data';
+
+export interface PlannedPartition {
+  number: number;
+  role: Role;
+  start: number;
+  size: number;
+  type: string;
+  typeName: string;
+  name?: string;
+  bootable: boolean;
+  /** GPT unique GUID (MBR: none; the PARTUUID derives from the disk signature). */
+  uuid?: string;
+  partuuid: string;
+  device: string;
+  /** Where its bytes come from in the input (kept partitions and the rootfs). */
+  copyFrom?: { start: number; size: number };
+  fs: 'vfat' | 'ext4' | 'raw';
+  /** Input partition this one replaces or keeps. */
+  inputNumber?: number;
+}
+
+export interface ConvertPlan {
+  name: string;
+  layout: DetectedLayout;
+  table: 'mbr' | 'gpt';
+  diskId: string;
+  imageSize: number;
+  partitions: PlannedPartition[];
+  /** Input head bytes copied verbatim (raw boot loaders); the table's own sectors are rewritten. */
+  rawCopy: { start: number; end: number }[];
+  bootloader: 'uboot' | 'grub';
+  slotSize: number;
+  dataSize: number;
+  device: string;
+  /** The boot partition holds the boot script/grub.cfg and the A/B state. */
+  createBootPartition: boolean;
+  warnings: string[];
+}
+
+const MiB = 1 << 20;
+const ALIGN = 4 * MiB;
+const alignUp = (n: number, a: number): number => Math.ceil(n / a) * a;
+const MBR_MAX = 2 ** 32 * 512;
+
+export function outputName(input: string): string {
+  return basename(input).replace(/\.(img|raw|bin|sdimg|wic)?(\.(gz|xz|zst|zstd))?$/i, '') || 'image';
+}
+
+export function planConversion(layout: DetectedLayout, cfg: ConvertConfig, inputPath = layout.image): ConvertPlan {
+  const warnings = [...layout.notes];
+  const name = outputName(inputPath);
+  const table = cfg.storage.table === 'keep' ? layout.table.kind : cfg.storage.table;
+  if (cfg.bootloader !== 'auto' && cfg.bootloader !== layout.bootloader) {
+    throw new OtapackError('CONFIG', `${cfg.file ?? 'config'}: bootloader: ${cfg.bootloader} was asked for, but this image boots with ${layout.bootloader === 'uboot' ? 'U-Boot' : 'GRUB'} (${layout.board.kind} ${'path' in layout.board ? layout.board.path : ''})`);
+  }
+  const seed = (role: string): string => guidFromSeed(`otapack:${name}:${layout.table.diskId}:${role}`);
+  const diskId = table === layout.table.kind
+    ? layout.table.diskId
+    : table === 'gpt' ? seed('disk') : seed('disk').replace(/-/g, '').slice(0, 8);
+  const device = cfg.storage.device;
+
+  // ---- sizes
+  const fs = layout.rootFs;
+  const used = (fs.blocks - fs.freeBlocks) * fs.blockSize;
+  const slotSize = alignUp(cfg.storage.slotSize ?? Math.max(layout.root.size, fs.size, Math.ceil(used * 1.3)), MiB);
+  if (used * 1.05 + 8 * MiB > slotSize) {
+    throw new OtapackError('CONFIG', `${cfg.file ?? 'config'}: storage.slot-size ${fmt(slotSize)} is too small for the rootfs, which uses ${fmt(used)} (needs at least ${fmt(alignUp(used * 1.05 + 8 * MiB, MiB))})`);
+  }
+  if (slotSize < fs.size && cfg.storage.slotSize !== undefined) warnings.push(`the rootfs (${fmt(fs.size)}) is shrunk to the slot size ${fmt(slotSize)}`);
+
+  // ---- layout: everything before the rootfs stays where it is
+  const headEnd = Math.min(...layout.table.partitions.map((p) => p.start));
+  const rawEnd = Math.max(headEnd, ...layout.rawBootloader.map((r) => r.end));
+  const kept: PlannedPartition[] = [];
+  let number = 1;
+  const before = layout.table.partitions.filter((p) => p !== layout.root && p.typeName !== 'extended' && p.start < layout.root.start);
+  for (const p of before) {
+    const isBoot = p === layout.boot;
+    kept.push(keep(p, isBoot ? 'boot' : 'keep', table, device));
+    number = Math.max(number, p.number + 1);
+  }
+  const createBootPartition = !layout.boot && layout.bootloader === 'uboot';
+  let cursor = Math.max(rawEnd, ...kept.map((k) => k.start + k.size));
+  const parts: PlannedPartition[] = [...kept];
+  const add = (role: Role, size: number, type: string, typeName: string, pname: string, align: number, fsKind: PlannedPartition['fs'], extra: Partial<PlannedPartition> = {}): PlannedPartition => {
+    const start = alignUp(cursor, align);
+    const p: PlannedPartition = {
+      number: number++, role, start, size, type: typeFor(type, table), typeName, name: table === 'gpt' ? pname : undefined,
+      bootable: role === 'boot', uuid: table === 'gpt' ? seed(role) : undefined, partuuid: '', device: '', fs: fsKind, ...extra,
+    };
+    cursor = start + size;
+    parts.push(p);
+    return p;
+  };
+  if (createBootPartition) {
+    add('boot', alignUp(cfg.storage.bootSize, MiB), 'fat', 'fat', 'boot', MiB, 'vfat');
+  }
+  const rootType = layout.table.kind === table ? layout.root.type : 'linux';
+  add('rootfs-a', slotSize, rootType, 'linux', 'rootfs-a', ALIGN, 'ext4', { copyFrom: { start: layout.root.start, size: layout.root.size }, inputNumber: layout.root.number });
+  add('rootfs-b', slotSize, rootType, 'linux', 'rootfs-b', ALIGN, 'ext4');
+  const dataStart = alignUp(cursor, ALIGN);
+  const tail = table === 'gpt' ? 34 * 512 : 0;
+  let dataSize: number;
+  if (cfg.storage.totalSize !== undefined) {
+    dataSize = Math.floor((cfg.storage.totalSize - tail - dataStart) / MiB) * MiB;
+    if (dataSize < 4 * MiB) {
+      throw new OtapackError('CONFIG', `${cfg.file ?? 'config'}: storage.total-size ${fmt(cfg.storage.totalSize)} is too small: boot, two ${fmt(slotSize)} slots and a data partition need at least ${fmt(dataStart + 4 * MiB + tail)}`);
+    }
+  } else {
+    dataSize = alignUp(cfg.storage.dataSize ?? 128 * MiB, MiB);
+  }
+  add('data', dataSize, 'linux', 'linux', cfg.data.label, ALIGN, 'ext4');
+  const imageSize = cfg.storage.totalSize ?? alignUp(cursor + tail, MiB);
+
+  // ---- checks the table format imposes
+  if (table === 'mbr') {
+    if (parts.length > 4) {
+      throw new OtapackError('LIMIT', `${layout.image}: ${parts.length} partitions are needed (${parts.map((p) => p.role).join(', ')}) but an MBR holds 4 primary partitions; set storage.table: gpt`);
+    }
+    if (imageSize > MBR_MAX) throw new OtapackError('LIMIT', `${fmt(imageSize)} disk exceeds the 2 TiB an MBR can address; set storage.table: gpt`);
+  }
+  if (table === 'gpt' && layout.table.kind === 'mbr') {
+    const clash = layout.rawBootloader.find((r) => r.start < 34 * 512);
+    if (clash) throw new OtapackError('CONFIG', `${layout.image}: raw boot loader bytes at offset ${clash.start} sit where a GPT's partition entries go (sectors 1-33); keep the MBR (storage.table: keep)`);
+    if (headEnd < 34 * 512) throw new OtapackError('CONFIG', `${layout.image}: the first partition starts at sector ${headEnd / 512}, inside the space a GPT needs; keep the MBR`);
+  }
+  for (const p of parts) {
+    p.device = partitionDevice(device, p.number);
+    p.partuuid = table === 'gpt' ? p.uuid! : `${diskId.toLowerCase()}-${p.number.toString(16).padStart(2, '0')}`;
+  }
+  return {
+    name, layout, table, diskId, imageSize, partitions: parts,
+    rawCopy: layout.rawBootloader.map((r) => ({ start: r.start, end: Math.min(r.end, headEnd) })).filter((r) => r.end > r.start),
+    bootloader: layout.bootloader, slotSize, dataSize, device, createBootPartition, warnings,
+  };
+}
+
+function keep(p: Partition, role: Role, table: 'mbr' | 'gpt', device: string): PlannedPartition {
+  const type = p.kind === table ? p.type : typeFor(isEspType(p.type) ? 'efi' : isFatType(p.type) ? 'fat' : p.typeName, table);
+  return {
+    number: p.number, role, start: p.start, size: p.size, type, typeName: p.typeName, name: table === 'gpt' ? p.name : undefined,
+    bootable: role === 'boot' || p.bootable, uuid: table === 'gpt' ? (p.kind === 'gpt' ? p.partuuid : guidFromSeed(`keep:${p.partuuid}`)) : undefined,
+    partuuid: '', device: partitionDevice(device, p.number), copyFrom: { start: p.start, size: p.size }, inputNumber: p.number,
+    fs: role === 'boot' ? 'vfat' : 'raw',
+  };
+}
+
+/** A type given by name ("linux", "fat", "efi") or already in the target table's form. */
+function typeFor(t: string, table: 'mbr' | 'gpt'): string {
+  if (table === 'mbr') {
+    if (t.startsWith('0x')) return t;
+    return ({ linux: MBR_TYPES.linux, fat: MBR_TYPES.fat32lba, efi: MBR_TYPES.efi } as Record<string, string>)[t] ?? MBR_TYPES.linux;
+  }
+  if (/^[0-9a-f]{8}-/.test(t)) return t;
+  return ({ linux: GPT_TYPES.linux, fat: GPT_TYPES.basicData, efi: GPT_TYPES.efi } as Record<string, string>)[t] ?? GPT_TYPES.linux;
+}
+
+export const fmt = (n: number): string => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : `${(n / MiB).toFixed(n % MiB ? 1 : 0)} MiB`);
+
+export const byRole = (plan: ConvertPlan, role: Role): PlannedPartition | undefined => plan.partitions.find((p) => p.role === role);
