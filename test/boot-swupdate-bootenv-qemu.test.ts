@@ -72,13 +72,13 @@ describe.skipIf(!canUboot)('SWUpdate -B uboot bootenv → U-Boot A/B script', ()
     const opts: UbootAbOptions = { bootPart: 1, slotA: 2, slotB: 3, boardStep: { kind: 'slot-script' } };
     const stub = (p: number): Buffer => encodeScriptImage(`echo STUB slot ${p} root=\${otapack_root}\npoweroff\n`, 'stub', { time });
     const disk = buildDisk(dir, [
-      { fs: 'fat', sizeMiB: 8, files: { 'boot.scr': buildUbootAbScript(opts, { time }), 'uboot.env': encodeUbootEnv(initialUbootAbEnv(opts)) } },
+      { fs: 'fat', sizeMiB: 8, files: { 'boot.scr': buildUbootAbScript(opts, { time }), 'otapack.env': encodeUbootEnv(initialUbootAbEnv(opts)) } },
       { fs: 'ext4', sizeMiB: 4, files: { 'boot/boot.scr': stub(2) } },
       { fs: 'ext4', sizeMiB: 4, files: { 'boot/boot.scr': stub(3) } },
     ]);
     // the env file as Linux would see it on the mounted boot partition
-    const envFile = join(dir, 'uboot.env');
-    writeFileSync(envFile, readFatFile(disk, 1, 'uboot.env')!);
+    const envFile = join(dir, 'otapack.env');
+    writeFileSync(envFile, readFatFile(disk, 1, 'otapack.env')!);
     const cfg = join(dir, 'fw_env.config');
     writeFileSync(cfg, `${envFile} 0x0 0x4000\n`);
     const slotB = join(dir, 'slotB.img');
@@ -93,18 +93,18 @@ describe.skipIf(!canUboot)('SWUpdate -B uboot bootenv → U-Boot A/B script', ()
     expect(after.vars).toMatchObject({ rootpart: '3', upgrade_available: '1', bootcount: '0', ustate: '1' });
     expect(existsSync('/etc/fw_env.config') && readFileSync('/etc/fw_env.config', 'utf8').includes(dir)).toBe(false); // host /etc untouched
 
-    writeFatFile(disk, 1, 'uboot.env', readFileSync(envFile));
+    writeFatFile(disk, 1, 'otapack.env', readFileSync(envFile));
     const r1 = await bootUboot(disk, 60);
     if (!/STUB slot 3/.test(r1.log)) saveArtifact('boot-swupdate-bootenv.uboot-trial.log', r1.log);
     expect(parseAbMarkers(r1.log)).toEqual([{ slot: 'B', partition: 3, bootcount: '1', upgradeAvailable: '1' }]);
     expect(r1.log).toContain('STUB slot 3 root=PARTUUID=');
-    const trial = decodeUbootEnv(readFatFile(disk, 1, 'uboot.env')!);
+    const trial = decodeUbootEnv(readFatFile(disk, 1, 'otapack.env')!);
     expect(trial.vars).toMatchObject({ rootpart: '3', bootcount: '1', ustate: '1' }); // U-Boot kept SWUpdate's ustate
 
     // commit from "Linux": clear upgrade_available with the real fw_setenv on the file U-Boot wrote
-    writeFileSync(envFile, readFatFile(disk, 1, 'uboot.env')!);
+    writeFileSync(envFile, readFatFile(disk, 1, 'otapack.env')!);
     must('fw_setenv', ['-c', cfg, 'upgrade_available', '0']);
-    writeFatFile(disk, 1, 'uboot.env', readFileSync(envFile));
+    writeFatFile(disk, 1, 'otapack.env', readFileSync(envFile));
     const r2 = await bootUboot(disk, 60);
     expect(parseAbMarkers(r2.log)).toEqual([{ slot: 'B', partition: 3, bootcount: '1', upgradeAvailable: '0' }]);
     // negative twin: without -B uboot the client reports success but the env is untouched (bootloader "none")
