@@ -1,6 +1,7 @@
 // The board boot-script patcher on realistic Buildroot, Armbian and extlinux inputs, plus refusals.
 import { describe, expect, it } from 'vitest';
-import { patchBootScript, patchExtlinuxConf } from '../src/boot/board-script.js';
+import { patchBootScript, patchBootScriptImage, patchExtlinuxConf } from '../src/boot/board-script.js';
+import { decodeScriptImage, encodeScriptImage } from '../src/boot/uboot-image.js';
 import { assertHushSafe } from '../src/boot/uboot-ab.js';
 import { OtapackError } from '../src/errors.js';
 import {
@@ -93,6 +94,22 @@ describe('patchBootScript', () => {
       expect(t.includes("'")).toBe(false);
       expect(() => assertHushSafe(t.replace(/^echo .*$/gm, ''), 'patched')).not.toThrow();
     }
+  });
+});
+
+describe('patchBootScriptImage', () => {
+  it('patches a compiled boot.scr and keeps its name; refuses a corrupt one', () => {
+    const scr = encodeScriptImage(ARMBIAN_CMD, 'armbian boot', { time: 5 });
+    const r = patchBootScriptImage(scr, { oldRootPart: 1 }, { time: 5 });
+    expect(r.name).toBe('armbian boot');
+    const d = decodeScriptImage(r.image);
+    expect(d).toMatchObject({ name: 'armbian boot', headerCrcOk: true, dataCrcOk: true });
+    expect(d.text).toBe(r.text);
+    expect(d.text).toContain('setenv rootdev ${otapack_root}');
+    const bad = Buffer.from(scr);
+    bad[200] ^= 1;
+    expect(() => patchBootScriptImage(bad, { oldRootPart: 1 })).toThrow(/boot.scr: data CRC mismatch/);
+    expect(() => patchBootScriptImage(Buffer.from('d00dfeed'.padEnd(128, '0'), 'hex'), { oldRootPart: 1 })).toThrow(/FIT image/);
   });
 });
 

@@ -104,6 +104,8 @@ describe.skipIf(!have)('GRUB A/B configuration under QEMU (OVMF + grub-mkimage x
     expect(r.log).toContain('otapack: WARNING missing or unreadable: (hd0,gpt1)/EFI/BOOT/grubenv');
     expect(r.log).toContain('otapack: using the defaults (slot A)');
     expect(parseAbMarkers(r.log)).toEqual([{ slot: 'A', partition: 2, bootcount: '0', upgradeAvailable: '0' }]);
+    // GRUB cannot repair the block (save_env rewrites a valid block only): it is left as it was
+    expect(readFatFile(disk, 1, ENV)!.equals(bad)).toBe(true);
   });
 });
 

@@ -33,7 +33,7 @@ function slotFiles(part: number, powerOff = true): Record<string, Buffer> {
   return { 'boot/boot.scr': stub(`slot-script-of-partition-${part}`, powerOff), 'etc/hostname': Buffer.from(`slot${part}\n`) };
 }
 
-const base = { bootPart: 1, slotA: 2, slotB: 3, envFile: 'uboot.env' } as const;
+const base = { bootPart: 1, slotA: 2, slotB: 3 } as const; // env file: the default otapack.env
 
 let seq = 0;
 async function boot(disk: Disk, name: string, expectPowerOff = true): Promise<BootRun> {
@@ -46,8 +46,8 @@ async function boot(disk: Disk, name: string, expectPowerOff = true): Promise<Bo
 }
 
 function envOf(disk: Disk): { vars: Record<string, string>; crcOk: boolean; fw: Record<string, string> } {
-  const buf = readFatFile(disk, 1, 'uboot.env');
-  expect(buf, 'uboot.env exists on the boot partition').not.toBeNull();
+  const buf = readFatFile(disk, 1, 'otapack.env');
+  expect(buf, 'otapack.env exists on the boot partition').not.toBeNull();
   const d = decodeUbootEnv(buf!, 0x4000);
   const f = join(tmp.dir, `readback-${++seq}.env`);
   writeFileSync(f, buf!);
@@ -68,7 +68,7 @@ describe.skipIf(!haveQemu)('U-Boot A/B boot script under QEMU (qemu_arm64 U-Boot
       { fs: 'fat', sizeMiB: 8, files: {
         'boot.scr': buildUbootAbScript(optsA, { time }),
         'board.scr': stub('boot-partition-board-script'),
-        'uboot.env': encodeUbootEnv(initialUbootAbEnv(optsA)),
+        'otapack.env': encodeUbootEnv(initialUbootAbEnv(optsA)),
       } },
       { fs: 'ext4', sizeMiB: 4, files: slotFiles(2) },
       { fs: 'ext4', sizeMiB: 4, files: slotFiles(3) },
@@ -76,7 +76,7 @@ describe.skipIf(!haveQemu)('U-Boot A/B boot script under QEMU (qemu_arm64 U-Boot
   });
 
   it('default env boots slot A, runs the board script with root=PARTUUID of partition 2, and does not rewrite the file', async () => {
-    const before = readFatFile(disk, 1, 'uboot.env')!;
+    const before = readFatFile(disk, 1, 'otapack.env')!;
     const run = await boot(disk, 'default-env');
     expect(parseAbMarkers(run.log)).toEqual([{ slot: 'A', partition: 2, bootcount: '0', upgradeAvailable: '0' }]);
     const id = DISK_ID.slice(2);
@@ -85,11 +85,11 @@ describe.skipIf(!haveQemu)('U-Boot A/B boot script under QEMU (qemu_arm64 U-Boot
     expect(run.log).not.toMatch(/bytes written/);
     // negative twin: slot B was not chosen and the file is byte-for-byte unchanged
     expect(run.log).not.toContain('booting slot B');
-    expect(readFatFile(disk, 1, 'uboot.env')!.equals(before)).toBe(true);
+    expect(readFatFile(disk, 1, 'otapack.env')!.equals(before)).toBe(true);
   });
 
   it('trial of slot B counts 1, 2, then falls back to slot A with upgrade_available=0 (bootlimit=2)', async () => {
-    writeFatFile(disk, 1, 'uboot.env', encodeUbootEnv({ rootpart: '3', upgrade_available: '1', bootcount: '0', bootlimit: '2' }));
+    writeFatFile(disk, 1, 'otapack.env', encodeUbootEnv({ rootpart: '3', upgrade_available: '1', bootcount: '0', bootlimit: '2' }));
     const r1 = await boot(disk, 'trial-1');
     expect(parseAbMarkers(r1.log)).toEqual([{ slot: 'B', partition: 3, bootcount: '1', upgradeAvailable: '1' }]);
     expect(r1.log).toContain(`root=PARTUUID=${DISK_ID.slice(2)}-03`);
@@ -118,21 +118,21 @@ describe.skipIf(!haveQemu)('U-Boot A/B boot script under QEMU (qemu_arm64 U-Boot
   });
 
   it('a committed slot B (upgrade_available=0) keeps booting B without counting', async () => {
-    writeFatFile(disk, 1, 'uboot.env', encodeUbootEnv({ rootpart: '3', upgrade_available: '0', bootcount: '2', bootlimit: '2', ustate: '1' }));
-    const before = readFatFile(disk, 1, 'uboot.env')!;
+    writeFatFile(disk, 1, 'otapack.env', encodeUbootEnv({ rootpart: '3', upgrade_available: '0', bootcount: '2', bootlimit: '2', ustate: '1' }));
+    const before = readFatFile(disk, 1, 'otapack.env')!;
     const r = await boot(disk, 'committed-b');
     expect(parseAbMarkers(r.log)).toEqual([{ slot: 'B', partition: 3, bootcount: '2', upgradeAvailable: '0' }]);
-    expect(readFatFile(disk, 1, 'uboot.env')!.equals(before)).toBe(true);
+    expect(readFatFile(disk, 1, 'otapack.env')!.equals(before)).toBe(true);
   });
 
   it('a corrupt env file boots slot A with a warning and is rewritten with defaults', async () => {
     const good = encodeUbootEnv({ rootpart: '3', upgrade_available: '0', bootcount: '0', bootlimit: '3' });
     const corrupt = Buffer.from(good);
     corrupt[20] ^= 0x55;
-    writeFatFile(disk, 1, 'uboot.env', corrupt);
+    writeFatFile(disk, 1, 'otapack.env', corrupt);
     expect(decodeUbootEnv(corrupt).crcOk).toBe(false);
     const r = await boot(disk, 'corrupt-env');
-    expect(r.log).toContain('otapack: WARNING uboot.env on partition 1 is missing or corrupt');
+    expect(r.log).toContain('otapack: WARNING otapack.env on partition 1 is missing or corrupt');
     expect(r.log).toContain('otapack: using the defaults (slot A) and rewriting the file');
     expect(parseAbMarkers(r.log)).toEqual([{ slot: 'A', partition: 2, bootcount: '0', upgradeAvailable: '0' }]);
     const env = envOf(disk);
@@ -142,10 +142,10 @@ describe.skipIf(!haveQemu)('U-Boot A/B boot script under QEMU (qemu_arm64 U-Boot
   });
 
   it('a missing env file boots slot A with a warning and is created', async () => {
-    deleteFatFile(disk, 1, 'uboot.env');
-    expect(readFatFile(disk, 1, 'uboot.env')).toBeNull();
+    deleteFatFile(disk, 1, 'otapack.env');
+    expect(readFatFile(disk, 1, 'otapack.env')).toBeNull();
     const r = await boot(disk, 'missing-env');
-    expect(r.log).toContain('otapack: WARNING uboot.env on partition 1 is missing or corrupt');
+    expect(r.log).toContain('otapack: WARNING otapack.env on partition 1 is missing or corrupt');
     expect(parseAbMarkers(r.log)).toEqual([{ slot: 'A', partition: 2, bootcount: '0', upgradeAvailable: '0' }]);
     expect(envOf(disk).vars.rootpart).toBe('2');
   });
@@ -159,7 +159,7 @@ describe.skipIf(!haveQemu)('U-Boot A/B with the board script inside the slot (Ar
     const disk = buildDisk(dir, [
       { fs: 'fat', sizeMiB: 8, files: {
         'boot.scr': buildUbootAbScript(opts, { time }),
-        'uboot.env': encodeUbootEnv({ rootpart: '3', upgrade_available: '1', bootcount: '0', bootlimit: '2' }),
+        'otapack.env': encodeUbootEnv({ rootpart: '3', upgrade_available: '1', bootcount: '0', bootlimit: '2' }),
       } },
       { fs: 'ext4', sizeMiB: 4, files: slotFiles(2) },
       { fs: 'ext4', sizeMiB: 4, files: slotFiles(3, false) }, // slot B "fails": its script returns
@@ -178,7 +178,7 @@ describe.skipIf(!haveQemu)('U-Boot A/B with the board script inside the slot (Ar
     // negative twin: slot A's script never ran during the trial, slot B's never after the fallback
     const firstA = r.log.indexOf('slot-script-of-partition-2');
     expect(r.log.lastIndexOf('slot-script-of-partition-3')).toBeLessThan(firstA);
-    const env = decodeUbootEnv(readFatFile(disk, 1, 'uboot.env')!);
+    const env = decodeUbootEnv(readFatFile(disk, 1, 'otapack.env')!);
     expect(env).toEqual({ vars: { rootpart: '2', upgrade_available: '0', bootcount: '0', bootlimit: '2', ustate: '3' }, crcOk: true });
   });
 });
@@ -190,7 +190,7 @@ describe.skipIf(!haveQemu)('board steps reach the kernel (fake arm64 Image that 
     const dir = join(tmp.dir, `kernel-${++n}`);
     tool('mkdir', ['-p', dir]);
     return buildDisk(dir, [
-      { fs: 'fat', sizeMiB: 8, files: { 'boot.scr': buildUbootAbScript(opts, { time }), 'uboot.env': encodeUbootEnv(env) } },
+      { fs: 'fat', sizeMiB: 8, files: { 'boot.scr': buildUbootAbScript(opts, { time }), 'otapack.env': encodeUbootEnv(env) } },
       { fs: 'ext4', sizeMiB: 4, files: slot2 },
       { fs: 'ext4', sizeMiB: 4, files: slot3 },
     ]);

@@ -83,6 +83,9 @@ describe('generateUbootAbScript', () => {
     bad({ boardStep: { kind: 'slot-script', prefix: 'boot' } }, /prefix/);
     bad({ boardStep: { kind: 'nope' } as unknown as UbootBoardStep }, /unknown board step/);
     bad({ rootFallbackPrefix: 'mmcblk0p' }, /rootFallbackPrefix/);
+    bad({ envFile: 'uboot.env' }, /ENV_IS_IN_FAT loads as its own environment/);
+    expect(generateUbootAbScript({ ...base, envFile: 'uboot.env', allowNativeEnvName: true })).toContain('setenv otapack_envfile uboot.env');
+    expect(generateUbootAbScript(base)).toContain('setenv otapack_envfile otapack.env');
   });
 
   it('compiles to a legacy script image', () => {

@@ -9,6 +9,7 @@
 //   - extlinux.conf `append` lines                        → root=${otapack_root}
 // Every change is returned as an edit for the conversion report. Pure text in, text out.
 import { OtapackError } from '../errors.js';
+import { decodeScriptImage, encodeScriptImage, type ScriptImageOptions } from './uboot-image.js';
 
 export interface BoardScriptPatchOptions {
   /** Partition number of the rootfs in the original image. */
@@ -161,4 +162,25 @@ export function patchExtlinuxConf(text: string, opts: { name?: string } = {}): P
     throw new OtapackError('INPUT', `${name}: ${appendLines - rootLines} of ${appendLines} append lines have no root=; otapack cannot point them at the A/B slots`);
   }
   return { text: out.join(eol), edits };
+}
+
+/**
+ * Reads a board's compiled boot.scr, patches its text and compiles it again under the same name.
+ * Refuses an image whose CRCs do not match (U-Boot would refuse to run it too).
+ */
+export function patchBootScriptImage(
+  scr: Buffer,
+  opts: BoardScriptPatchOptions,
+  image: ScriptImageOptions = {},
+): PatchResult & { image: Buffer; name: string } {
+  const name = opts.name ?? 'boot.scr';
+  let d;
+  try {
+    d = decodeScriptImage(scr);
+  } catch (e) {
+    throw new OtapackError('INPUT', `${name}: ${(e as Error).message}`, { cause: e });
+  }
+  if (!d.headerCrcOk || !d.dataCrcOk) throw new OtapackError('INPUT', `${name}: ${!d.headerCrcOk ? 'header' : 'data'} CRC mismatch; U-Boot would not run this script`);
+  const r = patchBootScript(d.text, { ...opts, name });
+  return { ...r, name: d.name, image: encodeScriptImage(r.text, d.name, image) };
 }

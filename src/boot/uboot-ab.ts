@@ -54,8 +54,15 @@ export interface UbootAbOptions {
   /** Partition numbers of slot A and slot B (rootfs copies). */
   slotA: number;
   slotB: number;
-  /** Env file name on the boot partition. Default uboot.env. */
+  /**
+   * Env file name on the boot partition. Default otapack.env. Not uboot.env: a board U-Boot built
+   * with ENV_IS_IN_FAT loads a valid uboot.env from the boot partition as its whole environment,
+   * which would leave it with only otapack's variables and no bootcmd.
+   */
   envFile?: string;
+  /** Allow envFile names a board U-Boot may use natively (uboot.env, uboot-redund.env) — only for
+   *  boards known to have no ENV_IS_IN_FAT, such as Debian's qemu_arm64 build. */
+  allowNativeEnvName?: boolean;
   /** Env image size; must equal the size in fw_env.config. Default 0x4000. */
   envSize?: number;
   /** Failed trial boots tolerated before the fallback, 1..9. Default 3. */
@@ -117,7 +124,10 @@ function resolve(o: UbootAbOptions): Resolved {
   const slotA = partNo('slotA', o.slotA);
   const slotB = partNo('slotB', o.slotB);
   if (new Set([bootPart, slotA, slotB]).size !== 3) bad(`bootPart ${bootPart}, slotA ${slotA} and slotB ${slotB} must be three different partitions`);
-  const envFile = path('envFile', o.envFile ?? 'uboot.env');
+  const envFile = path('envFile', o.envFile ?? 'otapack.env');
+  if (/^\/?uboot(-redund)?\.env$/i.test(envFile) && !o.allowNativeEnvName) {
+    bad(`envFile ${envFile} is the file a U-Boot with ENV_IS_IN_FAT loads as its own environment; use another name (default otapack.env) or set allowNativeEnvName`);
+  }
   const envSize = o.envSize ?? UBOOT_ENV_DEFAULT_SIZE;
   if (!Number.isInteger(envSize) || envSize < 0x100 || envSize > 0x100000) bad(`envSize ${envSize} must be between 0x100 and 0x100000`);
   const bootlimit = o.bootlimit ?? 3;

@@ -95,6 +95,7 @@ export function encodeScriptImage(text: string, name: string, opts: ScriptImageO
 export function decodeScriptImage(buf: Buffer): DecodedScriptImage {
   if (buf.length < UIMAGE_HEADER_SIZE) throw new OtapackError('INPUT', `not a U-Boot script image: ${buf.length} bytes, shorter than the 64-byte header`);
   const magic = buf.readUInt32BE(0);
+  if (magic === 0xd00dfeed) throw new OtapackError('INPUT', 'U-Boot script is a FIT image (device-tree format); otapack reads legacy script images only');
   if (magic !== UIMAGE_MAGIC) throw new OtapackError('INPUT', `not a U-Boot legacy image: magic 0x${magic.toString(16).padStart(8, '0')}`);
   const hdr = Buffer.from(buf.subarray(0, UIMAGE_HEADER_SIZE));
   const storedHcrc = hdr.readUInt32BE(4);
