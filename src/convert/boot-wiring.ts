@@ -15,7 +15,7 @@ import { generateGrubAbConfig, initialGrubAbEnv, patchGrubCfg, type GrubBoardSte
 import { encodeGrubenv } from '../boot/grubenv.js';
 import { partitionDevice, type ConvertConfig } from './config.js';
 import { byRole, type ConvertPlan } from './plan.js';
-import { ENV_SIZE } from './device-files.js';
+import { ENV_SIZE, ENV_FILE } from './device-files.js';
 
 export interface BootWiring {
   bootloader: 'uboot' | 'grub';
@@ -106,21 +106,27 @@ async function wireUboot(o: WireOptions): Promise<BootWiring> {
     throw new OtapackError('INTERNAL', `unexpected board boot ${board.kind} for U-Boot`);
   }
   const opts: UbootAbOptions = {
-    bootPart: boot.number, slotA: A.number, slotB: B.number, envFile: 'uboot.env', envSize: ENV_SIZE, bootlimit: cfg.bootlimit,
+    bootPart: boot.number, slotA: A.number, slotB: B.number, envFile: ENV_FILE, envSize: ENV_SIZE, bootlimit: cfg.bootlimit,
     rootFallbackPrefix: partitionDevice(plan.device, 0).replace(/0$/, ''), boardStep: step,
   };
   const script = generateUbootAbScript(opts);
   const env = initialUbootAbEnv(opts);
   writes.push({ path: '/boot.scr', data: encodeScriptImage(script, 'otapack A/B boot', { time: o.timestamp }) });
   writes.push({ path: '/otapack/boot.cmd', data: script });
-  writes.push({ path: '/uboot.env', data: encodeUbootEnv(env, ENV_SIZE) });
+  writes.push({ path: `/${ENV_FILE}`, data: encodeUbootEnv(env, ENV_SIZE) });
   bootFiles.unshift(
     { path: '/boot.scr', what: 'otapack A/B boot script (bootcount, fallback, root=PARTUUID of the slot), then the board step' },
     { path: '/otapack/boot.cmd', what: 'its source text' },
-    { path: '/uboot.env', what: `A/B state (rootpart=${A.number}), CRC-protected, ${ENV_SIZE} bytes` },
+    { path: `/${ENV_FILE}`, what: `A/B state (rootpart=${A.number}), CRC-protected U-Boot env format, ${ENV_SIZE} bytes (not uboot.env: a board U-Boot with ENV_IS_IN_FAT would take that as its own environment)` },
   );
   await writeFat(image, boot.start, writes, o.timestamp);
-  return { bootloader: 'uboot', bootPartition: boot.number, bootFiles, boardStep: describeStep(step), edits, initialEnv: env, envFile: '/uboot.env', bootlimit: cfg.bootlimit, rootfsFiles };
+  // distro boot tries extlinux.conf before boot.scr on the partition it scans: none may remain there
+  for (const f of ['/extlinux/extlinux.conf', '/boot/extlinux/extlinux.conf']) {
+    if (L.bootFiles.some((x) => x.toLowerCase() === f) && !(board.kind === 'extlinux' && board.where === 'boot' && board.path === f)) {
+      throw new OtapackError('INPUT', `${L.image}: the boot partition holds ${f} besides ${'path' in board ? board.path : 'the boot files'}; U-Boot would boot it and bypass the A/B logic`);
+    }
+  }
+  return { bootloader: 'uboot', bootPartition: boot.number, bootFiles, boardStep: describeStep(step), edits, initialEnv: env, envFile: `/${ENV_FILE}`, bootlimit: cfg.bootlimit, rootfsFiles };
 }
 
 async function wireGrub(o: WireOptions): Promise<BootWiring> {

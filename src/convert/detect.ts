@@ -44,29 +44,31 @@ async function looksLikeRoot(image: string, p: Partition): Promise<boolean> {
   return false;
 }
 
-/** Finds the ranges of non-zero bytes in [from, to) in 64 KiB granules (raw boot loaders). */
+/** Finds the ranges of non-zero sectors in [from, to), ignoring the table's own bytes (raw boot loaders). */
 async function nonZeroRanges(image: string, from: number, to: number, skip: [number, number][]): Promise<{ start: number; end: number }[]> {
   const { open } = await import('node:fs/promises');
   const fh = await open(image, 'r');
   const out: { start: number; end: number }[] = [];
+  const ZERO = Buffer.alloc(512);
   try {
-    const G = 64 * 1024;
-    const buf = Buffer.alloc(G);
-    for (let pos = from; pos < to; pos += G) {
-      const n = Math.min(G, to - pos);
-      const { bytesRead } = await fh.read(buf, 0, n, pos);
+    const buf = Buffer.alloc(1 << 20);
+    for (let pos = from; pos < to; pos += buf.length) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, to - pos), pos);
       const view = buf.subarray(0, bytesRead);
-      // blank out the table's own bytes
       for (const [a, b] of skip) {
         const s = Math.max(a, pos) - pos;
         const e = Math.min(b, pos + bytesRead) - pos;
         if (e > s) view.fill(0, s, e);
       }
-      if (view.some((x) => x !== 0)) {
+      for (let i = 0; i < bytesRead; i += 512) {
+        const sector = view.subarray(i, Math.min(bytesRead, i + 512));
+        if (sector.equals(ZERO.subarray(0, sector.length))) continue;
+        const at = pos + i;
         const last = out[out.length - 1];
-        if (last && last.end === pos) last.end = pos + bytesRead;
-        else out.push({ start: pos, end: pos + bytesRead });
+        if (last && last.end === at) last.end = at + sector.length;
+        else out.push({ start: at, end: at + sector.length });
       }
+      if (bytesRead === 0) break;
     }
   } finally {
     await fh.close();

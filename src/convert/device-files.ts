@@ -26,6 +26,8 @@ const template = (name: string, values: Record<string, string> = {}): string =>
   });
 
 export const ENV_SIZE = 0x4000;
+/** The A/B state file on the boot partition (U-Boot env format). */
+export const ENV_FILE = 'otapack.env';
 
 /** Where the boot partition is mounted on the device, and where the A/B state lives under it. */
 export function bootMounts(plan: ConvertPlan, fstab: string | undefined): { mount: string; envPath: string; grubDir?: string } {
@@ -36,7 +38,7 @@ export function bootMounts(plan: ConvertPlan, fstab: string | undefined): { moun
     return { mount, envPath: '/boot/grub/grubenv', grubDir: `${mount}/otapack` };
   }
   const mount = existing ?? '/uboot';
-  return { mount, envPath: `${mount}/uboot.env` };
+  return { mount, envPath: `${mount}/${ENV_FILE}` };
 }
 
 /** A mount point the input's fstab already gives the boot partition, if any. */

@@ -149,7 +149,7 @@ function keep(p: Partition, role: Role, table: 'mbr' | 'gpt', device: string): P
   const type = p.kind === table ? p.type : typeFor(isEspType(p.type) ? 'efi' : isFatType(p.type) ? 'fat' : p.typeName, table);
   return {
     number: p.number, role, start: p.start, size: p.size, type, typeName: p.typeName, name: table === 'gpt' ? p.name : undefined,
-    bootable: role === 'boot' || p.bootable, uuid: table === 'gpt' ? (p.kind === 'gpt' ? p.partuuid : guidFromSeed(`keep:${p.partuuid}`)) : undefined,
+    bootable: role === 'boot', uuid: table === 'gpt' ? (p.kind === 'gpt' ? p.partuuid : guidFromSeed(`keep:${p.partuuid}`)) : undefined,
     partuuid: '', device: partitionDevice(device, p.number), copyFrom: { start: p.start, size: p.size }, inputNumber: p.number,
     fs: role === 'boot' ? 'vfat' : 'raw',
   };

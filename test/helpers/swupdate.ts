@@ -19,7 +19,38 @@ export interface ClientOptions {
   extra?: string[];
   /** Run inside a mount namespace where /etc/fw_env.config is this file (needs root). */
   fwEnvConfig?: string;
+  /** Device paths the bundle names, backed by regular files (e.g. /dev/mmcblk0p3 -> slot.img). */
+  devices?: Record<string, string>;
+  /** A host directory that appears as /boot/grub (where SWUpdate's GRUB backend edits grubenv). */
+  grubDir?: string;
 }
+
+// In a private mount namespace (root only): a tmpfs /dev with the usual character devices and
+// the requested device paths bound to files, an overlay on /etc holding fw_env.config, and
+// /boot/grub bound to a host folder. The host sees none of it.
+const NS_SCRIPT = `set -e
+T=$1; shift
+mkdir -p "$T/olddev" "$T/u" "$T/w"
+if [ -n "$OTA_DEVICES" ]; then
+  mount --bind /dev "$T/olddev"
+  mount -t tmpfs tmpfs /dev
+  for n in null zero urandom random full tty; do
+    if [ -e "$T/olddev/$n" ]; then touch "/dev/$n"; mount --bind "$T/olddev/$n" "/dev/$n"; fi
+  done
+  echo "$OTA_DEVICES" | while read -r dev file; do
+    [ -n "$dev" ] || continue
+    mkdir -p "$(dirname "$dev")"; touch "$dev"; mount --bind "$file" "$dev"
+  done
+fi
+if [ -n "$OTA_FWENV" ]; then
+  mount -t overlay overlay -o "lowerdir=/etc,upperdir=$T/u,workdir=$T/w" /etc
+  cp "$OTA_FWENV" /etc/fw_env.config
+fi
+if [ -n "$OTA_GRUBDIR" ]; then
+  mkdir -p "$T/boot"; mount -t tmpfs tmpfs /boot 2>/dev/null || { mkdir -p /boot; mount -t tmpfs tmpfs /boot; }
+  mkdir -p /boot/grub; mount --bind "$OTA_GRUBDIR" /boot/grub
+fi
+exec swupdate "$@"`;
 
 export async function swupdate(bundle: string, o: ClientOptions): Promise<ClientRun> {
   const args = ['-k', o.cert, '-H', o.hw ?? 'otapack:1.0', '-i', bundle];
@@ -33,14 +64,15 @@ export async function swupdate(bundle: string, o: ClientOptions): Promise<Client
   try {
     let cmd = 'swupdate';
     let argv = args;
-    if (o.fwEnvConfig) {
-      // private mount namespace with an overlay on /etc: the client reads its compiled-in
-      // /etc/fw_env.config, the host's /etc stays untouched
-      const script = 'mkdir -p "$1/u" "$1/w" && mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1/u,workdir=$1/w" /etc && cp "$0" /etc/fw_env.config && shift && exec swupdate "$@"';
+    const env: Record<string, string> = { TMPDIR: t };
+    if (o.fwEnvConfig || o.devices || o.grubDir) {
       cmd = 'unshare';
-      argv = ['-m', '--propagation', 'private', 'sh', '-c', script, o.fwEnvConfig, t, ...args];
+      argv = ['-m', '--propagation', 'private', 'sh', '-c', NS_SCRIPT, 'ns', t, ...args];
+      env.OTA_FWENV = o.fwEnvConfig ?? '';
+      env.OTA_GRUBDIR = o.grubDir ?? '';
+      env.OTA_DEVICES = Object.entries(o.devices ?? {}).map(([d, f]) => `${d} ${f}`).join('\n');
     }
-    const r = await execa(cmd, argv, { reject: false, all: true, env: { TMPDIR: t }, timeout: 300_000 });
+    const r = await execa(cmd, argv, { reject: false, all: true, env, timeout: 300_000 });
     const output = String(r.all ?? '');
     const ok = output.includes('SWUPDATE successful') && !output.includes('[ERROR]');
     return { ok, code: r.exitCode ?? -1, output };

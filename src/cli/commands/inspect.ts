@@ -17,7 +17,7 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
     for (const l of describeInput(plan)) say(l);
     for (const l of describeOutput(plan)) say(l);
     const A = byRole(plan, 'rootfs-a')!;
-    say(`plan: rootfs -> slot A (p${A.number}) grown to ${A.size >> 20} MiB, cloned to slot B; ${plan.createBootPartition ? 'a new FAT boot partition holds' : `boot partition p${byRole(plan, 'boot')!.number} gets`} the A/B ${plan.bootloader === 'uboot' ? 'boot.scr + uboot.env' : 'grub.cfg + grubenv'}; data partition ${byRole(plan, 'data')!.size >> 20} MiB`);
+    say(`plan: rootfs -> slot A (p${A.number}) grown to ${A.size >> 20} MiB, cloned to slot B; ${plan.createBootPartition ? 'a new FAT boot partition holds' : `boot partition p${byRole(plan, 'boot')!.number} gets`} the A/B ${plan.bootloader === 'uboot' ? 'boot.scr + otapack.env' : 'grub.cfg + grubenv'}; data partition ${byRole(plan, 'data')!.size >> 20} MiB`);
     for (const w of plan.warnings) say(`note: ${w}`);
   }
   return 0;
