@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   GUID, VARIANTS, badImages, buildArmbianImage, buildBuildrootImage, buildEfiImage, buildRockpro64GptImage,
@@ -475,5 +476,34 @@ describe('determinism and cache', () => {
     expect(b.sha256).not.toBe(a.sha256);
     expect(b.key).not.toBe(a.key);
     expect(fs.readFileSync(join(b.rootfsTree, 'etc/motd'), 'utf8')).toBe('hi\n');
+  });
+});
+
+describe('examples/build-sample-image.sh', () => {
+  it('builds a valid, reproducible Buildroot-style sdcard.img in a few seconds', async () => {
+    const script = fileURLToPath(new URL('../examples/build-sample-image.sh', import.meta.url));
+    const run = async (d: string) => {
+      const t0 = performance.now();
+      const r = await execa('bash', [script, d], { reject: false, encoding: 'utf8' });
+      return { ...r, ms: Math.round(performance.now() - t0) };
+    };
+    const [a, b] = [join(work, 'sample-a'), join(work, 'sample-b')];
+    const ra = await run(a);
+    expect(ra.exitCode, String(ra.stderr)).toBe(0);
+    expect(String(ra.stdout)).toMatch(/^built .*sdcard\.img in \d+ ms/);
+    timing.push(`${'examples/build-sample-image.sh'.padEnd(30)} ${String(ra.ms).padStart(6)} ms`);
+    expect(ra.ms).toBeLessThan(20_000);
+    const rb = await run(b);
+    expect(rb.exitCode).toBe(0);
+    const img = join(a, 'sdcard.img');
+    const s = (p: string) => createHash('sha256').update(fs.readFileSync(p)).digest('hex');
+    expect(s(img)).toBe(s(join(b, 'sdcard.img')));
+    const j = (await sfdiskJson(img)).partitiontable;
+    expect(j.partitions.map((p) => [p.start, p.type])).toEqual([[2048, 'c'], [34816, '83']]);
+    await check.verify({ path: img, table: 'mbr' });
+    await check.ext4(`${img}?offset=${34816 * 512}`);
+    const m = await sh('mdir', ['-b', '-i', `${img}@@${2048 * 512}`, '::/']);
+    expect(m.out).toContain('boot.scr');
+    expect(await debugfs(`${img}?offset=${34816 * 512}`, 'cat /etc/fstab')).toMatch(/^\/dev\/root\s+\/\s+ext2\s+rw,noauto/m);
   });
 });

@@ -167,6 +167,29 @@ export function cacheRoot(): string {
   return process.env.OTAPACK_FIXTURE_CACHE ?? join(tmpdir(), 'otapack-fixtures');
 }
 
+let pruned = false;
+/**
+ * Once per process: drop entries made by another version of these helpers (each is ~25 MB on
+ * disk) and temp dirs of builds that died, once they are an hour old (so a concurrent run of an
+ * older checkout is not disturbed).
+ */
+function pruneCache(root: string): void {
+  if (pruned) return;
+  pruned = true;
+  const now = Date.now();
+  let names: string[] = [];
+  try { names = fs.readdirSync(root); } catch { return; }
+  for (const n of names) {
+    const p = join(root, n);
+    try {
+      const age = now - fs.statSync(p).mtimeMs;
+      if (age < 3600_000) continue;
+      const stale = n.startsWith('.tmp-') || (fs.existsSync(join(p, 'src')) && fs.readFileSync(join(p, 'src'), 'utf8') !== helperSourceHash());
+      if (stale) fs.rmSync(p, { recursive: true, force: true });
+    } catch { /* raced with another worker: fine */ }
+  }
+}
+
 type Built = Omit<FixtureImage, 'path' | 'key' | 'cached' | 'buildMs' | 'sha256' | 'size'>;
 interface Entry { dir: string; desc: Omit<FixtureImage, 'path' | 'cached'> }
 const inflight = new Map<string, Promise<Entry>>();
@@ -187,6 +210,8 @@ async function cached(kind: string, opts: object, files: (string | undefined)[],
   const key = computeKey(kind, opts, files);
   const root = cacheRoot();
   const final = join(root, key);
+  fs.mkdirSync(root, { recursive: true });
+  pruneCache(root);
   if (!workParent) {
     const hit = readEntry(final);
     if (hit) return hit;
@@ -207,6 +232,7 @@ async function cached(kind: string, opts: object, files: (string | undefined)[],
       }
       // Paths inside the description point at the final location.
       const moved = JSON.parse(JSON.stringify(desc).split(work).join(final)) as Entry['desc'];
+      fs.writeFileSync(join(work, 'src'), helperSourceHash());
       fs.writeFileSync(join(work, 'desc.json'), JSON.stringify(moved, null, 1));
       try { fs.renameSync(work, final); } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
