@@ -251,6 +251,22 @@ describe('layout specifics', () => {
     expect(readAt(i.path, 8192 - 512, 512).every((x) => x === 0)).toBe(true);
   });
 
+  it('caller-supplied kernel/initrd/dtb land on the boot partition byte for byte, and boot.scr loads the initrd', async () => {
+    const i = built.get('buildroot-inputs-initrd')!;
+    const dir = join(work, 'buildroot-inputs-initrd');
+    expect(i.bootFiles).toEqual(['/Image', '/boot.scr', '/custom-board.dtb', '/initrd.img']);
+    for (const [inImg, src] of [['::/Image', 'Image.in'], ['::/initrd.img', 'initrd.in'], ['::/custom-board.dtb', 'custom-board.dtb']]) {
+      const r = await execa('mtype', ['-i', `${i.path}@@${2048 * 512}`, inImg!], { encoding: 'buffer', env: ENV });
+      expect(sha(Buffer.from(r.stdout as Uint8Array)), inImg).toBe(sha(fs.readFileSync(join(dir, src!))));
+    }
+    expect(i.bootConfig.text).toContain('load virtio 0:1 ${ramdisk_addr_r} initrd.img');
+    expect(i.bootConfig.text).toContain('booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdt_addr_r}');
+    expect(i.rootSpec).toBe('/dev/vda2');
+    // the stand-in initramfs is a real gzip'd newc cpio
+    const list = await execa('sh', ['-c', `gzip -dc '${join(dir, 'initrd.in')}' | cpio -t --quiet`], { reject: false, encoding: 'utf8' });
+    if (list.exitCode === 0) expect(String(list.stdout).split('\n')).toEqual(expect.arrayContaining(['init', 'bin/sh', 'lib/modules/virtio_blk.ko']));
+  });
+
   it('RPi: p1 at sector 1, p2 right after it, file size not a whole MiB, config.txt + cmdline.txt', async () => {
     const i = built.get('rpi-sector1')!;
     expect(i.layout).toBe('rpi');

@@ -111,6 +111,8 @@ export interface BuildrootOptions extends CommonOptions {
   rootDev?: string;
   /** serial console for bootargs (default ttyS0,115200; RPi ttyAMA0,115200) */
   console?: string;
+  /** U-Boot device:partition boot.scr loads from (default "mmc 0:1"; "virtio 0:1" under QEMU virt) */
+  ubootDev?: string;
 }
 
 export interface ArmbianOptions extends CommonOptions {
@@ -320,6 +322,7 @@ export async function buildBuildrootImage(dir: string, o: BuildrootOptions = {})
     ...o, bootKind, p1StartSector: p1Start, blockSize: o.blockSize ?? 1024, rootfsSize: o.rootfsSize ?? '60M',
     bootSize: o.bootSize ?? '32M', spl: o.spl ?? false, imageSizeUnaligned: o.imageSizeUnaligned ?? p1Start === 1,
     rootDev: o.rootDev ?? '/dev/mmcblk0p2', console: o.console ?? (rpi ? 'ttyAMA0,115200' : 'ttyS0,115200'), devices: o.devices ?? true,
+    ubootDev: o.ubootDev ?? 'mmc 0:1',
   };
   if (opts.spl && p1Start * SECTOR < 8192 + SUNXI_SPL_LEN) throw new Error(`spl needs p1 at or after sector ${sectors(8192 + SUNXI_SPL_LEN)} (got ${p1Start})`);
   return buildCached('buildroot', dir, opts, [o.kernel, o.initrd, o.dtb, o.busybox], async (work, key) => {
@@ -338,9 +341,9 @@ export async function buildBuildrootImage(dir: string, o: BuildrootOptions = {})
     if (bootKind === 'boot.scr') {
       const cmd = [
         `setenv bootargs ${cmdline}`,
-        'fatload mmc 0:1 ${kernel_addr_r} Image',
-        `load mmc 0:1 \${fdt_addr_r} ${dtbName}`,
-        ...(initrd ? ['load mmc 0:1 ${ramdisk_addr_r} initrd.img', 'booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdt_addr_r}'] : ['booti ${kernel_addr_r} - ${fdt_addr_r}']),
+        `fatload ${opts.ubootDev} \${kernel_addr_r} Image`,
+        `load ${opts.ubootDev} \${fdt_addr_r} ${dtbName}`,
+        ...(initrd ? [`load ${opts.ubootDev} \${ramdisk_addr_r} initrd.img`, 'booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdt_addr_r}'] : ['booti ${kernel_addr_r} - ${fdt_addr_r}']),
       ].join('\n') + '\n';
       const cmdFile = join(work, 'boot.cmd');
       fs.writeFileSync(cmdFile, cmd);
@@ -592,6 +595,16 @@ export const VARIANTS: { name: string; build: (dir: string) => Promise<FixtureIm
   { name: 'buildroot-bootscr-32768-4k', build: (d) => buildBuildrootImage(d, { p1StartSector: 32768, blockSize: 4096 }) },
   { name: 'buildroot-64-unaligned', build: (d) => buildBuildrootImage(d, { p1StartSector: 64, imageSizeUnaligned: true }) },
   { name: 'rpi-sector1', build: (d) => buildRpiImage(d) },
+  {
+    // caller-supplied kernel, initrd and dtb (stand-ins written here), booted from an initrd
+    name: 'buildroot-inputs-initrd', build: (d) => {
+      fs.mkdirSync(d, { recursive: true });
+      fs.writeFileSync(join(d, 'Image.in'), fakeArm64Image('caller-kernel', 3 << 20));
+      fs.writeFileSync(join(d, 'initrd.in'), initramfs('caller'));
+      fs.writeFileSync(join(d, 'custom-board.dtb'), boardDtb('Custom Board', 'custom-board'));
+      return buildBuildrootImage(d, { kernel: join(d, 'Image.in'), initrd: join(d, 'initrd.in'), dtb: join(d, 'custom-board.dtb'), ubootDev: 'virtio 0:1', rootDev: '/dev/vda2', console: 'ttyAMA0' });
+    },
+  },
   { name: 'armbian-rockchip-32768', build: (d) => buildArmbianImage(d) },
   { name: 'armbian-sunxi-8192', build: (d) => buildArmbianImage(d, { rootStartSector: 8192 }) },
   { name: 'efi-x86_64-esp64', build: (d) => buildEfiImage(d) },
@@ -601,5 +614,5 @@ export const VARIANTS: { name: string; build: (dir: string) => Promise<FixtureIm
   { name: 'rockpro64-gpt', build: (d) => buildRockpro64GptImage(d) },
 ];
 
-// Kept for callers that want the raw pieces.
-export { fdt, uuidFrom };
+// Kept for callers that want the raw pieces (stand-in kernels, initramfs, device trees).
+export { boardDtb, fakeArm64Image, fakeBzImage, fdt, initramfs, uuidFrom };
