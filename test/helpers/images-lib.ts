@@ -352,7 +352,7 @@ export async function makeExt4(o: Ext4Options): Promise<void> {
   o.tree.xattrs.forEach((x, i) => {
     const vf = join(work, String(i));
     fs.writeFileSync(vf, x.value);
-    script.push(`ea_set -f ${vf} ${dq(x.path)} ${x.name}`);
+    script.push(`ea_set -f ${dq(vf)} ${dq(x.path)} ${x.name}`);
   });
   for (const d of o.tree.devices) {
     script.push(`cd ${dq(posix.dirname(d.path))}`, `mknod ${dq(posix.basename(d.path))} ${d.kind} ${d.major} ${d.minor}`, 'cd /');

@@ -196,8 +196,12 @@ type Built = Omit<FixtureImage, 'path' | 'key' | 'cached' | 'buildMs' | 'sha256'
 interface Entry { dir: string; desc: Omit<FixtureImage, 'path' | 'cached'> }
 const inflight = new Map<string, Promise<Entry>>();
 
+const INPUT_FILES = new Set(['kernel', 'initrd', 'dtb', 'busybox']);
+/** Options (input files by base name: their content is hashed separately), inputs, helper source. */
 function computeKey(kind: string, opts: object, files: (string | undefined)[]): string {
-  const norm = JSON.stringify({ kind, opts: Object.fromEntries(Object.entries(opts).filter(([k, v]) => v !== undefined && k !== 'name').sort(([a], [b]) => a.localeCompare(b))), files: files.map(fileHash), bb: busyboxIdentity(opts), src: helperSourceHash(), epoch: EPOCH });
+  const o = Object.entries(opts).filter(([k, v]) => v !== undefined && k !== 'name')
+    .map(([k, v]) => [k, INPUT_FILES.has(k) ? basename(String(v)) : v] as const).sort(([a], [b]) => a.localeCompare(b));
+  const norm = JSON.stringify({ kind, opts: Object.fromEntries(o), files: files.map(fileHash), bb: busyboxIdentity(opts), src: helperSourceHash(), epoch: EPOCH });
   return sha256(norm).slice(0, 24);
 }
 
