@@ -227,6 +227,7 @@ async function cached(kind: string, opts: object, files: (string | undefined)[],
   const run = (async (): Promise<Entry> => {
     fs.mkdirSync(workParent ?? root, { recursive: true });
     const work = fs.mkdtempSync(join(workParent ?? root, `.tmp-${key}-`));
+    fs.chmodSync(work, 0o755);
     try {
       const t0 = performance.now();
       const built = await build(work, key);
