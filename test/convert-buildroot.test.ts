@@ -1,9 +1,11 @@
 // Buildroot-style images (FAT boot + ext4 rootfs, MBR) in the variants real boards produce.
 import { convertSuite } from './helpers/convert-suite.js';
-import { buildBuildrootImage } from './helpers/images.js';
+import { buildBuildrootImage, VARIANTS } from './helpers/images.js';
 
-convertSuite({ name: 'Buildroot, p1 at 2048, boot.scr, 1 KiB blocks + metadata_csum', build: () => buildBuildrootImage(), deep: true });
-convertSuite({ name: 'Buildroot (RPi-like), p1 at sector 1, image size not a multiple of 1 MiB', build: () => buildBuildrootImage({ p1StartSector: 1, unalignedSize: true }) });
-convertSuite({ name: 'Buildroot sunxi, p1 at 2128, raw SPL at 8 KiB', build: () => buildBuildrootImage({ p1StartSector: 2128, spl: true }) });
-convertSuite({ name: 'Buildroot, p1 at 64, extlinux.conf, root=PARTUUID', build: () => buildBuildrootImage({ p1StartSector: 64, bootKind: 'extlinux', rootSpec: 'partuuid' }), deep: true });
-convertSuite({ name: 'Buildroot, p1 at 32768, 4 KiB blocks', build: () => buildBuildrootImage({ p1StartSector: 32768, blockSize: 4096 }) });
+const v = (name: string) => VARIANTS.find((x) => x.name === name)!.build;
+convertSuite({ name: 'Buildroot, p1 at 2048, boot.scr, 1 KiB blocks + metadata_csum', build: (d) => buildBuildrootImage(d), deep: true });
+convertSuite({ name: 'Buildroot sunxi, p1 at 2128, raw SPL at 8 KiB', build: v('buildroot-sunxi-spl-2128') });
+convertSuite({ name: 'Buildroot, extlinux.conf on the boot partition', build: v('buildroot-extlinux-2048'), deep: true });
+convertSuite({ name: 'Buildroot, p1 at 32768, 4 KiB blocks', build: v('buildroot-bootscr-32768-4k') });
+convertSuite({ name: 'Buildroot, p1 at 64, image size not a multiple of 1 MiB', build: v('buildroot-64-unaligned') });
+convertSuite({ name: 'Buildroot with kernel, initrd and dtb from the caller', build: v('buildroot-inputs-initrd') });

@@ -13,7 +13,7 @@ import type { FixtureImage } from './images.js';
 
 export interface ConvertCase {
   name: string;
-  build: () => Promise<FixtureImage>;
+  build: (dir: string) => Promise<FixtureImage>;
   config?: string;
   /** Run the (slower) bmaptool copy and real-install checks. */
   deep?: boolean;
@@ -88,7 +88,7 @@ export function convertSuite(c: ConvertCase): void {
 
     beforeAll(async () => {
       dir = tmp('otapack-convert-');
-      [keys, fx] = await Promise.all([keygen(join(dir, 'keys'), ['--type', 'rsa2048']), c.build()]);
+      [keys, fx] = await Promise.all([keygen(join(dir, 'keys'), ['--type', 'rsa2048']), c.build(join(dir, 'input'))]);
       inputHash = hashRange(fx.path, 0, statSync(fx.path).size);
       out = join(dir, 'out');
       const args = ['convert', fx.path, '-o', out, '--key', keys.key, '--cert', keys.cert, '--aes-key', keys.aes, '--json'];
@@ -141,12 +141,26 @@ export function convertSuite(c: ConvertCase): void {
     test('everything the original image held is still there', async () => {
       for (const r of fx.rawRegions) expect(hashRange(img, r.offset, r.length), `raw bytes at ${r.offset}`).toBe(r.sha256);
       for (const p of fx.partitions.filter((x) => x.number !== fx.rootPartition && x.number !== fx.bootPartition)) {
-        expect(hashRange(img, p.start, p.size), `kept partition ${p.number}`).toBe(hashRange(fx.path, p.start, p.size));
+        expect(hashRange(img, p.start * 512, p.size * 512), `kept partition ${p.number}`).toBe(hashRange(fx.path, p.start * 512, p.size * 512));
       }
       const changed = new Set<string>(report.injected.map((i: { path: string }) => i.path.replace(/^\//, '')));
       expect([...changed].filter((p) => !/^(etc|usr\/sbin|boot|data|uboot)\b/.test(p))).toEqual([]);
       const problems = await compareTree(fx.rootfsTree, img, part('rootfs-a').start, dir, changed);
       expect(problems).toEqual([]);
+      // what the fixture wrote with debugfs beyond the host tree: device nodes, xattrs, owners
+      const A = part('rootfs-a').start;
+      for (const d of fx.specials.devices) {
+        const st = (await execa('debugfs', ['-R', `stat "${d.path}"`, spec(img, A)], { reject: false })).stdout;
+        expect(st, d.path).toMatch(/Type: (character|block) special/);
+      }
+      for (const x of fx.specials.xattrs) {
+        const ea = (await execa('debugfs', ['-R', `ea_get -x "${x.path}" ${x.name}`, spec(img, A)], { reject: false })).stdout.replace(/\s+/g, '').toLowerCase();
+        expect(ea, `${x.path} ${x.name}`).toContain(x.valueHex.toLowerCase());
+      }
+      for (const [path, [uid, gid]] of Object.entries(fx.specials.owners)) {
+        const st = (await execa('debugfs', ['-R', `stat "${path}"`, spec(img, A)], { reject: false })).stdout;
+        expect(st, path).toMatch(new RegExp(`User:\\s+${uid}\\s+Group:\\s+${gid}\\b`));
+      }
     });
 
     test('the device side is wired in both slots', async () => {
