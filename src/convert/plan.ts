@@ -76,6 +76,9 @@ export function planConversion(layout: DetectedLayout, cfg: ConvertConfig, input
   if (used * 1.05 + 8 * MiB > slotSize) {
     throw new OtapackError('CONFIG', `${cfg.file ?? 'config'}: storage.slot-size ${fmt(slotSize)} is too small for the rootfs, which uses ${fmt(used)} (needs at least ${fmt(alignUp(used * 1.05 + 8 * MiB, MiB))})`);
   }
+  if (cfg.update.compress === 'none' && slotSize + 16 > 0xffffffff) {
+    throw new OtapackError('LIMIT', `${cfg.file ?? 'config'}: a ${fmt(slotSize)} slot stored uncompressed exceeds the cpio limit of 4 GiB per bundle entry; set update.compress: zstd (or zlib)`);
+  }
   if (slotSize < fs.size && cfg.storage.slotSize !== undefined) warnings.push(`the rootfs (${fmt(fs.size)}) is shrunk to the slot size ${fmt(slotSize)}`);
 
   // ---- layout: everything before the rootfs stays where it is
