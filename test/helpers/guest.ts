@@ -452,6 +452,8 @@ export interface DiskOptions {
   mountBoot?: boolean;
   /** a U-Boot environment file on the boot partition: name=value lines; adds /etc/fw_env.config */
   ubootEnv?: Record<string, string>;
+  /** Buildroot-style disk: name the root as /dev/vda2 (default) or root=PARTUUID=<disk id>-02 */
+  rootBy?: 'device' | 'partuuid';
   /** root filesystem size (default: content + 24 MiB, at least 64 MiB) */
   rootSizeMiB?: number;
   tree?: Omit<GuestTreeOptions, 'commands'>;
@@ -520,7 +522,9 @@ export async function buildBuildrootDisk(o: DiskOptions): Promise<GuestDisk> {
   const tree = await buildGuestTree(debs, join(o.dir, `${name}.root.d`), {
     ...o.tree, commands: o.commands, fstab: [...fstab, ...(o.tree?.fstab ?? [])], fwEnvConfig: fwEnvFor(o),
   });
-  const cmdline = `console=${CONSOLE[arch]} root=/dev/vda2 rootwait ro panic=5${o.cmdlineExtra ? ` ${o.cmdlineExtra}` : ''}`;
+  const diskId = '0x0ca7b007';
+  const rootArg = o.rootBy === 'partuuid' ? `PARTUUID=${diskId.slice(2)}-02` : '/dev/vda2';
+  const cmdline = `console=${CONSOLE[arch]} root=${rootArg} rootwait ro panic=5${o.cmdlineExtra ? ` ${o.cmdlineExtra}` : ''}`;
   const boot = join(o.dir, `${name}.boot.d`);
   rmSync(boot, { recursive: true, force: true });
   mkdirSync(boot, { recursive: true });
@@ -539,7 +543,6 @@ export async function buildBuildrootDisk(o: DiskOptions): Promise<GuestDisk> {
   ];
   if (o.data) parts.push(await dataPartition(o.dir, name, o.data));
   const path = join(o.dir, `${name}.img`);
-  const diskId = '0x0ca7b007';
   const partitions = await assembleDisk(path, 'dos', diskId, parts);
   for (const f of [fat, root, join(o.dir, `${name}.data.ext4`)]) rmSync(f, { force: true });
   return {

@@ -55,7 +55,9 @@ export interface BootResult {
   markers: string[];
   /** the same, parsed into key=value fields */
   markerFields: Record<string, string>[];
-  /** how many times a kernel started (1 + reboots) */
+  /** how many times the firmware started (U-Boot banner or OVMF's boot manager): 1 + reboots */
+  firmwareBoots: number;
+  /** how many times a kernel was started (U-Boot "Starting kernel", "Linux version", or the initramfs line) */
   kernelBoots: number;
   /** expect patterns that did not appear (in order) */
   missing: RegExp[];
@@ -162,7 +164,9 @@ export function bootQemu(o: BootOptions): Promise<BootResult> {
       const markers = [...log.matchAll(/OTAPACK-MARKER ([^\n]*)/g)].map((m) => m[1]!.trim());
       const missing = inOrderMissing(log, expect);
       const exitedCleanly = !timedOut && !stoppedBy && code === 0;
-      const kernelBoots = (log.match(/Linux version \d/g) ?? []).length;
+      const count = (re: RegExp): number => (log.match(re) ?? []).length;
+      const kernelBoots = Math.max(count(/Starting kernel \.\.\./g), count(/Linux version \d/g), count(/otapack-initramfs: root=/g));
+      const firmwareBoots = Math.max(count(/^U-Boot 20\d\d\.\d\d/gm), count(/BdsDxe: starting /g));
       out.end(`\n# qemu exit=${code} timedOut=${timedOut} stoppedBy=${stoppedBy ?? '-'} ms=${durationMs}\n`, () => {
         if (varsFile) rmSync(varsFile, { force: true });
         const failed = !exitedCleanly || missing.length > 0;
@@ -172,7 +176,7 @@ export function bootQemu(o: BootOptions): Promise<BootResult> {
         }
         resolve({
           log, exitedCleanly, timedOut, stoppedBy, exitCode: code, durationMs, markers, markerFields: markers.map(parseMarker),
-          kernelBoots, missing, matchedAtMs, logFile: o.logFile, argv,
+          firmwareBoots, kernelBoots, missing, matchedAtMs, logFile: o.logFile, argv,
         });
       });
     });
