@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetchGuestDebs, runtimeClosure, type GuestDebs } from '../helpers/debs.js';
 import {
-  buildArmbianDisk, buildBuildrootDisk, buildEfiGrubDisk, readExt4File, readUbootEnv, type GuestDisk,
+  buildArmbianDisk, buildBuildrootDisk, buildEfiGrubDisk, inspectDisk, readExt4File, readUbootEnv, writeTestInput, type GuestDisk,
 } from '../helpers/guest.js';
 import { makeTestBundle } from '../helpers/guest-bundle.js';
 import { ARTIFACTS, bootQemu, describeBoot, type BootResult } from '../helpers/qemu.js';
@@ -107,8 +107,9 @@ describe('unconverted inputs boot under QEMU', () => {
   }, 300_000);
 
   it('x86-64 EFI disk (GPT, ESP with grub-mkstandalone BOOTX64.EFI + grub.cfg) boots through OVMF and GRUB to the marker', async () => {
-    const disk = await timed('build x86-64 EFI/GRUB disk', buildEfiGrubDisk({ dir: WORK, name: 'efi-grub' }), (d) => `${(d.sizeBytes / 2 ** 20).toFixed(0)} MiB`);
-    const r = await boot('efi-grub', disk, 180_000);
+    // the smoke command also proves the amd64 swupdate closure starts in this guest
+    const disk = await timed('build x86-64 EFI/GRUB disk', buildEfiGrubDisk({ dir: WORK, name: 'efi-grub', commands: ['smoke'] }), (d) => `${(d.sizeBytes / 2 ** 20).toFixed(0)} MiB`);
+    const r = await boot('efi-grub', disk, 180_000, [/OTAPACK-MARKER /, /OTAPACK-SMOKE swupdate-h=ok/]);
     expect(r.missing, r.log.slice(-3000)).toEqual([]);
     expect(r.exitedCleanly).toBe(true);
     expect(r.markerFields[0]!.slot).toBe(`PARTUUID=${disk.partitions[1]!.partuuid}`);
@@ -124,19 +125,17 @@ describe('the real arm64 client inside the guest', () => {
     });
     const disk = await timed('build smoke disk (Buildroot-style + /data)', buildBuildrootDisk({
       dir: WORK, name: 'smoke', ubootEnv: { rootpart: '2', bootlimit: '3' },
-      data: {
-        files: {
-          'otapack-test/update.swu': readFileSync(b.swu),
-          'otapack-test/tampered.swu': readFileSync(b.tampered),
-          'otapack-test/signer.crt': readFileSync(b.cert),
-          'otapack-test/swupdate.args': '-k /data/otapack-test/signer.crt -H otapack:1.0 -B uboot -e stable,copy2\n',
-          'otapack-test/commands': [
-            'smoke', 'fw_setenv otapack_smoke guest-wrote-this', 'check /data/otapack-test/tampered.swu', 'check', 'update', 'env',
-          ].join('\n') + '\n',
-          'slotA.img': Buffer.alloc(8 << 20), 'slotB.img': Buffer.alloc(8 << 20),
-        },
-      },
+      data: { files: { 'slotA.img': Buffer.alloc(8 << 20), 'slotB.img': Buffer.alloc(8 << 20) } },
     }));
+    // drive it the way the A/B test will drive a converted image: read the table back, then hand
+    // the bundle and the commands over through /data
+    const view = await inspectDisk(disk.path);
+    expect(view.partitions.map((p) => [p.fs, p.partuuid, p.fsUuid])).toEqual(disk.partitions.map((p) => [p.fs, p.partuuid, p.fsUuid]));
+    await writeTestInput(view, 3, {
+      files: { 'update.swu': readFileSync(b.swu), 'tampered.swu': readFileSync(b.tampered), 'signer.crt': readFileSync(b.cert) },
+      swupdateArgs: '-k /data/otapack-test/signer.crt -H otapack:1.0 -B uboot -e stable,copy2',
+      commands: ['smoke', 'fw_setenv otapack_smoke guest-wrote-this', 'check /data/otapack-test/tampered.swu', 'check', 'update', 'env'],
+    }, WORK);
     const r = await boot('smoke', disk, 240_000, [
       /OTAPACK-MARKER slot=\/dev\/vda2 rootpart=2 /, /OTAPACK-SMOKE swupdate-h=ok/, /OTAPACK-SMOKE fw_printenv=ok/,
       /HASH mismatch/, /OTAPACK-CHECK result=failed/, /OTAPACK-CHECK result=ok/, /OTAPACK-UPDATE result=ok/,

@@ -19,7 +19,7 @@ import {
   chmodSync, closeSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync,
   readlinkSync, readSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync,
 } from 'node:fs';
-import { dirname, join, posix, relative } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fetchGuestDebs, runtimeClosure, type GuestArch, type GuestDebs } from './debs.js';
 
@@ -694,18 +694,77 @@ export async function buildEfiGrubDisk(o: DiskOptions): Promise<GuestDisk> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// reading results back from a disk after a boot (rootless)
+// any disk image (e.g. the converter's output) and reading results back after a boot (rootless)
+
+/** What the read/write helpers need to know about a disk: the file and where partitions start. */
+export interface DiskView { path: string; partitions: { index: number; start: number; size: number }[] }
+
+export interface InspectedDisk extends DiskView {
+  table: 'dos' | 'gpt';
+  diskId: string;
+  partitions: GuestPartition[];
+}
+
+/**
+ * Reads a disk image's partition table (sfdisk --json) and probes each partition's filesystem
+ * (ext4 superblock magic / FAT boot sector): for images this module did not build, such as
+ * `otapack convert` output. Devices are named as a single virtio disk in the guest (/dev/vdaN).
+ */
+export async function inspectDisk(path: string): Promise<InspectedDisk> {
+  const j = JSON.parse(await sh('sfdisk', ['--json', path])) as {
+    partitiontable: { label: 'dos' | 'gpt'; id: string; sectorsize?: number; partitions?: { start: number; size: number; type: string; uuid?: string; name?: string }[] };
+  };
+  const t = j.partitiontable;
+  const ss = t.sectorsize ?? 512;
+  const fd = openSync(path, 'r');
+  try {
+    const partitions = (t.partitions ?? []).map((p, i): GuestPartition => {
+      const start = p.start * ss;
+      const sb = Buffer.alloc(2048);
+      readSync(fd, sb, 0, sb.length, start);
+      let fs: GuestPartition['fs'] = 'none';
+      let fsUuid: string | undefined;
+      let label: string | undefined;
+      if (sb.readUInt16LE(1024 + 56) === 0xef53) {
+        fs = 'ext4';
+        const u = sb.subarray(1024 + 104, 1024 + 120).toString('hex');
+        fsUuid = `${u.slice(0, 8)}-${u.slice(8, 12)}-${u.slice(12, 16)}-${u.slice(16, 20)}-${u.slice(20)}`;
+        label = sb.subarray(1024 + 120, 1024 + 136).toString('latin1').replace(/\0.*$/s, '') || undefined;
+      } else if (sb.readUInt16LE(510) === 0xaa55 && (sb.subarray(82, 87).toString('latin1') === 'FAT32' || sb.subarray(54, 57).toString('latin1') === 'FAT')) {
+        fs = 'fat';
+        const fat32 = sb.subarray(82, 87).toString('latin1') === 'FAT32';
+        const vid = (fat32 ? sb.readUInt32LE(67) : sb.readUInt32LE(39)).toString(16).toUpperCase().padStart(8, '0');
+        fsUuid = `${vid.slice(0, 4)}-${vid.slice(4)}`;
+        label = (fat32 ? sb.subarray(71, 82) : sb.subarray(43, 54)).toString('latin1').trim() || undefined;
+      }
+      const idHex = t.id.replace(/^0x/, '').toLowerCase().padStart(8, '0');
+      return {
+        index: i + 1, start, size: p.size * ss, type: p.type, fs, fsUuid, label, device: `/dev/vda${i + 1}`,
+        partuuid: t.label === 'dos' ? `${idHex}-${String(i + 1).padStart(2, '0')}` : (p.uuid ?? '').toLowerCase(),
+      };
+    });
+    return { path, table: t.label, diskId: t.id, partitions };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function partition(disk: DiskView, part: number): DiskView['partitions'][number] {
+  const p = disk.partitions.find((x) => x.index === part);
+  if (!p) throw new Error(`${disk.path}: no partition ${part}`);
+  return p;
+}
 
 /** A file from a FAT partition of the disk (mcopy), or undefined. */
-export async function readFatFile(disk: GuestDisk, part: number, path: string): Promise<Buffer | undefined> {
-  const p = disk.partitions[part - 1]!;
+export async function readFatFile(disk: DiskView, part: number, path: string): Promise<Buffer | undefined> {
+  const p = partition(disk, part);
   const r = await execa('mcopy', ['-n', '-i', `${disk.path}@@${p.start}`, `::${path}`, '-'], { reject: false, encoding: 'buffer', env: TOOL_ENV });
   return r.exitCode === 0 ? Buffer.from(r.stdout as Uint8Array) : undefined;
 }
 
 /** A file from an ext4 partition of the disk (debugfs on image?offset=), or undefined. */
-export async function readExt4File(disk: GuestDisk, part: number, path: string): Promise<Buffer | undefined> {
-  const p = disk.partitions[part - 1]!;
+export async function readExt4File(disk: DiskView, part: number, path: string): Promise<Buffer | undefined> {
+  const p = partition(disk, part);
   const r = await execa('debugfs', ['-R', `cat ${path}`, `${disk.path}?offset=${p.start}`], { reject: false, encoding: 'buffer', env: TOOL_ENV });
   if (r.exitCode !== 0) return undefined;
   const err = Buffer.from(r.stderr as Uint8Array).toString();
@@ -714,8 +773,8 @@ export async function readExt4File(disk: GuestDisk, part: number, path: string):
 }
 
 /** Writes files into an ext4 partition of the disk (debugfs -w; parent directories created). */
-export async function writeExt4Files(disk: GuestDisk, part: number, files: Record<string, string | Buffer>, workDir: string): Promise<void> {
-  const p = disk.partitions[part - 1]!;
+export async function writeExt4Files(disk: DiskView, part: number, files: Record<string, string | Buffer>, workDir: string): Promise<void> {
+  const p = partition(disk, part);
   const stage = join(workDir, `.ext4-write-${process.pid}`);
   mkdirSync(stage, { recursive: true });
   const cmds: string[] = [];
@@ -738,7 +797,7 @@ export async function writeExt4Files(disk: GuestDisk, part: number, files: Recor
 }
 
 /** The U-Boot environment stored in a FAT file, as fw_printenv reads it (host side). */
-export async function readUbootEnv(disk: GuestDisk, part: number, path = 'uboot.env', size = 0x4000): Promise<Record<string, string> | undefined> {
+export async function readUbootEnv(disk: DiskView, part: number, path = 'uboot.env', size = 0x4000): Promise<Record<string, string> | undefined> {
   const data = await readFatFile(disk, part, path);
   if (!data) return undefined;
   const dir = join(dirname(disk.path), `.env-${process.pid}`);
@@ -756,13 +815,37 @@ export async function readUbootEnv(disk: GuestDisk, part: number, path = 'uboot.
   return env;
 }
 
-export function relativeToRoot(root: string, p: string): string {
-  return relative(root, p);
-}
-
 /** A copy of a tree for variants (symlinks kept). */
 export function copyTree(src: string, dst: string): string {
   rmSync(dst, { recursive: true, force: true });
   cpSync(src, dst, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
   return dst;
+}
+
+export interface GuestTestInput {
+  /** /data/otapack-test/commands: run at every boot without its own boot.<N> file */
+  commands?: string[];
+  /** /data/otapack-test/boot.<N>: run at boot number N only (boots counted on /data by the guest) */
+  boots?: Record<number, string[]>;
+  /** /data/otapack-test/swupdate.args for images without otapack-update (e.g. "-k … -H … -B uboot -e stable,copy2") */
+  swupdateArgs?: string;
+  /** more files under /data/otapack-test/ (bundle as update.swu, certificates, keys) */
+  files?: Record<string, string | Buffer>;
+  /** restart the boot count at 1 (default true) */
+  resetBootCount?: boolean;
+}
+
+/**
+ * Hands the test runner its work through the ext4 /data partition of any disk (debugfs -w, no
+ * mount): the way to drive a converted image, whose boot script the test does not write.
+ */
+export async function writeTestInput(disk: DiskView, dataPartition: number, input: GuestTestInput, workDir: string): Promise<void> {
+  const files: Record<string, string | Buffer> = {};
+  const T = 'otapack-test';
+  if (input.commands) files[`${T}/commands`] = input.commands.join('\n') + '\n';
+  for (const [n, c] of Object.entries(input.boots ?? {})) files[`${T}/boot.${n}`] = c.join('\n') + '\n';
+  if (input.swupdateArgs) files[`${T}/swupdate.args`] = input.swupdateArgs + '\n';
+  for (const [k, v] of Object.entries(input.files ?? {})) files[`${T}/${k.replace(/^\//, '')}`] = v;
+  if (input.resetBootCount !== false) files[`${T}/boots`] = '0\n';
+  await writeExt4Files(disk, dataPartition, files, workDir);
 }
