@@ -14,7 +14,7 @@
 #   sets/ARCH-KEY/   the unpacked tree; KEY = sha256 of resolved.txt, so a new package version
 #                    gives a new directory and an unchanged set is reused without network access
 # The set is resolved against the mirror once and then pinned; OTAPACK_GUEST_REFRESH=1
-# re-resolves (for example after a Debian point release removed an old kernel from the mirror).
+# re-resolves, and so does a download that fails because the mirror dropped a pinned version.
 #
 # Output on stdout, one KEY=VALUE a line (read by test/helpers/debs.ts):
 #   ARCH KVER KERNEL MODULES ROOT RESOLVED DEBS PACKAGES DOWNLOADED_BYTES SECONDS
@@ -80,23 +80,29 @@ resolve() {
   log "resolved $(wc -l <"$STATE/resolved.txt") packages"
 }
 
-if [ "${OTAPACK_GUEST_REFRESH:-0}" = 1 ] || [ ! -s "$STATE/resolved.txt" ]; then resolve; fi
+resolved_now=0
+if [ "${OTAPACK_GUEST_REFRESH:-0}" = 1 ] || [ ! -s "$STATE/resolved.txt" ]; then resolve; resolved_now=1; fi
 
 # download what the pool lacks, by exact version
-missing=()
-while read -r name arch ver; do
-  [ -s "$POOL/$(debname "$name" "$arch" "$ver")" ] || missing+=("$name:$arch=$ver")
-done <"$STATE/resolved.txt"
 bytes=0
-if [ ${#missing[@]} -gt 0 ]; then
+download_missing() {
+  local missing=() name arch ver before
+  while read -r name arch ver; do
+    [ -s "$POOL/$(debname "$name" "$arch" "$ver")" ] || missing+=("$name:$arch=$ver")
+  done <"$STATE/resolved.txt"
+  [ ${#missing[@]} -gt 0 ] || return 0
   apt_update
   log "downloading ${#missing[@]} packages into $POOL"
   before=$(du -sb "$POOL" | cut -f1)
-  if ! (cd "$POOL" && apt-get -q "${APT[@]}" download "${missing[@]}" >&2); then
-    log "download failed; if the mirror dropped a pinned version, rerun with OTAPACK_GUEST_REFRESH=1"
-    exit 1
-  fi
-  bytes=$(( $(du -sb "$POOL" | cut -f1) - before ))
+  (cd "$POOL" && apt-get -q "${APT[@]}" download "${missing[@]}" >&2) || return 1
+  bytes=$(( bytes + $(du -sb "$POOL" | cut -f1) - before ))
+}
+if ! download_missing; then
+  # a pinned version the mirror no longer has (Debian replaces security updates): resolve anew once
+  [ $resolved_now = 0 ] || { log "download failed"; exit 1; }
+  log "a pinned version is gone from the mirror; resolving the set again"
+  resolve
+  download_missing || { log "download failed"; exit 1; }
 fi
 
 KEY=$(sha256sum "$STATE/resolved.txt" | cut -c1-16)

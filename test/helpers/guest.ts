@@ -12,11 +12,13 @@
 //                       armbianEnv.txt, symlinked Image/uInitrd                 (arm64, U-Boot)
 //   buildEfiGrubDisk    GPT, ESP with BOOTX64.EFI (grub-mkstandalone) + grub.cfg + bzImage,
 //                       p2 ext4 root                                            (x86-64, OVMF)
-// Each disk builder returns a GuestDisk ({ path, partitions, rootPartition, … }). Everything is
-// deterministic: fixed UUIDs and volume ids, SOURCE_DATE_EPOCH for every timestamp.
+// Each disk builder returns a GuestDisk ({ path, partitions, rootPartition, … }). The images are
+// byte-for-byte reproducible (fixed UUIDs and volume ids, SOURCE_DATE_EPOCH for every timestamp,
+// pinned inode times), except BOOTX64.EFI: grub-mkstandalone stamps the current time into its
+// memdisk.
 import { execa } from 'execa';
 import {
-  chmodSync, closeSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync,
+  chmodSync, closeSync, lutimesSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync,
   readlinkSync, readSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { dirname, join, posix } from 'node:path';
@@ -104,7 +106,8 @@ function setTimes(dir: string): void {
   const walk = (p: string): void => {
     const st = lstatSync(p);
     if (st.isDirectory()) for (const e of readdirSync(p)) walk(join(p, e));
-    if (!st.isSymbolicLink()) utimesSync(p, EPOCH, EPOCH);
+    if (st.isSymbolicLink()) lutimesSync(p, EPOCH, EPOCH);
+    else utimesSync(p, EPOCH, EPOCH);
   };
   walk(dir);
 }
@@ -316,6 +319,21 @@ export async function makeExt4(path: string, tree: string, sizeMiB: number, o: E
   if (o.blockSize) args.push('-b', String(o.blockSize));
   if (o.features) args.push('-O', o.features);
   await sh('mke2fs', [...args, path, `${sizeMiB}M`]);
+  // mke2fs -d copies each source file's ctime (which nothing rootless can set on the host) and
+  // atime (which reading the tree changes): pin both so the image is byte-for-byte reproducible
+  const pin = (r: string): string[] => [`set_inode_field "${r}" ctime ${EPOCH}`, `set_inode_field "${r}" atime ${EPOCH}`];
+  const cmds: string[] = pin('/');
+  const walk = (rel: string): void => {
+    for (const e of readdirSync(join(tree, rel)).sort()) {
+      const r = `${rel}/${e}`;
+      cmds.push(...pin(r));
+      if (lstatSync(join(tree, r)).isDirectory()) walk(r);
+    }
+  };
+  walk('');
+  writeFileSync(`${path}.ctime`, cmds.join('\n') + '\n');
+  await sh('debugfs', ['-w', '-f', `${path}.ctime`, path]);
+  rmSync(`${path}.ctime`);
   return path;
 }
 
@@ -470,6 +488,7 @@ async function dataPartition(dir: string, name: string, o: DataPartitionOptions)
   rmSync(tree, { recursive: true, force: true });
   mkdirSync(tree, { recursive: true });
   for (const [rel, data] of Object.entries(o.files ?? {})) writeFile(tree, rel.replace(/^\//, ''), data);
+  setTimes(tree);
   const sizeMiB = o.sizeMiB ?? Math.max(32, Math.ceil(treeBytes(tree) / MIB) + 16);
   const image = await makeExt4(join(dir, `${name}.data.ext4`), tree, sizeMiB, { uuid: DATA_UUID, label: 'data' });
   return { sizeMiB, type: '83', image, fs: 'ext4', fsUuid: DATA_UUID, label: 'data', mount: '/data' };
