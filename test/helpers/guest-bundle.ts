@@ -25,6 +25,8 @@ export interface TestBundleOptions {
   bootenv1?: Record<string, string>;
   bootenv2?: Record<string, string>;
   hardware?: string;
+  /** store the payload gzip-compressed (compressed = "zlib" in sw-description) */
+  compress?: 'zlib';
 }
 
 export async function makeTestBundle(dir: string, o: TestBundleOptions): Promise<TestBundle> {
@@ -33,8 +35,14 @@ export async function makeTestBundle(dir: string, o: TestBundleOptions): Promise
   const cert = join(dir, 'signer.crt');
   await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '3650', '-subj', '/CN=otapack guest test']);
   const payload = o.payload ?? patterned(4 << 20);
-  writeFileSync(join(dir, 'payload.img'), payload);
-  const sha = createHash('sha256').update(payload).digest('hex');
+  let stored = payload;
+  if (o.compress === 'zlib') {
+    const gz = await execa('gzip', ['-n', '-6', '-c'], { input: payload, encoding: 'buffer' });
+    stored = Buffer.from(gz.stdout as Uint8Array);
+  }
+  writeFileSync(join(dir, 'payload.img'), stored);
+  const sha = createHash('sha256').update(stored).digest('hex');
+  const comp = o.compress ? ` compressed = "${o.compress}";` : '';
   const env = (e: Record<string, string> | undefined): string => {
     const l = Object.entries(e ?? {}).map(([k, v]) => `{ name = "${k}"; value = "${v}"; }`);
     return l.length ? `\n                  bootenv: ( ${l.join(', ')} );` : '';
@@ -44,8 +52,8 @@ export async function makeTestBundle(dir: string, o: TestBundleOptions): Promise
     version = "1.0.0";
     hardware-compatibility = [ "${o.hardware ?? '1.0'}" ];
     stable = {
-        copy1 = { images: ( { filename = "payload.img"; type = "raw"; device = "${o.copy1}"; sha256 = "${sha}"; } );${env(o.bootenv1)} };
-        copy2 = { images: ( { filename = "payload.img"; type = "raw"; device = "${o.copy2}"; sha256 = "${sha}"; } );${env(o.bootenv2)} };
+        copy1 = { images: ( { filename = "payload.img"; type = "raw"; device = "${o.copy1}";${comp} sha256 = "${sha}"; } );${env(o.bootenv1)} };
+        copy2 = { images: ( { filename = "payload.img"; type = "raw"; device = "${o.copy2}";${comp} sha256 = "${sha}"; } );${env(o.bootenv2)} };
     };
 }
 `;
@@ -57,7 +65,7 @@ export async function makeTestBundle(dir: string, o: TestBundleOptions): Promise
   writeFileSync(swu, Buffer.from(cpio.stdout as Uint8Array));
   // flip one byte in the middle of the payload: the CMS signature still verifies, the sha256 does not
   const bad = Buffer.from(readFileSync(swu));
-  const at = bad.indexOf(payload.subarray(0, 64)) + (payload.length >> 1);
+  const at = bad.indexOf(stored.subarray(0, 64)) + (stored.length >> 1);
   bad[at] = bad[at]! ^ 0xff;
   const tampered = join(dir, 'tampered.swu');
   writeFileSync(tampered, bad);
