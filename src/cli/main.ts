@@ -92,6 +92,7 @@ program
   .addOption(new Option('--cert-purpose <purpose>', 'certificate purpose the device checks').choices(['emailProtection', 'codeSigning']).default('emailProtection'))
   .option('--allow-unsigned', 'do not fail an unsigned bundle')
   .option('--expiry-warning <days>', 'warn when a certificate expires within this many days', '90')
+  .option('--time <iso-date>', 'judge certificate validity at this time instead of now (e.g. a device clock)')
   .option('--json', 'print the report as JSON on stdout')
   .action(lazy('verify'));
 

@@ -84,6 +84,9 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
 
     // ---- 2. rootfs → slot A, checked and grown in place
     const fsIn = plan.layout.rootFs;
+    // the input must be sound before anything is copied (read-only check of the input itself)
+    reporter.step('checking the input rootfs (e2fsck -n)').done();
+    await fsck(o.input, A.copyFrom!.start, `${plan.layout.image}: rootfs in partition ${plan.layout.root.number}`, false);
     const cp = reporter.step('copying the rootfs into slot A', fsIn.size);
     await copyRange(inFh, A.copyFrom!.start, out, A.start, Math.min(fsIn.size, A.size), { onProgress: (d) => cp.update(d) });
     cp.done();

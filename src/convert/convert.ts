@@ -52,6 +52,10 @@ async function withInput<T>(input: string, workParent: string, fn: (raw: string,
     const opened = await openImageInput(input, work);
     try {
       return await fn(opened.path, opened.compressed);
+    } catch (e) {
+      // messages name the user's file, not the decompressed temp copy
+      if (e instanceof OtapackError && opened.path !== input) e.message = e.message.split(opened.path).join(input);
+      throw e;
     } finally {
       await opened.cleanup();
     }
@@ -116,9 +120,9 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   const trustCerts = o.trust ? parseCertificates(await readFile(o.trust).catch((e) => { throw ioError('KEY', o.trust!, e); }), `trust file ${o.trust}`) : undefined;
   const trustPem = trustAnchor(signer, trustCerts);
   if (!trustPem) reporter.warn('unsigned, and no --trust given: the converted devices get no trust anchor and will refuse every update until one is installed');
-  reporter.info(`reading ${o.input}`);
   return withInput(o.input, dirname(join(o.outDir, 'x')), async (raw, compressed) => {
     const layout = await detectLayout(raw);
+    layout.image = o.input; // reports and messages name the user's file
     const plan = planConversion(layout, cfg, o.input);
     for (const w of plan.warnings) reporter.warn(w);
     const r = await applyPlan({ plan, cfg, input: raw, outDir: o.outDir, signer, aes, trustPem: trustPem ?? '', timestamp: o.timestamp, reproducible: o.reproducible, reporter });

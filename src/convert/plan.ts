@@ -72,9 +72,10 @@ export function planConversion(layout: DetectedLayout, cfg: ConvertConfig, input
   // ---- sizes
   const fs = layout.rootFs;
   const used = (fs.blocks - fs.freeBlocks) * fs.blockSize;
-  const slotSize = alignUp(cfg.storage.slotSize ?? Math.max(layout.root.size, fs.size, Math.ceil(used * 1.3)), MiB);
-  if (used * 1.05 + 8 * MiB > slotSize) {
-    throw new OtapackError('CONFIG', `${cfg.file ?? 'config'}: storage.slot-size ${fmt(slotSize)} is too small for the rootfs, which uses ${fmt(used)} (needs at least ${fmt(alignUp(used * 1.05 + 8 * MiB, MiB))})`);
+  const minSlot = alignUp(used * 1.05 + 8 * MiB, MiB);
+  const slotSize = alignUp(cfg.storage.slotSize ?? Math.max(layout.root.size, fs.size, Math.ceil(used * 1.3), minSlot), MiB);
+  if (slotSize < minSlot) {
+    throw new OtapackError('CONFIG', `${cfg.file ?? 'config'}: storage.slot-size ${fmt(slotSize)} is too small for the rootfs, which uses ${fmt(used)} (needs at least ${fmt(minSlot)})`);
   }
   if (cfg.update.compress === 'none' && slotSize + 16 > 0xffffffff) {
     throw new OtapackError('LIMIT', `${cfg.file ?? 'config'}: a ${fmt(slotSize)} slot stored uncompressed exceeds the cpio limit of 4 GiB per bundle entry; set update.compress: zstd (or zlib)`);

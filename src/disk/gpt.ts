@@ -21,7 +21,6 @@ export interface Gpt {
   firstUsableLba: number;
   lastUsableLba: number;
   partitions: GptPartition[];
-  usedBackup: boolean;
   warnings: string[];
 }
 
@@ -84,8 +83,7 @@ export async function readGpt(read: Reader, imageSize: number, what: string): Pr
     const parts = await readTable(read, h, imageSize, where);
     return typeof parts === 'string' ? parts : { h, parts };
   };
-  let r = await tryAt(1, 'primary GPT');
-  let usedBackup = false;
+  const r = await tryAt(1, 'primary GPT');
   if (typeof r === 'string') {
     const primaryProblem = r;
     const alt = await tryAt(lastLba, 'backup GPT');
@@ -94,9 +92,8 @@ export async function readGpt(read: Reader, imageSize: number, what: string): Pr
       if (big.toString('latin1') === SIG) throw new OtapackError('INPUT', `${what}: GPT for 4096-byte sectors; otapack handles 512-byte-sector images`);
       throw new OtapackError('INPUT', `${what}: ${primaryProblem}, and ${alt}`);
     }
-    warnings.push(`${primaryProblem}; using the backup GPT at the end of the image`);
-    r = alt;
-    usedBackup = true;
+    // a converter must not guess on a damaged disk: name the problem and the way out
+    throw new OtapackError('INPUT', `${what}: ${primaryProblem} (the backup GPT at the end of the image is intact; repair the image first, e.g. with gdisk's recovery menu, "use backup GPT header")`);
   } else {
     const alt = await tryAt(lastLba, 'backup GPT');
     if (typeof alt === 'string') warnings.push(`${alt} (the primary GPT is intact)`);
@@ -106,7 +103,7 @@ export async function readGpt(read: Reader, imageSize: number, what: string): Pr
     if (p.lastLba < p.firstLba) throw new OtapackError('INPUT', `${what}: GPT partition ${p.number} ends (sector ${p.lastLba}) before it starts (${p.firstLba})`);
     if ((p.lastLba + 1) * 512 > imageSize) throw new OtapackError('INPUT', `${what}: GPT partition ${p.number} (sectors ${p.firstLba}-${p.lastLba}) extends past the end of the image (${Math.floor(imageSize / 512)} sectors)`);
   }
-  return { diskGuid: h.diskGuid, firstUsableLba: h.firstUsable, lastUsableLba: h.lastUsable, partitions: parts, usedBackup, warnings };
+  return { diskGuid: h.diskGuid, firstUsableLba: h.firstUsable, lastUsableLba: h.lastUsable, partitions: parts, warnings };
 }
 
 export interface GptEntryInput { typeGuid: string; uniqueGuid: string; firstLba: number; lastLba: number; name?: string; attributes?: bigint }

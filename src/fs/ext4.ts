@@ -66,7 +66,7 @@ export async function fsck(image: string, offset: number, what: string, fix: boo
   const r = await run('e2fsck', [fix ? '-fy' : '-fn', spec(image, offset)], { okCodes: [0, 1, 2, 4, 8, 12, 16, 32, 128], what: `e2fsck of ${what}` });
   if (r.exitCode > (fix ? 1 : 0)) {
     const line = (r.stdout + r.stderr).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('e2fsck ') && !/^Pass \d/.test(l))[0] ?? '';
-    throw new OtapackError('INPUT', `${what}: the ext4 filesystem has errors e2fsck cannot repair (exit ${r.exitCode}${line ? `: ${line}` : ''})`);
+    throw new OtapackError('INPUT', `${what}: the ext4 filesystem ${fix ? 'has errors e2fsck cannot repair' : 'has errors'} (e2fsck exit ${r.exitCode}${line ? `: ${line}` : ''})`);
   }
 }
 

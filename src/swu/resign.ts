@@ -119,7 +119,12 @@ export async function resignBundle(o: ResignOptions): Promise<ResignResult> {
   let out: AtomicFile | undefined;
   try {
     const layout = await readLayout(reader);
-    const manifest = readManifest(layout.manifest.toString('utf8'));
+    let manifest;
+    try {
+      manifest = readManifest(layout.manifest.toString('utf8'));
+    } catch (e) {
+      throw new OtapackError('INPUT', `${o.input}: sw-description is not valid libconfig or JSON (${(e as Error).message})`);
+    }
     const digests = new Map<string, string>();
     for (const r of manifest.refs) if (r.filename && typeof r.sha256 === 'string') digests.set(r.filename, r.sha256.toLowerCase());
     for (const [name] of digests) {

@@ -82,7 +82,7 @@ export function spawnStream(name: string, args: string[], opts: Options = {}): {
     unregister();
     if (r.exitCode !== 0) {
       const why = r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
-      const err = Buffer.isBuffer(r.stderr) ? r.stderr.toString() : String(r.stderr ?? '');
+      const err = r.stderr instanceof Uint8Array ? Buffer.from(r.stderr).toString() : String(r.stderr ?? '');
       throw new OtapackError('TOOL', `${name} failed (${why}): ${lastLines(err) || 'no output'}`);
     }
   })();

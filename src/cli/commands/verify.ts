@@ -1,4 +1,5 @@
 import { verifyBundle, type CheckStatus } from '../../swu/verify.js';
+import { OtapackError } from '../../errors.js';
 import { loadAesKey, loadCertificates } from '../../crypto/keys.js';
 import type { CertPurpose } from '../../crypto/trust.js';
 import { formatBytes } from '../../util/units.js';
@@ -12,9 +13,11 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
   const file = String(args[0]);
   const trust = o.trust ? await loadCertificates(String(o.trust), undefined, 'trust file') : undefined;
   const aes = await loadAesKey(o.aesKey as string | undefined);
+  const now = o.time === undefined ? undefined : new Date(String(o.time));
+  if (now && Number.isNaN(now.getTime())) throw new OtapackError('USAGE', `--time: "${o.time}" is not a date (use ISO 8601, e.g. 2030-01-01)`);
   const report = await verifyBundle(file, {
     trust, trustOrigin: o.trust as string | undefined, aes, purpose: o.certPurpose as CertPurpose,
-    allowUnsigned: !!o.allowUnsigned, expiryWarningDays: Number(o.expiryWarning), reporter: cliReporter({ quiet: !!o.quiet }),
+    allowUnsigned: !!o.allowUnsigned, now, expiryWarningDays: Number(o.expiryWarning), reporter: cliReporter({ quiet: !!o.quiet }),
   });
   if (o.json) printJson(report);
   if (!o.quiet || !report.ok) {

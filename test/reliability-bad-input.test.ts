@@ -1,0 +1,277 @@
+// The bad-input corpus: broken images, bad configuration, unusable certificates and hostile
+// bundles. Every case gets one clear line naming the problem, a documented exit code, no stack
+// trace, leaves no file under a final output name and no temp file behind, and never changes
+// its input. (Bundle-spec and key-file cases live in bundle-bad-input.test.ts.)
+import { describe, test, expect, beforeAll } from 'vitest';
+import { readFileSync, writeFileSync, readdirSync, existsSync, statSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { otapack, tmp, expectCleanFailure, type CliResult } from './helpers/run.js';
+import { keygen, makeExt4, writeSpec, abSpec, type KeyDir } from './helpers/bundle-fixtures.js';
+import { badImages, buildBuildrootImage, buildRockpro64GptImage, buildRpiImage } from './helpers/images.js';
+import { encodeHeader, encodeTrailer, byteSum, pad4 } from '../src/swu/cpio.js';
+import { generateKey, makeCertificate, privateKeyPem, certPem } from '../src/crypto/keygen.js';
+
+let dir: string;
+let keys: KeyDir;
+const sha = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
+const DAY = 86_400_000;
+
+/** Nothing under a final output name, no temp file or work folder left behind. */
+function expectNothingLeft(out: string): void {
+  if (!existsSync(out)) return;
+  const st = statSync(out);
+  const names = st.isDirectory() ? readdirSync(out) : [];
+  expect(names.filter((n) => /\.(img|bmap|swu|json)$|\.tmp$|^\.otapack-/.test(n)), `left in ${out}`).toEqual([]);
+}
+
+beforeAll(async () => {
+  dir = tmp('otapack-bad-');
+  keys = await keygen(join(dir, 'keys'), ['--type', 'rsa2048']);
+});
+
+describe('convert refuses broken images (21 cases) without touching them', async () => {
+  // expected exit code and reason per bad image; the fixture's own hint where it matches otapack's words
+  const expected: Record<string, [number, RegExp]> = {
+    'zero-length': [4, /empty file/],
+    tiny: [4, /too small to be a disk image/],
+    'random-junk': [4, /no partition table/],
+    'bare-ext4': [4, /no partition table/],
+    truncated: [4, /extends past the end of the image/],
+    'gpt-smaller-than-table': [4, /extends past the end of the image|backup GPT/],
+    'mbr-out-of-range': [4, /extends past the end of the image/],
+    'gpt-out-of-range': [4, /extends past the end of the image/],
+    'mbr-overlap': [4, /overlaps partition 1/],
+    'gpt-overlap': [4, /overlaps partition 1/],
+    'mbr-over-table': [4, /overlaps the partition table/],
+    'gpt-over-table': [4, /overlaps the partition table/],
+    'gpt-bad-header-crc': [4, /primary GPT: header CRC mismatch \(the backup GPT .* is intact/],
+    'gpt-bad-entries-crc': [4, /primary GPT: partition entries CRC mismatch/],
+    'gpt-backup-only': [4, /primary GPT: no "EFI PART" signature \(the backup GPT/],
+    'protective-mbr-no-gpt': [4, /protective MBR but no valid GPT/],
+    'corrupt-ext4-superblock': [4, /rootfs in partition 2: the ext4 filesystem has errors .*Superblock checksum/],
+    'no-linux-rootfs': [4, /no Linux root filesystem found/],
+    'mbr-extended': [4, /follow the rootfs/],
+    'mbr-full': [4, /follow the rootfs/],
+    'truncated-xz': [4, /cannot decompress the xz image .*Unexpected end of input/],
+  };
+  const bad = await badImages(join(tmp('otapack-badimgs-'), 'bad'));
+  test('the corpus is complete', () => expect(bad.map((b) => b.name).sort()).toEqual(Object.keys(expected).sort()));
+  test.each(bad.map((b) => [b.name, b] as const))('%s', async (_n, b) => {
+    const before = sha(b.path);
+    const out = join(dir, `out-${b.name}`);
+    const r = await otapack(['convert', b.path, '-o', out, '--key', keys.key, '--cert', keys.cert]);
+    const [code, re] = expected[b.name]!;
+    expectCleanFailure(r, code, re);
+    expect(r.stderr).toContain(b.path.split('/').pop()!.replace(/\.xz$/, '')); // names the file
+    expectNothingLeft(out);
+    expect(sha(b.path), 'input changed').toBe(before);
+  });
+});
+
+describe('convert refuses bad configuration, naming the key', () => {
+  let image: string;
+  beforeAll(async () => {
+    image = (await buildBuildrootImage(join(dir, 'good'))).path;
+  });
+  const cases: [string, string, number, RegExp][] = [
+    ['unknown key', 'storage:\n  slot-sise: 1G\n', 3, /otapack\.yaml:2:3: storage\.slot-sise: unknown key \(did you mean "slot-size"\?\)/],
+    ['wrong type', 'bootlimit: three\n', 3, /otapack\.yaml:1:\d+: bootlimit: expected an integer/],
+    ['out of range', 'bootlimit: 42\n', 3, /bootlimit: must be at most 9/],
+    ['a partition given as the device', 'storage:\n  device: /dev/mmcblk0p1\n', 3, /storage\.device: "\/dev\/mmcblk0p1" looks like a partition/],
+    ['a size that is not a size', 'storage:\n  data-size: lots\n', 3, /storage\.data-size: "lots" is not a size/],
+    ['a rootfs larger than the slot', 'storage:\n  slot-size: 9M\n', 3, /storage\.slot-size 9 MiB is too small for the rootfs, which uses/],
+    ['a disk too small', 'storage:\n  total-size: 40M\n', 3, /storage\.total-size 40 MiB is too small/],
+    ['data-size and total-size', 'storage:\n  data-size: 64M\n  total-size: 2G\n', 3, /give data-size or total-size, not both/],
+    ['the wrong boot loader', 'bootloader: grub\n', 3, /bootloader: grub was asked for, but this image boots with U-Boot/],
+    ['a missing rootfs file', 'rootfs:\n  files:\n    - { source: nothere.txt, target: /etc/x }\n', 3, /rootfs\.files\[0\]\.source: nothere\.txt: no such file/],
+    ['a relative target', 'rootfs:\n  files:\n    - { source: otapack.yaml, target: etc/x }\n', 3, /rootfs\.files\[0\]\.target: "etc\/x" is not valid \(an absolute path/],
+    ['hawkbit without url', 'hawkbit:\n  tenant: DEFAULT\n', 3, /hawkbit: missing required key "url"/],
+    ['install-aes-key without encryption', 'update:\n  install-aes-key: true\n', 3, /install-aes-key: only makes sense with encrypt: true/],
+    ['an uncompressed slot over 4 GiB', 'storage:\n  slot-size: 5G\nupdate:\n  compress: none\n', 6, /exceeds the cpio limit of 4 GiB per bundle entry; set update\.compress: zstd/],
+    ['malformed YAML', 'storage:\n  device: /dev/sda\n device2: x\n', 3, /otapack\.yaml:3:\d+: invalid YAML/],
+    ['encryption without a key', 'update:\n  encrypt: true\n', 5, /update\.encrypt is set but no AES key was given/],
+  ];
+  test.each(cases)('%s', async (name, yaml, code, re) => {
+    const cdir = join(dir, `cfg-${name.replace(/\W+/g, '_')}`);
+    mkdirSync(cdir, { recursive: true });
+    writeFileSync(join(cdir, 'otapack.yaml'), yaml);
+    const before = sha(image);
+    const out = join(cdir, 'out');
+    const r = await otapack(['convert', image, '-c', join(cdir, 'otapack.yaml'), '-o', out, '--key', keys.key, '--cert', keys.cert], { env: { OTAPACK_AES_KEY: '' } });
+    expectCleanFailure(r, code, re);
+    expectNothingLeft(out);
+    expect(sha(image)).toBe(before);
+  });
+  test('too many partitions for MBR', async () => {
+    const rk = (await buildRockpro64GptImage(join(dir, 'rk'))).path;
+    const c = join(dir, 'mbr.yaml');
+    writeFileSync(c, 'storage:\n  table: mbr\n');
+    expectCleanFailure(await otapack(['convert', rk, '-c', c, '-o', join(dir, 'out-mbr'), '--key', keys.key, '--cert', keys.cert]), 6, /6 partitions are needed .* but an MBR holds 4 primary partitions; set storage\.table: gpt/);
+    expectNothingLeft(join(dir, 'out-mbr'));
+  });
+  test('a Raspberry Pi firmware image without U-Boot', async () => {
+    const rpi = (await buildRpiImage(join(dir, 'rpi'))).path;
+    expectCleanFailure(await otapack(['convert', rpi, '-o', join(dir, 'out-rpi'), '--key', keys.key, '--cert', keys.cert]), 4, /Raspberry Pi firmware .* A\/B switching needs U-Boot/);
+    expectNothingLeft(join(dir, 'out-rpi'));
+  });
+  test('a key that is not a key, to convert', async () => {
+    const notkey = join(dir, 'notakey.pem');
+    writeFileSync(notkey, '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n');
+    expectCleanFailure(await otapack(['convert', image, '-o', join(dir, 'out-k'), '--key', notkey, '--cert', keys.cert]), 5, /notakey\.pem: not a private key \(found PUBLIC KEY\)/);
+    expectNothingLeft(join(dir, 'out-k'));
+  });
+});
+
+describe('certificates that devices would refuse are refused', () => {
+  const certWith = (name: string, o: { notBefore: Date; days: number; eku?: boolean }): { key: string; cert: string } => {
+    const key = generateKey('ec256');
+    const cert = makeCertificate({ subjectKey: key, cn: name, days: o.days, notBefore: o.notBefore, ca: false });
+    const k = join(dir, `${name}.key`);
+    const c = join(dir, `${name}.crt`);
+    writeFileSync(k, privateKeyPem(key), { mode: 0o600 });
+    writeFileSync(c, certPem(cert.der));
+    return { key: k, cert: c };
+  };
+  let spec: string;
+  beforeAll(async () => {
+    const payload = await makeExt4(join(dir, 'p.ext4'), 4);
+    spec = writeSpec(dir, 'p.yaml', abSpec({ slotA: '/dev/a', slotB: '/dev/b', file: payload }));
+  });
+  test('an expired signing certificate', async () => {
+    const c = certWith('expired', { notBefore: new Date(Date.now() - 400 * DAY), days: 30 });
+    const out = join(dir, 'x.swu');
+    expectCleanFailure(await otapack(['bundle', spec, '-o', out, '--key', c.key, '--cert', c.cert]), 5, /signing certificate CN=expired expired on \d{4}-\d\d-\d\d; devices refuse/);
+    expect(existsSync(out)).toBe(false);
+  });
+  test('a certificate that is not valid yet', async () => {
+    const c = certWith('future', { notBefore: new Date(Date.now() + 30 * DAY), days: 365 });
+    const out = join(dir, 'y.swu');
+    expectCleanFailure(await otapack(['bundle', spec, '-o', out, '--key', c.key, '--cert', c.cert]), 5, /is not valid before \d{4}-\d\d-\d\d/);
+    expect(existsSync(out)).toBe(false);
+  });
+  test('a certificate close to expiry is signed with, with a warning naming the date', async () => {
+    const c = certWith('soon', { notBefore: new Date(Date.now() - DAY), days: 20 });
+    const r = await otapack(['bundle', spec, '-o', join(dir, 'soon.swu'), '--key', c.key, '--cert', c.cert]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/warning: signing certificate CN=soon expires in 1[89] days \(\d{4}-\d\d-\d\d\)/);
+    // and verify, judged at a later device time, fails trust on expiry
+    const v = await otapack(['verify', join(dir, 'soon.swu'), '--trust', c.cert, '--time', new Date(Date.now() + 60 * DAY).toISOString()]);
+    expect(v.code).toBe(1);
+    expect(v.stderr).toMatch(/FAIL\s+trust\s+certificate CN=soon expired on/);
+  });
+  test('a certificate for the wrong purpose', async () => {
+    const r = await otapack(['verify', join(dir, 'soon.swu'), '--trust', join(dir, 'soon.crt'), '--cert-purpose', 'codeSigning']);
+    expect(r.code).toBe(0); // keygen-style certificates carry both purposes
+    // a TLS server certificate (EKU serverAuth only), made with openssl
+    const key = generateKey('ec256');
+    const k = join(dir, 'tls.key');
+    const c = join(dir, 'tls.crt');
+    writeFileSync(k, privateKeyPem(key), { mode: 0o600 });
+    await execa('openssl', ['req', '-x509', '-key', k, '-out', c, '-days', '30', '-subj', '/CN=tls-only', '-addext', 'extendedKeyUsage=serverAuth', '-addext', 'keyUsage=critical,digitalSignature']);
+    const out = join(dir, 'tls.swu');
+    expect((await otapack(['bundle', spec, '-o', out, '--key', k, '--cert', c])).code).toBe(0);
+    const v = await otapack(['verify', out, '--trust', c]);
+    expect(v.code).toBe(1);
+    expect(v.stderr).toMatch(/FAIL\s+trust\s+signer certificate CN=tls-only has an extended key usage without emailProtection/);
+  });
+});
+
+describe('hostile or broken bundles: verify names the problem, sign and manifest refuse cleanly', () => {
+  let good: Buffer;
+  let manifest: Buffer;
+  let sig: Buffer;
+  let payload: Buffer;
+  beforeAll(async () => {
+    const p = await makeExt4(join(dir, 'b.ext4'), 4);
+    const spec = writeSpec(dir, 'b.yaml', abSpec({ slotA: '/dev/a', slotB: '/dev/b', file: p }));
+    const out = join(dir, 'good.swu');
+    expect((await otapack(['bundle', spec, '-o', out, '--key', keys.key, '--cert', keys.cert])).code).toBe(0);
+    good = readFileSync(out);
+    const x = join(dir, 'good-x');
+    mkdirSync(x, { recursive: true });
+    await execa('cpio', ['-id', '--quiet'], { input: good, cwd: x });
+    manifest = readFileSync(join(x, 'sw-description'));
+    sig = readFileSync(join(x, 'sw-description.sig'));
+    payload = readFileSync(join(x, 'b.ext4.zst'));
+  });
+  /** A crc-format archive of the given entries, in order, with correct sums. */
+  const cpio = (entries: [string, Buffer][], trailer = true): Buffer => {
+    const parts: Buffer[] = [];
+    let pos = 0;
+    entries.forEach(([name, data], i) => {
+      const h = encodeHeader(name, { size: data.length, check: byteSum(data), ino: i + 1 }, 'crc');
+      parts.push(h, data, Buffer.alloc(pad4(data.length)));
+      pos += h.length + data.length + pad4(data.length);
+    });
+    if (trailer) parts.push(encodeTrailer(pos, 'crc'));
+    return Buffer.concat(parts);
+  };
+  const run = async (name: string, bytes: Buffer): Promise<{ verify: CliResult; sign: CliResult; manifestOut: CliResult; out: string }> => {
+    const p = join(dir, `${name}.swu`);
+    writeFileSync(p, bytes);
+    const out = join(dir, `${name}-signed.swu`);
+    return {
+      verify: await otapack(['verify', p, '--trust', keys.cert]),
+      sign: await otapack(['sign', p, '-o', out, '--key', keys.key, '--cert', keys.cert]),
+      manifestOut: await otapack(['manifest', p]),
+      out,
+    };
+  };
+  const refused = (r: { verify: CliResult; sign: CliResult; out: string }, check: RegExp, signRe: RegExp): void => {
+    expect(r.verify.code, r.verify.stderr).toBe(1);
+    expect(r.verify.stderr).toMatch(check);
+    expect(r.verify.stderr).not.toMatch(/\n\s+at .+:\d+:\d+/);
+    expectCleanFailure(r.sign, 4, signRe);
+    expect(existsSync(r.out)).toBe(false);
+  };
+
+  test('odc (070707) cpio', async () => {
+    const x = join(dir, 'odc');
+    mkdirSync(x, { recursive: true });
+    writeFileSync(join(x, 'sw-description'), manifest);
+    const o = await execa('cpio', ['-o', '-H', 'odc', '--quiet'], { cwd: x, input: 'sw-description\n', encoding: 'buffer' });
+    const r = await run('odc', Buffer.from(o.stdout));
+    refused(r, /FAIL\s+format\s+.*odc \(070707\) cpio is not accepted by SWUpdate/, /odc \(070707\) cpio is not accepted/);
+  });
+  test('an entry named ../escape', async () => {
+    refused(await run('dotdot', cpio([['sw-description', manifest], ['sw-description.sig', sig], ['b.ext4.zst', payload], ['../escape', Buffer.from('x')]])), /FAIL\s+names\s+"\.\.\/escape" is not a bare file name/, /"\.\.\/escape" is not a bare file name/);
+  });
+  test('an absolute entry name', async () => {
+    refused(await run('abs', cpio([['sw-description', manifest], ['sw-description.sig', sig], ['b.ext4.zst', payload], ['/etc/passwd', Buffer.from('x')]])), /FAIL\s+names\s+"\/etc\/passwd" is not a bare file name/, /"\/etc\/passwd" is not a bare file name/);
+  });
+  test('a header claiming a 4 GiB entry in a 1 KiB file', async () => {
+    const b = Buffer.concat([encodeHeader('sw-description', { size: 0xfffffff0, check: 0, ino: 1 }, 'crc'), Buffer.alloc(1024)]);
+    const t0 = Date.now();
+    refused(await run('huge-claim', b), /FAIL\s+format\s+.*claims 4294967280 bytes .* only \d+ left/, /claims 4294967280 bytes/);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+  });
+  test('duplicate entries', async () => {
+    refused(await run('dup', cpio([['sw-description', manifest], ['sw-description.sig', sig], ['b.ext4.zst', payload], ['b.ext4.zst', payload]])), /FAIL\s+names\s+"b\.ext4\.zst" appears twice/, /"b\.ext4\.zst" appears twice/);
+  });
+  test('a missing trailer', async () => {
+    refused(await run('notrailer', cpio([['sw-description', manifest], ['sw-description.sig', sig], ['b.ext4.zst', payload]], false)), /FAIL\s+format\s+.*without a TRAILER!!! entry/, /without a TRAILER!!! entry/);
+  });
+  test('sw-description that is neither libconfig nor JSON', async () => {
+    refused(await run('garbage-manifest', cpio([['sw-description', Buffer.from('software = { version = "1.0"; images: ( { filename = ')], ['b.ext4.zst', payload]])), /FAIL\s+manifest\s+sw-description: not valid libconfig/, /sw-description is not valid libconfig or JSON/);
+  });
+  test('deep nesting', async () => {
+    const deep = Buffer.from(`software = { a = ${'{ b = '.repeat(500)}1${';}'.repeat(500)}; };`);
+    refused(await run('deep', cpio([['sw-description', deep], ['b.ext4.zst', payload]])), /FAIL\s+manifest\s+.*nesting deeper than 64 levels/, /nesting deeper than 64 levels/);
+    const deepJson = Buffer.from(`{"software":${'{"a":'.repeat(100000)}1${'}'.repeat(100000)}}`);
+    const r = await run('deep-json', cpio([['sw-description', deepJson], ['b.ext4.zst', payload]]));
+    expect(r.verify.code).toBe(1);
+    expect(r.verify.stderr).toMatch(/FAIL\s+manifest\s+sw-description: .*(nesting|JSON)/);
+    expectCleanFailure(r.sign, 4, /sw-description is not valid/);
+  });
+  test('huge strings', async () => {
+    const big = Buffer.from(`software = { version = "${'x'.repeat(2 << 20)}"; };`);
+    refused(await run('bigstring', cpio([['sw-description', big], ['b.ext4.zst', payload]])), /FAIL\s+manifest\s+.*string longer than/, /string longer than/);
+    const tooBig = Buffer.alloc((4 << 20) + 1, 0x20);
+    refused(await run('toobig', cpio([['sw-description', tooBig]])), /FAIL\s+manifest\s+.*more than the 4194304 allowed/, /more than the 4194304 allowed/);
+  });
+  test('a referenced payload that is missing', async () => {
+    refused(await run('missing-payload', cpio([['sw-description', manifest], ['sw-description.sig', sig]])), /FAIL\s+references\s+.*"b\.ext4\.zst", which is not in the bundle/, /references "b\.ext4\.zst", which is not in the bundle/);
+  });
+});
