@@ -93,10 +93,10 @@ export class CpioReader {
       const name = raw.toString('utf8');
       if (nameBytes.subarray(h.nameSize).some((x) => x !== 0)) anomalies.push('non-zero padding after the name');
       if (name === TRAILER) {
-        const trailerEnd = dataOffset + h.size + pad4(h.size);
+        // SWUpdate stops at the trailer's name and never reads its data: a size there is odd, not fatal
         const endAnoms: string[] = [];
-        if (h.size !== 0) endAnoms.push(`trailer entry has size ${h.size}`);
-        if (trailerEnd > this.fileSize) throw this.bad(`trailer entry runs past the end of the file (truncated?)`);
+        if (h.size !== 0) endAnoms.push(`trailer entry claims ${h.size} bytes of data (ignored by the client)`);
+        const trailerEnd = Math.min(this.fileSize, dataOffset + h.size + pad4(h.size));
         if (this.fileSize % 512 !== 0) endAnoms.push(`archive length ${this.fileSize} is not a multiple of 512`);
         const tail = this.fileSize - trailerEnd;
         if (tail > 0) {
