@@ -1,0 +1,181 @@
+// Seeded fuzzing of the parsers that read hostile input: the cpio reader (through a full
+// verify), the libconfig/JSON manifest reader, and the MBR/GPT readers. Shared by
+// `npm run fuzz` (10 000+ inputs per target) and a fast sample in `npm test`.
+// Only the parsers' own error types may escape; anything else, a slow input or memory growth
+// is a finding.
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { OtapackError } from '../../dist/errors.js';
+import { encodeHeader, encodeTrailer, byteSum, pad4 } from '../../dist/swu/cpio.js';
+import { CpioReader } from '../../dist/swu/cpio-reader.js';
+import { verifyBundle } from '../../dist/swu/verify.js';
+import { readManifest, ManifestError } from '../../dist/swu/manifest-read.js';
+import { LibconfigError } from '../../dist/swu/libconfig.js';
+import { parseMbr, encodeMbr } from '../../dist/disk/mbr.js';
+import { readGpt, encodeGpt } from '../../dist/disk/gpt.js';
+import { CmsFormatError } from '../../dist/crypto/cms.js';
+
+export function rng(seed) {
+  let x = seed >>> 0 || 0x9e3779b9;
+  const next = () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
+  return { next, int: (n) => next() % n, pick: (a) => a[next() % a.length] };
+}
+
+const INTERESTING = [0x00, 0xff, 0x7f, 0x80, 0x30, 0x39, 0x41, 0x46, 0x22, 0x7b, 0x7d, 0x28, 0x29, 0x3b, 0x5b, 0x5d, 0x0a];
+
+/** One to four random edits of `buf`. */
+export function mutate(buf, r) {
+  let b = Buffer.from(buf);
+  const n = 1 + r.int(4);
+  for (let k = 0; k < n; k++) {
+    const at = b.length ? r.int(b.length) : 0;
+    switch (r.int(9)) {
+      case 0: if (b.length) b[at] ^= 1 << r.int(8); break;
+      case 1: if (b.length) b[at] = r.pick(INTERESTING); break;
+      case 2: if (b.length) b[at] = r.int(256); break;
+      case 3: b = Buffer.concat([b.subarray(0, at), Buffer.from(Array.from({ length: 1 + r.int(16) }, () => r.int(256))), b.subarray(at)]); break;
+      case 4: b = Buffer.concat([b.subarray(0, at), b.subarray(Math.min(b.length, at + 1 + r.int(64)))]); break;
+      case 5: { const len = 1 + r.int(Math.min(256, Math.max(1, b.length - at))); b = Buffer.concat([b.subarray(0, at + len), b.subarray(at, at + len), b.subarray(at + len)]); break; }
+      case 6: b = b.subarray(0, at); break;
+      case 7: if (b.length >= at + 8) b.write(r.pick(['FFFFFFFF', '00000000', '7FFFFFFF', '80000000', 'ZZZZZZZZ', '0000006E']), at, 'latin1'); break;
+      case 8: if (b.length >= at + 4) b.writeUInt32LE(r.pick([0, 0xffffffff, 0x7fffffff, 1, 34, 128, 0x1000]), at); break;
+    }
+  }
+  return b;
+}
+
+// ---------------------------------------------------------------- seeds
+
+const MANIFEST = `software =
+{
+    version = "1.0.0";
+    hardware-compatibility = [ "1.0", "#RE:^1\\\\.[0-9]+$" ];
+    stable = {
+        copy1 = { images: ( { filename = "rootfs.ext4"; type = "raw"; device = "/dev/mmcblk0p2"; sha256 = "${'a'.repeat(64)}"; properties = { x = [ "1", "2" ]; }; } );
+                  bootenv: ( { name = "rootpart"; value = "2"; } ); };
+        copy2 = { images: ( { filename = "rootfs.ext4"; type = "raw"; device = "/dev/mmcblk0p3"; sha256 = "${'a'.repeat(64)}"; encrypted = true; ivt = "${'0'.repeat(32)}"; } ); };
+    };
+}
+`;
+const JSON_MANIFEST = JSON.stringify({ software: { version: '1.0', 'hardware-compatibility': ['1.0'], images: [{ filename: 'a', type: 'raw', device: '/dev/x', sha256: 'b'.repeat(64), compressed: 'zstd' }] } });
+
+export function seedBundle() {
+  const payload = Buffer.from('payload '.repeat(64));
+  const manifest = Buffer.from(`software = { version = "1"; hardware-compatibility = [ "1" ]; images: ( { filename = "p"; type = "raw"; device = "/dev/x"; sha256 = "${'0'.repeat(64)}"; } ); };`);
+  const sig = Buffer.from('3082000a06092a864886f70d010702a000', 'hex');
+  const parts = [];
+  let pos = 0;
+  [['sw-description', manifest], ['sw-description.sig', sig], ['p', payload]].forEach(([n, d], i) => {
+    const h = encodeHeader(n, { size: d.length, check: byteSum(d), ino: i + 1 }, 'crc');
+    parts.push(h, d, Buffer.alloc(pad4(d.length)));
+    pos += h.length + d.length + pad4(d.length);
+  });
+  parts.push(encodeTrailer(pos, 'crc'));
+  return Buffer.concat(parts);
+}
+
+function seedMbr() {
+  const s0 = encodeMbr({ diskSignature: 0x1234abcd, partitions: [
+    { bootable: true, type: 0x0c, startLba: 2048, sectors: 2048 },
+    { bootable: false, type: 0x83, startLba: 4096, sectors: 4096 },
+    { bootable: false, type: 0x05, startLba: 8192, sectors: 4096 },
+  ] });
+  // the head and the extended boot record at LBA 8192 (holding one logical partition)
+  const ebr = encodeMbr({ diskSignature: 0, partitions: [{ bootable: false, type: 0x83, startLba: 63, sectors: 1000 }] });
+  return { head: s0, ebrLba: 8192, ebr };
+}
+
+function seedGpt() {
+  const size = 8 << 20;
+  const g = encodeGpt({ diskGuid: '11111111-2222-4333-8444-555555555555', diskSizeBytes: size, partitions: [
+    { typeGuid: 'c12a7328-f81f-11d2-ba4b-00a0c93ec93b', uniqueGuid: '0e1d2c3b-4a59-4687-9786-a5b4c3d2e1f0', firstLba: 64, lastLba: 2111, name: 'esp' },
+    { typeGuid: '0fc63daf-8483-4772-8e79-3d69d8477de4', uniqueGuid: '6c1e4b2a-9f3d-4e8a-b7c6-5d4e3f2a1b0c', firstLba: 2112, lastLba: 12000, name: 'root' },
+  ] });
+  return { primary: g.primary, backup: g.backup, backupOffset: g.backupOffset, size };
+}
+
+// ---------------------------------------------------------------- targets
+
+const allowed = (e) => e instanceof OtapackError || e instanceof LibconfigError || e instanceof ManifestError || e instanceof CmsFormatError;
+
+export const targets = {
+  async manifest(r) {
+    const text = r.int(4) === 0 ? JSON_MANIFEST : MANIFEST;
+    const input = mutate(Buffer.from(text), r).toString('latin1');
+    try { readManifest(input); } catch (e) { if (!allowed(e)) throw e; }
+  },
+  async cpio(r, ctx) {
+    const bytes = mutate(ctx.bundle, r);
+    writeFileSync(ctx.file, bytes);
+    // the structural reader alone, then the whole verify (manifest, CMS, hashes)
+    const reader = await CpioReader.open(ctx.file);
+    try {
+      for await (const e of reader.entries()) if (e.size < 4096) await reader.readEntry(e, 4096);
+    } catch (e) { if (!allowed(e)) throw e; } finally { await reader.close(); }
+    try { await verifyBundle(ctx.file, { allowUnsigned: true }); } catch (e) { if (!allowed(e)) throw e; }
+  },
+  async mbr(r, ctx) {
+    const which = r.int(3);
+    const head = which !== 1 ? mutate(ctx.mbr.head, r) : ctx.mbr.head;
+    const ebr = which !== 0 ? mutate(ctx.mbr.ebr, r) : ctx.mbr.ebr;
+    // like a file read: whatever bytes exist at that offset, zeros elsewhere
+    const readAt = async (off, len) => {
+      const out = Buffer.alloc(len);
+      if (off < head.length) head.copy(out, 0, off, Math.min(head.length, off + len));
+      const e = ctx.mbr.ebrLba * 512;
+      if (off + len > e && off < e + ebr.length) ebr.copy(out, Math.max(0, e - off), Math.max(0, off - e), Math.min(ebr.length, off + len - e));
+      return out;
+    };
+    try { await parseMbr(await readAt(0, 512), readAt, 'fuzz'); } catch (e) { if (!allowed(e)) throw e; }
+  },
+  async gpt(r, ctx) {
+    const { primary, backup, backupOffset, size } = ctx.gpt;
+    const which = r.int(3);
+    const p = which !== 1 ? mutate(primary, r) : primary;
+    const b = which !== 0 ? mutate(backup, r) : backup;
+    const read = async (off, len) => {
+      const out = Buffer.alloc(len);
+      if (off < p.length) p.copy(out, 0, off, Math.min(off + len, p.length));
+      const from = Math.max(0, off - backupOffset);
+      if (off + len > backupOffset && from < b.length) b.copy(out, Math.max(0, backupOffset - off), from, Math.min(b.length, off + len - backupOffset));
+      return out;
+    };
+    try { await readGpt(read, size, 'fuzz'); } catch (e) { if (!allowed(e)) throw e; }
+  },
+};
+
+/** Runs `n` inputs per target; returns findings (exceptions, slow inputs) and figures. */
+export async function fuzz({ n = 10_000, seed = 1, only, slowMs = 2000, log = () => {} } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'otapack-fuzz-'));
+  const ctx = { bundle: seedBundle(), file: join(dir, 'f.swu'), mbr: seedMbr(), gpt: seedGpt() };
+  const findings = [];
+  const stats = {};
+  try {
+    for (const [name, fn] of Object.entries(targets)) {
+      if (only && !only.includes(name)) continue;
+      const r = rng(seed * 7919 + name.length);
+      const t0 = Date.now();
+      let slowest = 0;
+      for (let i = 0; i < n; i++) {
+        const s = r.next();
+        const one = rng(s);
+        const t = Date.now();
+        try {
+          await fn(one, ctx);
+        } catch (e) {
+          findings.push({ target: name, input: i, seed: s, error: `${e?.constructor?.name}: ${e?.message}`.slice(0, 300) });
+        }
+        const dt = Date.now() - t;
+        slowest = Math.max(slowest, dt);
+        if (dt > slowMs) findings.push({ target: name, input: i, seed: s, error: `slow: ${dt} ms` });
+      }
+      const mem = process.memoryUsage();
+      stats[name] = { inputs: n, ms: Date.now() - t0, slowestMs: slowest, heapMiB: Math.round(mem.heapUsed / 2 ** 20), rssMiB: Math.round(mem.rss / 2 ** 20) };
+      log(`${name}: ${n} inputs in ${stats[name].ms} ms, slowest ${slowest} ms, heap ${stats[name].heapMiB} MiB, rss ${stats[name].rssMiB} MiB`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { findings, stats };
+}
