@@ -3,6 +3,7 @@
 import { Command, Option, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { installSignalHandlers, runAction, setDebug } from './run.js';
+import { setTask } from '../util/cleanup.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -21,6 +22,7 @@ const lazy = (mod: string) => (...args: unknown[]) => {
   const cmd = args[args.length - 1] as Command;
   const opts = cmd.optsWithGlobals() as Opts;
   const positional = args.slice(0, -2);
+  setTask(`otapack ${mod} (starting)`);
   return runAction(async () => {
     const m = (await import(`./commands/${mod}.js`)) as { run(args: unknown[], opts: Opts): Promise<number | void> };
     return m.run(positional, opts);

@@ -1,5 +1,5 @@
 // The CLI edge: turns thrown errors into one line and an exit status, handles interruption.
-import { OtapackError, EXIT_CODES } from '../errors.js';
+import { OtapackError, EXIT_CODES, ioError } from '../errors.js';
 import { cleanupNow, currentTask } from '../util/cleanup.js';
 import { red } from './output.js';
 
@@ -7,6 +7,7 @@ let debug = false;
 export const setDebug = (v: boolean): void => void (debug = v);
 
 export function installSignalHandlers(): void {
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(sig);
   const onSignal = (sig: NodeJS.Signals, code: number) => () => {
     const removed = cleanupNow();
     process.stderr.write(`\notapack: interrupted (${sig}) while ${currentTask()}; ${removed.length ? `removed ${removed.length} temporary file(s), ` : ''}previous outputs left as they were\n`);
@@ -17,6 +18,10 @@ export function installSignalHandlers(): void {
   process.on('SIGHUP', onSignal('SIGHUP', 129));
   // A file-size limit (ulimit -f) must fail the write with EFBIG, not kill us mid-file.
   process.on('SIGXFSZ', () => {});
+  process.on('unhandledRejection', (e) => {
+    process.exitCode = reportError(e);
+    process.exit();
+  });
 }
 
 export function reportError(e: unknown): number {
@@ -27,8 +32,14 @@ export function reportError(e: unknown): number {
     if (debug) process.stderr.write(`${e.stack}\n`);
     return EXIT_CODES[e.code];
   }
-  const err = e as Error;
-  if ((err as { code?: string })?.code?.startsWith?.('commander.')) return 2;
+  const err = e as NodeJS.ErrnoException;
+  if (err?.code?.startsWith?.('commander.')) return 2;
+  // a system error that reached here unwrapped: still one line and the I/O status
+  if (err?.code && /^E[A-Z]+$/.test(err.code) && err.syscall) {
+    process.stderr.write(`${red('otapack: error:')} ${ioError('IO', err.path ?? err.syscall, err).message}\n`);
+    if (debug) process.stderr.write(`${err.stack}\n`);
+    return EXIT_CODES.IO;
+  }
   process.stderr.write(`${red('otapack: internal error:')} ${err?.message ?? String(e)}${debug ? '' : ' (run with --debug for details)'}\n`);
   if (debug) process.stderr.write(`${err?.stack ?? ''}\n`);
   return EXIT_CODES.INTERNAL;

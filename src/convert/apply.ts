@@ -20,7 +20,7 @@ import { writePartitionTable } from '../disk/table.js';
 import { computeBmap } from '../disk/bmap.js';
 import { probeExt4, fsck, resize, mkfs, readFile as readExt4, resolvePath, usedRanges } from '../fs/ext4.js';
 import { injectEntries, type FsEntry } from '../fs/ext4-inject.js';
-import { buildBundle, type BuildResult } from '../swu/bundle.js';
+import { buildBundle, asWriteError, type BuildResult } from '../swu/bundle.js';
 import type { BundleSpec, ArtifactSpec } from '../swu/spec.js';
 import type { Signer } from '../crypto/signer.js';
 import type { AesKey } from '../crypto/keys.js';
@@ -180,7 +180,7 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     return result;
   } catch (e) {
     await img.abort();
-    throw e;
+    throw asWriteError(e, names.image);
   } finally {
     await inFh?.close().catch(() => {});
     await rm(work, { recursive: true, force: true });

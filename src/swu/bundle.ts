@@ -10,7 +10,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
-import { OtapackError } from '../errors.js';
+import { OtapackError, ioError } from '../errors.js';
 import { AtomicFile } from '../util/atomic-file.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { compressor } from '../compress/index.js';
@@ -214,8 +214,14 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
     };
   } catch (e) {
     await out.abort();
-    throw e;
+    throw asWriteError(e, o.output);
   }
+}
+
+/** A system error while producing `output` becomes an IO error naming it. */
+export function asWriteError(e: unknown, output: string): unknown {
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return !(e instanceof OtapackError) && code && /^E[A-Z]+$/.test(code) ? ioError('IO', `cannot write ${output}`, e) : e;
 }
 
 /** sw-description and (optionally) sw-description.sig entries, padded, as they start the archive. */

@@ -9,6 +9,7 @@ export class PositionalWriter {
   private cur = 0;
   private fill = 0;
   private pending: Promise<unknown> = Promise.resolve();
+  private failure: unknown;
 
   constructor(private readonly fh: FileHandle, public position: number) {}
 
@@ -29,7 +30,9 @@ export class PositionalWriter {
     const len = this.fill;
     const pos = this.position;
     await this.pending; // the other buffer must be free before we fill it
-    this.pending = writeAll(this.fh, buf, len, pos);
+    if (this.failure) throw this.failure;
+    // keep the rejection inside the writer: it is rethrown at the next flush or at finish()
+    this.pending = writeAll(this.fh, buf, len, pos).catch((e) => { this.failure = e; });
     this.position += len;
     this.cur ^= 1;
     this.fill = 0;
@@ -39,6 +42,7 @@ export class PositionalWriter {
   async finish(): Promise<number> {
     await this.flush();
     await this.pending;
+    if (this.failure) throw this.failure;
     return this.position;
   }
 }

@@ -67,7 +67,10 @@ export async function run(name: string, args: string[], opts: { input?: string |
   const exitCode = r.exitCode ?? -1;
   if (!okCodes.includes(exitCode)) {
     const why = r.signal ? `killed by ${r.signal}` : `exit ${exitCode}`;
-    throw new OtapackError('TOOL', `${opts.what ?? name} failed (${why}): ${lastLines(String(r.stderr)) || lastLines(String(r.stdout)) || 'no output'}`);
+    const text = lastLines(String(r.stderr)) || lastLines(String(r.stdout)) || 'no output';
+    // the tool ran out of room writing our output: that is an I/O condition, not a tool fault
+    const io = r.signal === 'SIGXFSZ' || /No space left on device|File too large|Read-only file system|Disk quota exceeded/i.test(text);
+    throw new OtapackError(io ? 'IO' : 'TOOL', `${opts.what ?? name} failed (${why}): ${r.signal === 'SIGXFSZ' ? 'file too large for the file size limit (ulimit -f)' : text}`);
   }
   return { stdout: String(r.stdout), stderr: String(r.stderr), exitCode };
 }
