@@ -35,7 +35,9 @@ export async function probeFat(image: string, offset: number): Promise<FatInfo |
 
 export async function mkfsFat(image: string, offset: number, bytes: number, o: { label: string; volumeId: string }): Promise<void> {
   if (offset % 512) throw new OtapackError('INTERNAL', 'FAT partition not sector aligned');
-  await run('mkfs.vfat', ['--invariant', '--offset', String(offset / 512), '-n', o.label.toUpperCase().slice(0, 11), '-i', o.volumeId, image, String(Math.floor(bytes / 1024))], { what: 'mkfs.vfat' });
+  // the FAT type must follow the partition, not the whole image file mkfs.vfat sees
+  const fatType = bytes < 512 * 1024 * 1024 ? '16' : '32';
+  await run('mkfs.vfat', ['--invariant', '-F', fatType, '--offset', String(offset / 512), '-n', o.label.toUpperCase().slice(0, 11), '-i', o.volumeId, image, String(Math.floor(bytes / 1024))], { what: 'mkfs.vfat' });
 }
 
 /** Bare paths of every file and directory (directories end with "/"). */
