@@ -483,11 +483,8 @@ describe('determinism and cache', () => {
   });
 
   it('a second call is a cache hit and a different option set is a different image', async () => {
-    const t0 = performance.now();
     const a = await buildBuildrootImage(join(work, 'cache'), { bootKind: 'extlinux' });
-    const ms = performance.now() - t0;
     expect(a.cached).toBe(true);
-    expect(ms).toBeLessThan(5000);
     const b = await buildBuildrootImage(join(work, 'cache'), { bootKind: 'extlinux', rootfsExtra: { '/etc/motd': 'hi\n' } });
     expect(b.sha256).not.toBe(a.sha256);
     expect(b.key).not.toBe(a.key);
@@ -508,7 +505,6 @@ describe('examples/build-sample-image.sh', () => {
     expect(ra.exitCode, String(ra.stderr)).toBe(0);
     expect(String(ra.stdout)).toMatch(/^built .*sdcard\.img in \d+ ms/);
     timing.push(`${'examples/build-sample-image.sh'.padEnd(30)} ${String(ra.ms).padStart(6)} ms`);
-    expect(ra.ms).toBeLessThan(20_000);
     const rb = await run(b);
     expect(rb.exitCode).toBe(0);
     const img = join(a, 'sdcard.img');

@@ -82,6 +82,11 @@ function rootArg(text: string): string | undefined {
 
 export async function detectLayout(image: string): Promise<DetectedLayout> {
   const table = await readPartitionTable(image);
+  if (table.usedBackupGpt) {
+    // a converter must not guess on a damaged disk: name the problem and the way out
+    const why = (table.warnings.find((w) => /primary GPT/.test(w)) ?? 'the primary GPT is damaged').replace(/; using the backup GPT at LBA \d+/, '');
+    throw new OtapackError('INPUT', `${image}: ${why}, while the backup GPT is intact; repair the image first (e.g. gdisk's recovery menu, "use backup GPT header")`);
+  }
   const notes: string[] = [...table.warnings];
   // ---- the rootfs: a Linux-typed (or unknown-typed) ext2/3/4 that looks like a root
   const candidates: { p: Partition; fs: Ext4Info }[] = [];

@@ -1,73 +1,119 @@
-// Input images may come compressed (.img.gz, .img.xz, .img.zst: detected by their magic bytes).
-// Plain images are read in place and never written; compressed ones are streamed into a sparse
-// temp file in the work folder (all-zero blocks are not written), removed afterwards.
-import { open, rm } from 'node:fs/promises';
+// Input images as users have them: a raw .img is used where it lies (opened read-only, never
+// written); .img.gz/.img.xz/.img.zst are streamed into a sparse temp file in the work folder,
+// because everything downstream needs random access. The format is decided by magic bytes, so a
+// misnamed file still works.
+import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
-import { join, basename } from 'node:path';
+import { basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { OtapackError, ioError } from '../errors.js';
-import { spawnStream } from '../util/tools.js';
 import { registerTemp, unregisterTemp } from '../util/cleanup.js';
+import { spawnStream } from '../util/tools.js';
+import { SparseSink } from './sparse-copy.js';
 
-export type InputCompression = 'none' | 'gzip' | 'xz' | 'zstd';
+export type Compression = 'none' | 'gzip' | 'xz' | 'zstd';
 
-export async function sniffCompression(path: string): Promise<InputCompression> {
-  const fh = await open(path, 'r').catch((e) => { throw ioError('INPUT', path, e); });
-  try {
-    const b = Buffer.alloc(6);
-    await fh.read(b, 0, 6, 0);
-    if (b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
-    if (b.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
-    if (b.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
-    return 'none';
-  } finally {
-    await fh.close();
-  }
+export interface ImageInput {
+  /** A raw image to read: the input itself, or the decompressed temp file. */
+  path: string;
+  compressed: Compression;
+  /** Removes the temp file (a no-op for raw input). */
+  cleanup(): Promise<void>;
 }
 
-export async function openImageInput(path: string, workDir: string): Promise<{ path: string; compressed: InputCompression; cleanup(): Promise<void> }> {
-  const kind = await sniffCompression(path);
-  if (kind === 'none') return { path, compressed: 'none', cleanup: async () => {} };
-  const out = join(workDir, basename(path).replace(/\.(gz|xz|zst|zstd)$/i, '') + '.raw');
+const MAGICS: [Compression, Buffer][] = [
+  ['gzip', Buffer.from([0x1f, 0x8b])],
+  ['xz', Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])],
+  ['zstd', Buffer.from([0x28, 0xb5, 0x2f, 0xfd])],
+];
+
+export async function detectCompression(fh: FileHandle): Promise<Compression> {
+  const head = Buffer.alloc(6);
+  const { bytesRead } = await fh.read(head, 0, 6, 0);
+  for (const [kind, magic] of MAGICS) if (bytesRead >= magic.length && head.subarray(0, magic.length).equals(magic)) return kind;
+  return 'none';
+}
+
+/** Opens an input image, decompressing it into `workDir` when needed. */
+export async function openImageInput(path: string, workDir: string): Promise<ImageInput> {
+  let compressed: Compression;
+  try {
+    const fh = await open(path, 'r');
+    try {
+      if (!(await fh.stat()).isFile()) throw Object.assign(new Error(), { code: 'EISDIR' });
+      compressed = await detectCompression(fh);
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    throw ioError('INPUT', path, e);
+  }
+  if (compressed === 'none') return { path, compressed, cleanup: async () => {} };
+
+  const stem = basename(path).replace(/\.(gz|xz|zst|zstd)$/i, '').replace(/\.img$/i, '');
+  const out = join(workDir, `${stem}.${randomBytes(4).toString('hex')}.img`);
+  let fh: FileHandle;
+  try {
+    fh = await open(out, 'wx');
+  } catch (e) {
+    throw ioError('IO', `cannot create a temp file in ${workDir}`, e);
+  }
   registerTemp(out);
   const cleanup = async (): Promise<void> => {
-    await rm(out, { force: true });
+    try { await unlink(out); } catch { /* gone already */ }
     unregisterTemp(out);
   };
-  let stream: Readable;
-  let done: Promise<void> = Promise.resolve();
-  if (kind === 'gzip') {
-    stream = createReadStream(path).pipe(createGunzip());
-  } else {
-    const s = spawnStream(kind === 'xz' ? 'xz' : 'zstd', ['-dc', '--', path]);
-    stream = s.child.stdout as Readable;
-    done = s.done;
-  }
-  const fh = await open(out, 'w');
-  const ZERO = Buffer.alloc(4096);
-  let pos = 0;
-  let pending: Buffer = Buffer.alloc(0);
   try {
-    const flush = async (b: Buffer, final: boolean): Promise<Buffer> => {
-      const whole = final ? b.length : b.length - (b.length % 4096);
-      for (let i = 0; i < whole; i += 4096) {
-        const blk = b.subarray(i, Math.min(whole, i + 4096));
-        if (!blk.equals(ZERO.subarray(0, blk.length))) await fh.write(blk, 0, blk.length, pos + i);
-      }
-      pos += whole;
-      return b.subarray(whole);
-    };
-    for await (const chunk of stream) pending = await flush(Buffer.concat([pending, chunk as Buffer]), false);
-    await flush(pending, true);
-    await done;
-    await fh.truncate(pos);
+    await decompressInto(path, compressed, fh);
+    await fh.close();
   } catch (e) {
     await fh.close().catch(() => {});
     await cleanup();
-    const msg = (e as Error).message ?? String(e);
-    throw new OtapackError('INPUT', `${path}: cannot decompress the ${kind} image (${msg.split('\n')[0]}): truncated or corrupt?`);
+    throw e;
   }
-  await fh.close();
-  return { path: out, compressed: kind, cleanup };
+  return { path: out, compressed, cleanup };
+}
+
+async function decompressInto(path: string, kind: Compression, fh: FileHandle): Promise<void> {
+  const sink = new SparseSink(fh);
+  const corrupt = (detail: string): OtapackError => new OtapackError('INPUT', `${path}: corrupt or truncated ${kind} data (${detail})`);
+  let stream: Readable;
+  let done: Promise<void> = Promise.resolve();
+  let toolResult: Promise<unknown> | undefined;
+  if (kind === 'gzip') {
+    const gunzip = createGunzip();
+    createReadStream(path).on('error', (e) => gunzip.destroy(e)).pipe(gunzip);
+    stream = gunzip;
+  } else {
+    const tool = kind === 'xz' ? 'xz' : 'zstd';
+    const p = spawnStream(tool, ['-d', '-c', '-q', '--', path], { stdin: 'ignore' });
+    stream = p.child.stdout!;
+    done = p.done;
+    toolResult = p.child;
+  }
+  try {
+    for await (const piece of stream) await sink.write(piece as Buffer);
+  } catch (e) {
+    if (e instanceof OtapackError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    if (err.code?.startsWith('Z_') || err.code === 'ERR_ZLIB_BINDING_CLOSED') throw corrupt(err.message);
+    throw ioError('IO', `decompressing ${path}`, e);
+  }
+  try {
+    await done;
+  } catch (e) {
+    // The tool's own last words ("xz: FILE: Unexpected end of input") name the problem; read
+    // them from the child's result because its stderr arrives as bytes.
+    const r = (await toolResult?.catch(() => undefined)) as { stderr?: Uint8Array | string } | undefined;
+    const text = r?.stderr ? Buffer.from(r.stderr).toString('utf8') : (e as Error).message;
+    const last = text.trim().split('\n').filter((l) => l.trim()).pop() ?? 'failed';
+    throw corrupt(last.replace(/^(\S*\/)?(xz|zstd): /, '').split(path).join('').replace(/^\s*:\s*/, '').trim());
+  }
+  try {
+    await sink.end();
+  } catch (e) {
+    throw ioError('IO', `writing the decompressed copy of ${path}`, e);
+  }
 }

@@ -1,96 +1,164 @@
-// MBR (DOS) partition tables: read (primaries, the EBR chain of logical partitions, protective
-// MBR detection) and write (up to four primaries). Written here because it is 512 bytes of fixed
-// structure and convert must keep the boot code bytes and everything around the table intact.
+// The classic MBR ("dos" label): four primary entries in sector 0 plus the chain of extended boot
+// records (EBRs) that holds logical partitions. Written by hand because it is 512 bytes of fixed
+// layout and we must keep the boot code and everything around it byte for byte.
+//
+// Numbering follows Linux/libblkid: primaries are 1–4 by slot (an empty slot 1 leaves a gap),
+// logical partitions are 5, 6, … in chain order.
 import { OtapackError } from '../errors.js';
+
+export const SECTOR = 512;
+const TABLE_OFFSET = 446;
+const EXTENDED_TYPES = new Set([0x05, 0x0f, 0x85]);
+/** Bounds the EBR walk so a looping or absurd chain cannot hang us. */
+const MAX_LOGICAL = 256;
 
 export interface MbrPartition {
   number: number;
   bootable: boolean;
   type: number;
+  /** Absolute sector of the first sector. */
   startLba: number;
   sectors: number;
   logical: boolean;
 }
 
 export interface Mbr {
+  /** Bytes 0..439, the boot code area, as found. */
+  bootCode: Buffer;
   diskSignature: number;
-  partitions: MbrPartition[];
+  /** Exactly one used entry and it is 0xEE: a GPT disk's protective MBR. */
   protective: boolean;
+  /** Some entry is 0xEE (protective or hybrid MBR): the disk claims to be GPT. */
+  claimsGpt: boolean;
+  /** Used entries (size ≠ 0), including the extended container, sorted by number. */
+  partitions: MbrPartition[];
+  warnings: string[];
 }
 
-const EXTENDED = new Set([0x05, 0x0f, 0x85]);
-export const isExtendedType = (t: number): boolean => EXTENDED.has(t);
+export const isExtendedType = (type: number): boolean => EXTENDED_TYPES.has(type);
+export const hasBootSignature = (sector: Buffer): boolean => sector.length >= 512 && sector[510] === 0x55 && sector[511] === 0xaa;
 
-export const hasMbrSignature = (s0: Uint8Array): boolean => s0.length >= 512 && s0[510] === 0x55 && s0[511] === 0xaa;
+interface RawEntry { bootable: boolean; type: number; start: number; sectors: number }
 
-function entry(b: Buffer, i: number): { status: number; type: number; start: number; sectors: number } {
-  const o = 446 + i * 16;
-  return { status: b[o]!, type: b[o + 4]!, start: b.readUInt32LE(o + 8), sectors: b.readUInt32LE(o + 12) };
+function entry(sector: Buffer, slot: number): RawEntry {
+  const o = TABLE_OFFSET + slot * 16;
+  return { bootable: sector[o] === 0x80, type: sector[o + 4]!, start: sector.readUInt32LE(o + 8), sectors: sector.readUInt32LE(o + 12) };
 }
 
-/** Parses sector 0; `readAt` reads the extended boot records of logical partitions. */
-export async function parseMbr(sector0: Buffer, readAt?: (offset: number, length: number) => Promise<Buffer>, what = 'image'): Promise<Mbr> {
-  if (!hasMbrSignature(sector0)) throw new OtapackError('INPUT', `${what}: no partition table (no 55AA signature in sector 0)`);
+/**
+ * Parses sector 0 and, when `readAt` is given, the EBR chain of an extended partition.
+ * Throws INPUT (without a file name; the caller adds it) when the sector is not an MBR or the
+ * chain is broken.
+ */
+export async function parseMbr(sector0: Buffer, readAt?: (offset: number, len: number) => Promise<Buffer>): Promise<Mbr> {
+  if (!hasBootSignature(sector0)) throw new OtapackError('INPUT', 'no partition table (sector 0 has no 0x55AA signature)');
+  const warnings: string[] = [];
   const partitions: MbrPartition[] = [];
-  let protective = false;
-  for (let i = 0; i < 4; i++) {
-    const e = entry(sector0, i);
-    if (e.type === 0 || e.sectors === 0) continue;
-    if (e.status !== 0 && e.status !== 0x80) throw new OtapackError('INPUT', `${what}: MBR entry ${i + 1} has an invalid status byte 0x${e.status.toString(16)}`);
-    if (e.type === 0xee) protective = true;
-    partitions.push({ number: i + 1, bootable: e.status === 0x80, type: e.type, startLba: e.start, sectors: e.sectors, logical: false });
+  const raw = [0, 1, 2, 3].map((slot) => entry(sector0, slot));
+  // Like libblkid: a boot flag other than 0x00/0x80 means sector 0 is something else (a FAT boot
+  // sector, a bare filesystem) that merely ends in 0x55AA.
+  for (let slot = 0; slot < 4; slot++) {
+    const flag = sector0[TABLE_OFFSET + slot * 16]!;
+    if (flag !== 0 && flag !== 0x80) throw new OtapackError('INPUT', `no partition table (MBR entry ${slot + 1} has boot flag 0x${flag.toString(16)}; sector 0 is not an MBR)`);
   }
-  const ext = partitions.find((p) => isExtendedType(p.type));
-  if (ext && readAt) {
-    let next = 0;
-    let n = 5;
-    const seen = new Set<number>();
-    for (let guard = 0; guard < 128; guard++) {
-      const lba = ext.startLba + next;
-      if (seen.has(lba)) throw new OtapackError('INPUT', `${what}: the chain of logical partitions loops`);
-      seen.add(lba);
-      const ebr = await readAt(lba * 512, 512);
-      if (!hasMbrSignature(ebr)) throw new OtapackError('INPUT', `${what}: extended boot record at sector ${lba} is invalid`);
-      const l = entry(ebr, 0);
-      if (l.type !== 0 && l.sectors !== 0) {
-        partitions.push({ number: n++, bootable: l.status === 0x80, type: l.type, startLba: lba + l.start, sectors: l.sectors, logical: true });
-      }
-      const link = entry(ebr, 1);
-      if (!isExtendedType(link.type) || link.sectors === 0) break;
-      next = link.start;
-    }
+  raw.forEach((e, slot) => {
+    if (e.sectors !== 0) partitions.push({ number: slot + 1, bootable: e.bootable, type: e.type, startLba: e.start, sectors: e.sectors, logical: false });
+  });
+  const used = raw.filter((e) => e.sectors !== 0);
+  const claimsGpt = used.some((e) => e.type === 0xee);
+  const extended = partitions.filter((p) => isExtendedType(p.type));
+  if (extended.length > 1) throw new OtapackError('INPUT', `more than one extended partition (${extended.map((p) => p.number).join(', ')})`);
+  if (extended[0] && !claimsGpt) {
+    if (readAt) partitions.push(...(await walkEbrChain(extended[0], readAt, warnings)));
+    else warnings.push('logical partitions were not read');
   }
-  return { diskSignature: sector0.readUInt32LE(440), partitions, protective: protective && partitions.length === 1 };
+  return {
+    bootCode: Buffer.from(sector0.subarray(0, 440)),
+    diskSignature: sector0.readUInt32LE(440),
+    protective: used.length === 1 && used[0]!.type === 0xee,
+    claimsGpt,
+    partitions,
+    warnings,
+  };
 }
 
+/**
+ * Each EBR holds one data entry (start relative to this EBR) and one link to the next EBR (start
+ * relative to the extended partition). Like libblkid we stop at an EBR without 0x55AA.
+ */
+async function walkEbrChain(ext: MbrPartition, readAt: (offset: number, len: number) => Promise<Buffer>, warnings: string[]): Promise<MbrPartition[]> {
+  const out: MbrPartition[] = [];
+  const seen = new Set<number>();
+  const extEnd = ext.startLba + ext.sectors;
+  let ebr = ext.startLba;
+  for (let hops = 0; ; hops++) {
+    if (hops > MAX_LOGICAL) throw new OtapackError('INPUT', `extended partition ${ext.number}: more than ${MAX_LOGICAL} logical partitions (looping EBR chain?)`);
+    if (seen.has(ebr)) throw new OtapackError('INPUT', `extended partition ${ext.number}: the EBR chain loops back to sector ${ebr}`);
+    seen.add(ebr);
+    const sector = await readAt(ebr * SECTOR, SECTOR);
+    if (sector.length < SECTOR) throw new OtapackError('INPUT', `extended partition ${ext.number}: EBR at sector ${ebr} lies past the end of the image`);
+    if (!hasBootSignature(sector)) {
+      // An empty extended partition (no logicals yet) has a zeroed first EBR: nothing to report.
+      if (ebr !== ext.startLba) warnings.push(`extended partition ${ext.number}: EBR at sector ${ebr} has no 0x55AA signature; the chain ends there`);
+      break;
+    }
+    let next: number | undefined;
+    let data: RawEntry | undefined;
+    for (let i = 0; i < 4; i++) {
+      const e = entry(sector, i);
+      if (e.sectors === 0) continue;
+      if (isExtendedType(e.type)) next ??= ext.startLba + e.start;
+      // Entries 3 and 4 are often garbage; libfdisk and the kernel only trust the first two.
+      else if (i < 2) data ??= e;
+    }
+    if (data) {
+      out.push({ number: 5 + out.length, bootable: data.bootable, type: data.type, startLba: ebr + data.start, sectors: data.sectors, logical: true });
+      const l = out[out.length - 1]!;
+      if (l.startLba <= ebr || l.startLba + l.sectors > extEnd) {
+        throw new OtapackError('INPUT', `partition ${l.number} (sectors ${l.startLba}–${l.startLba + l.sectors - 1}) lies outside its extended partition ${ext.number} (sectors ${ext.startLba}–${extEnd - 1})`);
+      }
+    }
+    if (next === undefined) break;
+    if (next <= ext.startLba || next >= extEnd) throw new OtapackError('INPUT', `extended partition ${ext.number}: EBR link to sector ${next} points outside the extended partition`);
+    ebr = next;
+  }
+  return out;
+}
+
+/** CHS triple for an LBA the way libfdisk writes it: 255 heads, 63 sectors, clamped at cylinder 1023. */
 function chs(lba: number): [number, number, number] {
-  const heads = 255;
-  const spt = 63;
-  const c = Math.floor(lba / (heads * spt));
-  if (c > 1023) return [0xfe, 0xff, 0xff];
-  const h = Math.floor(lba / spt) % heads;
-  const s = (lba % spt) + 1;
-  return [h, ((c >> 2) & 0xc0) | s, c & 0xff];
+  const H = 255;
+  const S = 63;
+  if (Math.floor(lba / (H * S)) > 1023) lba = H * S * 1024 - 1;
+  const c = Math.floor(lba / (H * S));
+  const h = Math.floor(lba / S) % H;
+  const s = (lba % S) + 1;
+  return [h, s | ((c >> 2) & 0xc0), c & 0xff];
 }
 
 export interface MbrEntryInput { bootable: boolean; type: number; startLba: number; sectors: number }
 
-export function encodeMbr(o: { bootCode?: Buffer; diskSignature: number; partitions: MbrEntryInput[] }): Buffer {
-  if (o.partitions.length > 4) throw new OtapackError('LIMIT', `an MBR holds 4 primary partitions, ${o.partitions.length} were asked for; use GPT`);
-  const b = Buffer.alloc(512);
-  if (o.bootCode) o.bootCode.copy(b, 0, 0, Math.min(440, o.bootCode.length));
-  b.writeUInt32LE(o.diskSignature >>> 0, 440);
-  o.partitions.forEach((p, i) => {
-    if (p.startLba > 0xffffffff || p.sectors > 0xffffffff) throw new OtapackError('LIMIT', `partition ${i + 1} lies beyond the 2 TiB an MBR can address; use GPT`);
-    const off = 446 + i * 16;
-    b[off] = p.bootable ? 0x80 : 0;
-    Buffer.from(chs(p.startLba)).copy(b, off + 1);
-    b[off + 4] = p.type;
-    Buffer.from(chs(p.startLba + p.sectors - 1)).copy(b, off + 5);
-    b.writeUInt32LE(p.startLba, off + 8);
-    b.writeUInt32LE(p.sectors, off + 12);
+/** One 512-byte sector 0 with up to four primary partitions (logical partitions are not written). */
+export function encodeMbr(t: { bootCode?: Buffer; diskSignature: number; partitions: MbrEntryInput[] }): Buffer {
+  if (t.partitions.length > 4) throw new OtapackError('LIMIT', `an MBR holds at most 4 primary partitions (asked for ${t.partitions.length})`);
+  const s = Buffer.alloc(SECTOR);
+  if (t.bootCode) t.bootCode.copy(s, 0, 0, Math.min(440, t.bootCode.length));
+  s.writeUInt32LE(t.diskSignature >>> 0, 440);
+  t.partitions.forEach((p, i) => {
+    const last = p.startLba + p.sectors - 1;
+    if (p.startLba < 1 || p.sectors < 1 || last > 0xffffffff || !Number.isSafeInteger(last)) {
+      throw new OtapackError('LIMIT', `partition ${i + 1} (sectors ${p.startLba}–${last}) cannot be expressed in an MBR (32-bit sectors, 2 TiB)`);
+    }
+    if (p.type < 1 || p.type > 0xff) throw new OtapackError('CONFIG', `partition ${i + 1}: MBR type 0x${p.type.toString(16)} is not a byte`);
+    const o = TABLE_OFFSET + i * 16;
+    s[o] = p.bootable ? 0x80 : 0;
+    Buffer.from(chs(p.startLba)).copy(s, o + 1);
+    s[o + 4] = p.type;
+    Buffer.from(chs(last)).copy(s, o + 5);
+    s.writeUInt32LE(p.startLba, o + 8);
+    s.writeUInt32LE(p.sectors, o + 12);
   });
-  b[510] = 0x55;
-  b[511] = 0xaa;
-  return b;
+  s[510] = 0x55;
+  s[511] = 0xaa;
+  return s;
 }
