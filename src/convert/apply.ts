@@ -129,7 +129,7 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     // ---- 6. partition table
     const bootCode = await readBootCode(o.input, plan);
     await writePartitionTable(out, {
-      kind: plan.table, diskId: plan.diskId, imageSize: plan.imageSize, bootCode,
+      kind: plan.table, diskId: plan.diskId, imageSize: plan.imageSize, bootCode, gptEntriesLba: plan.gptEntriesLba,
       partitions: plan.partitions.map((p) => ({ start: p.start, size: p.size, type: p.type, name: p.name, bootable: p.bootable, uuid: p.uuid })),
     });
 
@@ -138,7 +138,8 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
 
     // ---- 8. bmap: exactly the blocks that matter
     const mapped: [number, number][] = [];
-    mapped.push([0, plan.table === 'gpt' ? 34 * 512 : 512]);
+    mapped.push([0, plan.table === 'gpt' ? 1024 : 512]);
+    if (plan.table === 'gpt') mapped.push([plan.gptEntriesLba * 512, (plan.gptEntriesLba + 32) * 512]);
     if (plan.table === 'gpt') mapped.push([plan.imageSize - 33 * 512, plan.imageSize]);
     for (const r of plan.rawCopy) mapped.push([r.start, r.end]);
     const slotUsed = await usedRanges(imgPath, A.start, fsOut);

@@ -128,7 +128,10 @@ export async function detectLayout(image: string): Promise<DetectedLayout> {
 
   // ---- raw boot loader bytes between the table and the first partition
   const firstStart = Math.min(...table.partitions.map((p) => p.start));
-  const tableBytes: [number, number][] = table.kind === 'gpt' ? [[0, 34 * 512]] : [[440, 512]];
+  // the table's own sectors; with a moved GPT entry array the sectors between header and array
+  // may hold a boot loader (Allwinner's boot ROM reads sector 16)
+  const entriesLba = table.gptEntriesLba ?? 2;
+  const tableBytes: [number, number][] = table.kind === 'gpt' ? [[0, 1024], [entriesLba * 512, (entriesLba + 32) * 512]] : [[440, 512]];
   const rawBootloader = await nonZeroRanges(image, 0, firstStart, tableBytes);
   const others = table.partitions.filter((p) => p !== root && p !== boot);
 

@@ -44,6 +44,8 @@ export interface ConvertPlan {
   device: string;
   /** The boot partition holds the boot script/grub.cfg and the A/B state. */
   createBootPartition: boolean;
+  /** GPT output: LBA of the primary entry array (kept where the input had it). */
+  gptEntriesLba: number;
   warnings: string[];
 }
 
@@ -134,7 +136,7 @@ export function planConversion(layout: DetectedLayout, cfg: ConvertConfig, input
     if (imageSize > MBR_MAX) throw new OtapackError('LIMIT', `${fmt(imageSize)} disk exceeds the 2 TiB an MBR can address; set storage.table: gpt`);
   }
   if (table === 'gpt' && layout.table.kind === 'mbr') {
-    const clash = layout.rawBootloader.find((r) => r.start < 34 * 512);
+    const clash = layout.rawBootloader.find((r) => r.start < 34 * 512 && r.end > 512);
     if (clash) throw new OtapackError('CONFIG', `${layout.image}: raw boot loader bytes at offset ${clash.start} sit where a GPT's partition entries go (sectors 1-33); keep the MBR (storage.table: keep)`);
     if (headEnd < 34 * 512) throw new OtapackError('CONFIG', `${layout.image}: the first partition starts at sector ${headEnd / 512}, inside the space a GPT needs; keep the MBR`);
   }
@@ -146,6 +148,7 @@ export function planConversion(layout: DetectedLayout, cfg: ConvertConfig, input
     name, layout, table, diskId, imageSize, partitions: parts,
     rawCopy: layout.rawBootloader.map((r) => ({ start: r.start, end: Math.min(r.end, headEnd) })).filter((r) => r.end > r.start),
     bootloader: layout.bootloader, slotSize, dataSize, device, createBootPartition, warnings,
+    gptEntriesLba: table === 'gpt' && layout.table.kind === 'gpt' ? layout.table.gptEntriesLba ?? 2 : 2,
   };
 }
 

@@ -183,8 +183,10 @@ export interface GptPartitionInput {
 }
 
 export interface EncodedGpt {
-  /** LBA 0 (protective MBR), LBA 1 (header) and the entry array: write at offset 0. */
+  /** LBA 0 (protective MBR), LBA 1 (header) and, at the default LBA 2, the entry array: write at offset 0. */
   primary: Buffer;
+  /** With a moved entry array (entriesLba > 2): the primary entry array and where it goes. */
+  entries?: { data: Buffer; offset: number };
   /** The backup entry array followed by the backup header: write at `backupOffset`. */
   backup: Buffer;
   backupOffset: number;
@@ -228,11 +230,15 @@ function header(h: Omit<GptHeader, 'revision' | 'headerSize'>): Buffer {
 }
 
 /** Builds both copies of a GPT (partitions go into slots 1, 2, … in the order given). */
-export function encodeGpt(t: { diskGuid: string; partitions: GptPartitionInput[]; diskSizeBytes: number; numEntries?: number }): EncodedGpt {
+export function encodeGpt(t: { diskGuid: string; partitions: GptPartitionInput[]; diskSizeBytes: number; numEntries?: number; entriesLba?: number }): EncodedGpt {
   const numEntries = t.numEntries ?? 128;
+  // `sgdisk -j`: boards whose boot ROM reads sector 16 (Allwinner) need the entry array moved
+  const entriesLba = t.entriesLba ?? 2;
   if (numEntries < 128 || numEntries * ENTRY_SIZE > MAX_ENTRY_BYTES) throw new OtapackError('LIMIT', `GPT entry count ${numEntries} must be between 128 and ${MAX_ENTRY_BYTES / ENTRY_SIZE}`);
   if (t.partitions.length > numEntries) throw new OtapackError('LIMIT', `a GPT with ${numEntries} entries cannot hold ${t.partitions.length} partitions`);
   const L = gptLayout(t.diskSizeBytes, numEntries);
+  if (entriesLba < 2) throw new OtapackError('LIMIT', `GPT entry array LBA ${entriesLba} must be at least 2`);
+  L.firstUsableLba = Math.max(L.firstUsableLba, entriesLba + L.entrySectors);
   if (L.lastUsableLba < L.firstUsableLba) throw new OtapackError('LIMIT', `a ${t.diskSizeBytes}-byte disk is too small for a GPT`);
   const entries = Buffer.alloc(L.entrySectors * SECTOR);
   t.partitions.forEach((p, i) => {
@@ -252,8 +258,16 @@ export function encodeGpt(t: { diskGuid: string; partitions: GptPartitionInput[]
   const entriesCrc = crc32(entries.subarray(0, numEntries * ENTRY_SIZE));
   const common = { firstUsableLba: L.firstUsableLba, lastUsableLba: L.lastUsableLba, diskGuid: t.diskGuid, numEntries, entrySize: ENTRY_SIZE, entriesCrc };
   const backupEntriesLba = L.lastLba - L.entrySectors;
-  const primaryHeader = header({ ...common, myLba: 1, alternateLba: L.lastLba, entriesLba: 2 });
+  const primaryHeader = header({ ...common, myLba: 1, alternateLba: L.lastLba, entriesLba });
   const backupHeader = header({ ...common, myLba: L.lastLba, alternateLba: 1, entriesLba: backupEntriesLba });
+  if (entriesLba !== 2) {
+    return {
+      primary: Buffer.concat([protectiveMbr(L.lastLba + 1), primaryHeader]),
+      entries: { data: entries, offset: entriesLba * SECTOR },
+      backup: Buffer.concat([entries, backupHeader]),
+      backupOffset: backupEntriesLba * SECTOR,
+    };
+  }
   return {
     primary: Buffer.concat([protectiveMbr(L.lastLba + 1), primaryHeader, entries]),
     backup: Buffer.concat([entries, backupHeader]),

@@ -50,6 +50,8 @@ export interface PartitionTable {
   tailBytes: number;
   /** GPT: the primary copy was damaged and the backup was read instead. */
   usedBackupGpt?: boolean;
+  /** GPT: first sector of the primary entry array (2 normally; more after `sgdisk -j`). */
+  gptEntriesLba?: number;
   warnings: string[];
 }
 
@@ -243,6 +245,7 @@ function fromGpt(gpt: Gpt, imageSize: number, warnings: string[]): PartitionTabl
     }),
     imageSize,
     headBytes: ((gpt.usedBackup ? 2 : h.entriesLba) + entrySectors) * SECTOR,
+    gptEntriesLba: gpt.usedBackup ? 2 : h.entriesLba,
     tailBytes: backupAtEnd ? (1 + entrySectors) * SECTOR : 0,
     warnings,
   };
@@ -298,7 +301,7 @@ function resolveGptType(type: string, n: number): string {
  * (MBR) or the primary and backup GPT areas is touched. `imageSize` is the disk size; the backup
  * GPT goes at its end.
  */
-export async function writePartitionTable(fh: FileHandle, t: { kind: 'mbr' | 'gpt'; diskId: string; partitions: NewPartition[]; imageSize: number; bootCode?: Buffer }): Promise<void> {
+export async function writePartitionTable(fh: FileHandle, t: { kind: 'mbr' | 'gpt'; diskId: string; partitions: NewPartition[]; imageSize: number; bootCode?: Buffer; gptEntriesLba?: number }): Promise<void> {
   if (t.imageSize <= 0 || t.imageSize % SECTOR !== 0) throw new OtapackError('CONFIG', `disk size ${t.imageSize} is not a positive multiple of 512 bytes`);
   const sorted = t.partitions.map((p, i) => ({ ...p, n: i + 1 })).sort((a, b) => a.start - b.start);
   sorted.forEach((p, i) => {
@@ -330,6 +333,7 @@ export async function writePartitionTable(fh: FileHandle, t: { kind: 'mbr' | 'gp
   const gpt = encodeGpt({
     diskGuid,
     diskSizeBytes: t.imageSize,
+    entriesLba: t.gptEntriesLba,
     partitions: t.partitions.map((p, i) => {
       let attributes = parseGptAttributes(p.attributes);
       if (p.bootable !== undefined) attributes = p.bootable ? attributes | LEGACY_BOOTABLE : attributes & ~LEGACY_BOOTABLE;
@@ -345,6 +349,7 @@ export async function writePartitionTable(fh: FileHandle, t: { kind: 'mbr' | 'gp
   });
   bootCode.copy(gpt.primary, 0, 0, Math.min(440, bootCode.length));
   await writeAt(fh, gpt.primary, 0);
+  if (gpt.entries) await writeAt(fh, gpt.entries.data, gpt.entries.offset);
   await writeAt(fh, gpt.backup, gpt.backupOffset);
 }
 
