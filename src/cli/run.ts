@@ -1,7 +1,7 @@
 // The CLI edge: turns thrown errors into one line and an exit status, handles interruption.
 import { OtapackError, EXIT_CODES } from '../errors.js';
 import { cleanupNow, currentTask } from '../util/cleanup.js';
-import { red } from './output.js';
+import { red, printJson } from './output.js';
 
 let debug = false;
 export const setDebug = (v: boolean): void => void (debug = v);
@@ -19,9 +19,15 @@ export function installSignalHandlers(): void {
   process.on('SIGXFSZ', () => {});
 }
 
-export function reportError(e: unknown): number {
+/** With --json, a failed command still prints one JSON object on stdout (docs/json.md, otapack.error/1). */
+function printJsonError(code: string, exitCode: number, message: string): void {
+  printJson({ schema: 'otapack.error/1', ok: false, code, exitCode, message });
+}
+
+export function reportError(e: unknown, json = false): number {
   cleanupNow();
   if (e instanceof OtapackError) {
+    if (json) printJsonError(e.code, EXIT_CODES[e.code], e.message);
     process.stderr.write(`${red('otapack: error:')} ${e.message}\n`);
     if (debug && e.cause) process.stderr.write(`${(e.cause as Error).stack ?? String(e.cause)}\n`);
     if (debug) process.stderr.write(`${e.stack}\n`);
@@ -29,17 +35,18 @@ export function reportError(e: unknown): number {
   }
   const err = e as Error;
   if ((err as { code?: string })?.code?.startsWith?.('commander.')) return 2;
+  if (json) printJsonError('INTERNAL', EXIT_CODES.INTERNAL, err?.message ?? String(e));
   process.stderr.write(`${red('otapack: internal error:')} ${err?.message ?? String(e)}${debug ? '' : ' (run with --debug for details)'}\n`);
   if (debug) process.stderr.write(`${err?.stack ?? ''}\n`);
   return EXIT_CODES.INTERNAL;
 }
 
 /** Runs a command action; sets the exit code from its result or its error. */
-export async function runAction(fn: () => Promise<number | void>): Promise<void> {
+export async function runAction(fn: () => Promise<number | void>, opts: { json?: boolean } = {}): Promise<void> {
   try {
     const code = await fn();
     process.exitCode = code ?? 0;
   } catch (e) {
-    process.exitCode = reportError(e);
+    process.exitCode = reportError(e, !!opts.json);
   }
 }

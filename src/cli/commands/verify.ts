@@ -1,6 +1,7 @@
 import { verifyBundle, type CheckStatus } from '../../swu/verify.js';
 import { loadAesKey, loadCertificates } from '../../crypto/keys.js';
 import type { CertPurpose } from '../../crypto/trust.js';
+import { parseExpiryWarning } from '../../crypto/resolve-signer.js';
 import { formatBytes } from '../../util/units.js';
 import { cliReporter, printJson, say, bold, green, red, yellow, dim } from '../output.js';
 
@@ -14,9 +15,9 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
   const aes = await loadAesKey(o.aesKey as string | undefined);
   const report = await verifyBundle(file, {
     trust, trustOrigin: o.trust as string | undefined, aes, purpose: o.certPurpose as CertPurpose,
-    allowUnsigned: !!o.allowUnsigned, expiryWarningDays: Number(o.expiryWarning), reporter: cliReporter({ quiet: !!o.quiet }),
+    allowUnsigned: !!o.allowUnsigned, expiryWarningDays: parseExpiryWarning(o.expiryWarning), reporter: cliReporter({ quiet: !!o.quiet }),
   });
-  if (o.json) printJson(report);
+  if (o.json) printJson({ schema: 'otapack.verify/1', ...report });
   if (!o.quiet || !report.ok) {
     say(`${bold(file)}: ${formatBytes(report.size)}, ${report.entries.length} entries`);
     for (const c of report.checks) {
