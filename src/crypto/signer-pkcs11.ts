@@ -73,6 +73,47 @@ export function parseSlotList(text: string): TokenSlot[] {
   return out.filter((s) => s.label !== undefined);
 }
 
+export interface TokenKey {
+  keyType: string; // RSA, EC …
+  label?: string;
+  idHex?: string;
+}
+
+/** Parses `pkcs11-tool --list-objects --type privkey`. */
+export function parseKeyList(text: string): TokenKey[] {
+  const out: TokenKey[] = [];
+  let cur: TokenKey | undefined;
+  for (const line of text.split('\n')) {
+    const m = /^Private Key Object;\s*(\S*)/.exec(line);
+    if (m) {
+      cur = { keyType: m[1] ?? '' };
+      out.push(cur);
+      continue;
+    }
+    if (/^\S/.test(line)) { cur = undefined; continue; }
+    const kv = /^\s+(label|ID):\s*(.*)$/.exec(line);
+    if (!cur || !kv) continue;
+    if (kv[1] === 'label') cur.label = kv[2]!.trim();
+    else cur.idHex = kv[2]!.trim().toLowerCase();
+  }
+  return out;
+}
+
+/**
+ * The one private key the URI names. pkcs11-tool selects keys for --sign by CKA_ID only (a
+ * --label is silently ignored and the first key taken), so object= is resolved to an id here.
+ */
+export function selectKey(uri: Pkcs11Uri, keys: TokenKey[], where: string): TokenKey & { idHex: string } {
+  const idHex = uri.id?.toString('hex');
+  const matches = keys.filter((k) => (uri.object === undefined || k.label === uri.object) && (idHex === undefined || k.idHex === idHex));
+  const list = keys.map((k) => `${k.label ?? '(no label)'} (${k.keyType}${k.idHex ? `, id ${k.idHex}` : ''})`).join(', ') || 'none';
+  if (matches.length === 0) throw new OtapackError('KEY', `${where}: no private key with this id/object on the token (private keys: ${list})`);
+  if (matches.length > 1) throw new OtapackError('KEY', `${where}: ${matches.length} private keys match (${list}); add id= to the URI`);
+  const k = matches[0]!;
+  if (!k.idHex) throw new OtapackError('KEY', `${where}: the key has no CKA_ID, which pkcs11-tool needs to select it; give it one (pkcs11-tool --set-id)`);
+  return k as TokenKey & { idHex: string };
+}
+
 /** The one slot whose token the URI selects. */
 export function selectSlot(uri: Pkcs11Uri, slots: TokenSlot[], where: string): TokenSlot {
   const matches = slots.filter((s) =>
@@ -120,7 +161,8 @@ export class Pkcs11Signer implements Signer {
     private readonly tool: string,
     private readonly module: string,
     private readonly slot: TokenSlot,
-    private readonly uri: Pkcs11Uri,
+    uri: Pkcs11Uri,
+    private readonly keyId: string,
     private readonly pin: string,
     readonly cert: CertInfo,
     readonly chain: CertInfo[],
@@ -154,13 +196,20 @@ export class Pkcs11Signer implements Signer {
     const listed = await runBinary(tool, ['--module', module, '--list-slots']);
     if (listed.exitCode !== 0) throw toolError(listed, where, module);
     const slot = selectSlot(uri, parseSlotList(listed.stdout.toString('utf8')), where);
+    const login = ['--login', '--pin', `env:${CHILD_PIN_VAR}`];
+    const pinEnv = { [CHILD_PIN_VAR]: pin };
+
+    // logs in (a wrong PIN stops here, after one attempt) and finds the key's CKA_ID
+    const objects = await runBinary(tool, ['--module', module, '--slot', slot.slot, ...login, '--list-objects', '--type', 'privkey'], { env: pinEnv });
+    if (objects.exitCode !== 0) throw toolError(objects, where, module);
+    const key = selectKey(uri, parseKeyList(objects.stdout.toString('utf8')), where);
 
     const certErr = (why: string): OtapackError => new OtapackError('KEY', `${where}: ${why}; give the key's certificate with --cert`);
     let cert = o.cert;
     if (!cert) {
-      const r = await runBinary(tool, [...selectArgs(module, slot, uri), '--login', '--pin', `env:${CHILD_PIN_VAR}`, '--read-object', '--type', 'cert'], { env: { [CHILD_PIN_VAR]: pin } });
+      const r = await runBinary(tool, [...selectArgs(module, slot, key.idHex), ...login, '--read-object', '--type', 'cert'], { env: pinEnv });
       if (r.exitCode !== 0) {
-        if (/not found|no object/i.test(r.stderr)) throw certErr('no certificate with this id/object on the token');
+        if (/not found|no object/i.test(r.stderr)) throw certErr(`no certificate with the key's id (${key.idHex}) on the token`);
         throw toolError(r, where, module);
       }
       if (r.stdout.length === 0) throw certErr('the token returned an empty certificate');
@@ -177,7 +226,11 @@ export class Pkcs11Signer implements Signer {
     } catch {
       throw new OtapackError('KEY', `${where}: certificate key type ${cert.keyType} is not supported (RSA or EC)`);
     }
-    const signer = new Pkcs11Signer(tool, module, slot, uri, pin, cert, o.chain ?? [], scheme);
+    const certType = cert.keyType === 'ec' ? 'EC' : 'RSA';
+    if (key.keyType && key.keyType !== certType) {
+      throw new OtapackError('KEY', `${where}: the key on the token is ${key.keyType} but the certificate ${cert.subject} has an ${certType} key; they do not belong together`);
+    }
+    const signer = new Pkcs11Signer(tool, module, slot, uri, key.idHex, pin, cert, o.chain ?? [], scheme);
     // One signature up front: a wrong PIN, a missing key or a key that does not belong to the
     // certificate is reported now, before minutes of compression, not after.
     await signer.sign(Buffer.from('otapack: PKCS#11 key check\n'));
@@ -199,7 +252,7 @@ export class Pkcs11Signer implements Signer {
       input = digest;
     }
     const where = this.description;
-    const r = await runBinary(this.tool, [...selectArgs(this.module, this.slot, this.uri), '--login', '--pin', `env:${CHILD_PIN_VAR}`, '--sign', ...mech], {
+    const r = await runBinary(this.tool, [...selectArgs(this.module, this.slot, this.keyId), '--login', '--pin', `env:${CHILD_PIN_VAR}`, '--sign', ...mech], {
       input, env: { [CHILD_PIN_VAR]: this.pin },
     });
     if (r.exitCode !== 0) throw toolError(r, where, this.module, mech[1]);
@@ -212,12 +265,7 @@ export class Pkcs11Signer implements Signer {
   }
 }
 
-function selectArgs(module: string, slot: TokenSlot, uri: Pkcs11Uri): string[] {
-  const a = ['--module', module, '--slot', slot.slot];
-  if (uri.id !== undefined) a.push('--id', uri.id.toString('hex'));
-  if (uri.object !== undefined) a.push('--label', uri.object);
-  return a;
-}
+const selectArgs = (module: string, slot: TokenSlot, idHex: string): string[] => ['--module', module, '--slot', slot.slot, '--id', idHex];
 
 /** One line for a pkcs11-tool failure; never contains the PIN (it is not in argv or output). */
 function toolError(r: BinaryRunResult, where: string, module: string, mechanism?: string): OtapackError {
@@ -227,7 +275,7 @@ function toolError(r: BinaryRunResult, where: string, module: string, mechanism?
   if (/CKR_PIN_LOCKED/.test(e)) return new OtapackError('KEY', `${where}: the user PIN is locked (CKR_PIN_LOCKED); unlock it with the SO PIN`);
   if (/CKR_PIN_LEN_RANGE|CKR_PIN_INVALID/.test(e)) return new OtapackError('KEY', `${where}: the PIN is not acceptable to the token (${code})`);
   if (/CKR_USER_PIN_NOT_INITIALIZED/.test(e)) return new OtapackError('KEY', `${where}: the token has no user PIN yet (${code})`);
-  if (/private key not found/i.test(e)) return new OtapackError('KEY', `${where}: no private key with this id/object on the token (see pkcs11-tool --list-objects --login)`);
+  if (/private key not found/i.test(e)) return new OtapackError('KEY', `${where}: no private key with this id on the token (see pkcs11-tool --list-objects --login)`);
   if (/Failed to load pkcs11 module|sc_dlopen/i.test(e)) {
     return new OtapackError('KEY', `PKCS#11 module ${module} cannot be loaded: ${last(e.split('\n').find((l) => /dlopen/.test(l)) ?? e) || 'not a PKCS#11 library'}`);
   }
