@@ -92,7 +92,10 @@ export async function resolveSigner(o: SignerOptions): Promise<Signer | undefine
   const keySecret = await readSecret(o.key, ENV.key, env);
   const certs = await loadCertificates(o.cert, ENV.cert, 'certificate', env);
   if (!keySecret && !certs) return undefined;
-  if (!keySecret) throw new OtapackError('KEY', `a signing certificate was given but no key (--key, $${ENV.key}, a pkcs11: URI or --sign-command)`);
+  if (!keySecret) {
+    if (env[ENV.key] !== undefined) throw new OtapackError('KEY', `$${ENV.key} is set but empty: the secret is not available to this job (protected branch or environment?)`);
+    throw new OtapackError('KEY', `a signing certificate was given but no key (--key, $${ENV.key}, a pkcs11: URI or --sign-command)`);
+  }
   if (!certs) throw new OtapackError('KEY', `a signing key was given but no certificate (--cert or $${ENV.cert})`);
   const key = parsePrivateKey(keySecret, env[ENV.passphrase]);
   const [cert, ...rest] = certs;
