@@ -4,8 +4,7 @@
 import { describe, test, expect, beforeAll } from 'vitest';
 import { readFileSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { otapack, tmp, expectCleanFailure, ROOT } from './helpers/run.js';
+import { otapack, tmp, expectCleanFailure } from './helpers/run.js';
 import { swupdate, swupdateOk } from './helpers/swupdate.js';
 import { keygen, makeExt4, writeSpec, abSpec, type KeyDir } from './helpers/bundle-fixtures.js';
 import { splitCommand } from '../src/crypto/signer-command.js';
@@ -91,16 +90,6 @@ process.stdout.write(sign('sha256', data, { key: readFileSync(process.argv[2], '
     const r = await otapack(['sign', unsigned, '-o', out, '--sign-command', cmd, '--cert', rsa.cert]);
     expect(r.code, r.stderr).toBe(0);
     expect((await swupdateOk(out, { check: true, cert: rsa.cert, select: 'stable,copy2' })).ok).toBe(true);
-  });
-
-  test('convert signs its bundle with the command too', async () => {
-    const work = join(dir, 'convert');
-    await execa('bash', [join(ROOT, 'examples/build-sample-image.sh'), work]);
-    const r = await otapack(['convert', join(work, 'sdcard.img'), '-c', join(ROOT, 'examples/otapack.yaml'), '-o', join(work, 'out'),
-      '--sign-command', `${signDer} ${rsa.key}`, '--cert', rsa.cert, '--aes-key', rsa.aes]);
-    expect(r.code, r.stderr).toBe(0);
-    const c = await swupdateOk(join(work, 'out/sdcard.swu'), { check: true, cert: rsa.cert, aesKey: rsa.aes, hw: 'sample-board:1.0', select: 'stable,copy2' });
-    expect(c.ok, c.output).toBe(true);
   });
 
   test('a failing command, empty output, a signature that does not verify: one line each, nothing written', async () => {
