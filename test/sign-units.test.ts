@@ -30,6 +30,7 @@ describe('PKCS#11 URIs (RFC 7512)', () => {
     try { parsePkcs11Uri('pkcs11:object=a?pin-value=98765&bogus=1'); } catch (e) { msg = (e as Error).message; }
     expect(msg).toMatch(/bogus/);
     expect(msg).not.toContain('98765');
+    expect(() => parsePkcs11Uri('pkcs11:object=a?pin-value=12%x9')).toThrow(/pin-value: bad percent-encoding$/);
   });
 
   test('redaction and descriptions hide the PIN', () => {

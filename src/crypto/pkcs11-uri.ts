@@ -37,7 +37,7 @@ function decode(raw: string, attr: string): Buffer {
     const c = raw[i]!;
     if (c === '%') {
       const hex = raw.slice(i + 1, i + 3);
-      if (!/^[0-9a-fA-F]{2}$/.test(hex)) throw new OtapackError('KEY', `PKCS#11 URI: attribute ${attr}: bad percent-encoding "%${hex}"`);
+      if (!/^[0-9a-fA-F]{2}$/.test(hex)) throw new OtapackError('KEY', `PKCS#11 URI: attribute ${attr}: bad percent-encoding${attr === 'pin-value' ? '' : ` "%${hex}"`}`);
       out.push(parseInt(hex, 16));
       i += 2;
     } else {
