@@ -84,6 +84,23 @@ describe('otapack sign', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  test('sign elsewhere, the wrong way round: a signature over another build\'s manifest, or mixed with a local key, is refused', async () => {
+    // the same spec rebuilt: another random ivt, so another sw-description
+    const spec2 = join(dir, 's.yaml');
+    const rebuilt = join(dir, 'rebuilt.swu');
+    expect((await otapack(['bundle', spec2, '-o', rebuilt, '--unsigned', '--aes-key', a.aes])).code).toBe(0);
+    const m = join(dir, 'm-first');
+    await otapack(['manifest', unsigned, '-o', m]);
+    const sig = join(dir, 'first.sig');
+    await execa('openssl', ['cms', '-sign', '-in', m, '-binary', '-outform', 'DER', '-nosmimecap', '-signer', b.cert, '-inkey', b.key, '-out', sig]);
+    const out = join(dir, 'never3.swu');
+    expectCleanFailure(await otapack(['sign', rebuilt, '--signature', sig, '--cert', b.cert, '-o', out]), 5,
+      /signature does not match this bundle's sw-description: message digest does not match the signed content/);
+    expectCleanFailure(await otapack(['sign', unsigned, '--signature', sig, '--key', b.key, '--cert', b.cert, '-o', out]), 2,
+      /--signature attaches a finished signature; --key cannot apply to it/);
+    expect(existsSync(out)).toBe(false);
+  });
+
   test('refuses to sign a bundle whose payload does not match sw-description', async () => {
     const bad = join(dir, 'corrupt.swu');
     const buf = Buffer.from(readFileSync(unsigned));

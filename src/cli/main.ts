@@ -26,16 +26,19 @@ const lazy = (mod: string) => (...args: unknown[]) => {
   return runAction(async () => {
     const m = (await import(`./commands/${mod}.js`)) as { run(args: unknown[], opts: Opts): Promise<number | void> };
     return m.run(positional, opts);
-  });
+  }, { json: !!opts.json });
 };
 
 const signingOptions = (c: Command): Command =>
   c
-    .option('--key <file>', 'signing private key, PEM or DER (or $OTAPACK_SIGNING_KEY; passphrase in $OTAPACK_KEY_PASSPHRASE)')
-    .option('--cert <file>', 'signing certificate, PEM (or $OTAPACK_SIGNING_CERT)')
+    .option('--key <file|uri>', 'signing private key, PEM or DER, or a pkcs11: URI (or $OTAPACK_SIGNING_KEY; passphrase in $OTAPACK_KEY_PASSPHRASE)')
+    .option('--cert <file>', 'signing certificate, PEM (or $OTAPACK_SIGNING_CERT; with a pkcs11: key, read from the token when absent)')
     .option('--chain <file>', 'intermediate certificates to embed in the signature, PEM')
     .option('--pss', 'sign with RSA-PSS instead of RSA PKCS#1 v1.5')
-    .option('--expiry-warning <days>', 'warn when the signing certificate expires within this many days', '90');
+    .option('--pkcs11-module <so>', 'PKCS#11 module for a pkcs11: --key (or $OTAPACK_PKCS11_MODULE; PIN in $OTAPACK_PKCS11_PIN or the URI\'s pin-source)')
+    .option('--sign-command <cmd>', 'sign by running CMD: bytes to sign on its stdin, raw signature on its stdout (no shell; see README)')
+    .addOption(new Option('--sign-input <what>', 'what --sign-command gets on stdin: the DER signed attributes, or their SHA-256 digest').choices(['der', 'sha256']))
+    .option('--expiry-warning <days>', 'warn when a signing certificate expires within this many days', '90');
 
 program
   .command('keygen')

@@ -1,7 +1,7 @@
 // The CLI edge: turns thrown errors into one line and an exit status, handles interruption.
 import { OtapackError, EXIT_CODES, ioError } from '../errors.js';
 import { cleanupNow, currentTask } from '../util/cleanup.js';
-import { red } from './output.js';
+import { red, printJson } from './output.js';
 
 let debug = false;
 export const setDebug = (v: boolean): void => void (debug = v);
@@ -24,9 +24,15 @@ export function installSignalHandlers(): void {
   });
 }
 
-export function reportError(e: unknown): number {
+/** With --json, a failed command still prints one JSON object on stdout (docs/json.md, otapack.error/1). */
+function printJsonError(code: string, exitCode: number, message: string): void {
+  printJson({ schema: 'otapack.error/1', ok: false, code, exitCode, message });
+}
+
+export function reportError(e: unknown, json = false): number {
   cleanupNow();
   if (e instanceof OtapackError) {
+    if (json) printJsonError(e.code, EXIT_CODES[e.code], e.message);
     process.stderr.write(`${red('otapack: error:')} ${e.message}\n`);
     if (debug && e.cause) process.stderr.write(`${(e.cause as Error).stack ?? String(e.cause)}\n`);
     if (debug) process.stderr.write(`${e.stack}\n`);
@@ -36,21 +42,26 @@ export function reportError(e: unknown): number {
   if (err?.code?.startsWith?.('commander.')) return 2;
   // a system error that reached here unwrapped: still one line and the I/O status
   if (err?.code && /^E[A-Z]+$/.test(err.code) && err.syscall) {
-    process.stderr.write(`${red('otapack: error:')} ${ioError('IO', err.path ?? err.syscall, err).message}\n`);
-    if (debug) process.stderr.write(`${err.stack}\n`);
+    const message = ioError('IO', err.path ?? err.syscall, err).message;
+    if (json) printJsonError('IO', EXIT_CODES.IO, message);
+    process.stderr.write(`${red('otapack: error:')} ${message}
+`);
+    if (debug) process.stderr.write(`${err.stack}
+`);
     return EXIT_CODES.IO;
   }
+  if (json) printJsonError('INTERNAL', EXIT_CODES.INTERNAL, err?.message ?? String(e));
   process.stderr.write(`${red('otapack: internal error:')} ${err?.message ?? String(e)}${debug ? '' : ' (run with --debug for details)'}\n`);
   if (debug) process.stderr.write(`${err?.stack ?? ''}\n`);
   return EXIT_CODES.INTERNAL;
 }
 
 /** Runs a command action; sets the exit code from its result or its error. */
-export async function runAction(fn: () => Promise<number | void>): Promise<void> {
+export async function runAction(fn: () => Promise<number | void>, opts: { json?: boolean } = {}): Promise<void> {
   try {
     const code = await fn();
     process.exitCode = code ?? 0;
   } catch (e) {
-    process.exitCode = reportError(e);
+    process.exitCode = reportError(e, !!opts.json);
   }
 }

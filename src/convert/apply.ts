@@ -285,7 +285,8 @@ export function reportJson(r: ConvertResult): unknown {
       partitions: plan.partitions.map((p) => ({ number: p.number, role: p.role, start: p.start, size: p.size, end: p.start + p.size, type: p.type, typeName: p.typeName, name: p.name ?? null, partuuid: p.partuuid, device: p.device, bootable: p.bootable, fs: p.fs })),
     },
     filesystems: { rootfs: r.rootfs },
-    boot: r.boot,
+    // files changed in the rootfs by the boot wiring: named, never their bytes (docs/json.md)
+    boot: { ...r.boot, rootfsFiles: r.boot.rootfsFiles.map((f) => ({ path: f.path, kind: f.kind, mode: `0${f.mode.toString(8)}` })) },
     fstab: r.fstabChanges,
     injected: r.injected,
     bundle: { version: r.version, signed: r.bundle.signed, signer: r.bundle.signer ?? null, signatureAlgorithm: r.bundle.signatureAlgorithm ?? null, entries: r.bundle.entries, manifest: r.bundle.manifest },

@@ -104,7 +104,8 @@ export async function parseConvertConfig(reader: ConfigReader, data: unknown, ba
     const v = m.str(k);
     return v === undefined ? undefined : isAbsolute(v) ? v : resolve(base, v);
   };
-  c.signing = { key: path(sg, 'key'), cert: path(sg, 'cert'), chain: path(sg, 'chain') };
+  const keyRef = sg.str('key');
+  c.signing = { key: keyRef !== undefined && /^pkcs11:/i.test(keyRef) ? keyRef : path(sg, 'key'), cert: path(sg, 'cert'), chain: path(sg, 'chain') };
 
   const rf = top.sub('rootfs', ['files']);
   c.rootfs.files = await fileList(rf, 'files', base);

@@ -8,7 +8,7 @@ import { silentReporter, type Reporter } from '../util/reporter.js';
 import { registerTempDir, unregisterTempDir } from '../util/cleanup.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { openImageInput } from '../disk/image-input.js';
-import { resolveSigner } from '../crypto/resolve-signer.js';
+import { resolveSigner, type SignerOptions } from '../crypto/resolve-signer.js';
 import { loadAesKey, parsePrivateKey, parseAesKey } from '../crypto/keys.js';
 import { parseCertificates, certPem, type CertInfo } from '../crypto/x509.js';
 import { KeyObjectSigner, schemeFor, type Signer } from '../crypto/signer.js';
@@ -19,16 +19,12 @@ import { detectLayout } from './detect.js';
 import { planConversion, type ConvertPlan } from './plan.js';
 import { applyPlan, type ConvertResult } from './apply.js';
 
-export interface ConvertOptions {
+export interface ConvertOptions extends Omit<SignerOptions, 'env' | 'now'> {
   input: string;
   config?: string;
   outDir: string;
-  key?: string;
-  cert?: string;
-  chain?: string;
   trust?: string;
   aesKey?: string;
-  pss?: boolean;
   unsigned?: boolean;
   reproducible?: boolean;
   timestamp?: number;
@@ -104,8 +100,11 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   const reporter = o.reporter ?? silentReporter;
   const cfg: ConvertConfig = await loadConvertConfig(o.config);
   await mkdir(o.outDir, { recursive: true }).catch((e) => { throw ioError('IO', `cannot create ${o.outDir}`, e); });
+  const fromCli = o.key !== undefined || o.signCommand !== undefined;
   let signer = o.unsigned ? undefined : await resolveSigner({
-    key: o.key ?? cfg.signing.key, cert: o.cert ?? cfg.signing.cert, chain: o.chain ?? cfg.signing.chain, pss: o.pss, warn: (m) => reporter.warn(m),
+    ...o,
+    key: o.key ?? (fromCli ? undefined : cfg.signing.key), cert: o.cert ?? cfg.signing.cert, chain: o.chain ?? cfg.signing.chain,
+    warn: o.warn ?? ((m) => reporter.warn(m)),
   });
   let aes = await loadAesKey(o.aesKey);
   let devDir: string | undefined;

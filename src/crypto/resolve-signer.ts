@@ -1,49 +1,107 @@
-// Turns --key/--cert/--chain (or the OTAPACK_* variables) into a Signer, checking on the way
-// that the key matches the certificate and that the certificate can be used today.
+// Turns --key/--cert/--chain (or the OTAPACK_* variables), a `pkcs11:` key URI or a
+// --sign-command into a Signer, checking on the way that the key matches the certificate and
+// that every certificate devices will check can be used today.
 import { OtapackError } from '../errors.js';
 import { ENV, readSecret, parsePrivateKey, loadCertificates, assertKeyMatchesCert } from './keys.js';
-import { KeyObjectSigner, schemeFor, type Signer } from './signer.js';
+import { KeyObjectSigner, schemeFor, type SignInput, type Signer } from './signer.js';
+import { Pkcs11Signer } from './signer-pkcs11.js';
+import { CommandSigner } from './signer-command.js';
+import { isPkcs11Uri } from './pkcs11-uri.js';
 import { daysLeft } from './trust.js';
 import type { CertInfo } from './x509.js';
 
 export interface SignerOptions {
+  /** A key file, or a `pkcs11:` URI (else $OTAPACK_SIGNING_KEY, which may hold either). */
   key?: string;
   cert?: string;
   chain?: string;
   pss?: boolean;
-  /** Warn when the certificate expires within this many days. */
+  /** PKCS#11 module for a `pkcs11:` key (else the URI's module-path, else $OTAPACK_PKCS11_MODULE). */
+  pkcs11Module?: string;
+  /** Sign by running this command (see signer-command.ts); needs the certificate. */
+  signCommand?: string;
+  /** What --sign-command gets on stdin. */
+  signInput?: SignInput;
+  /** Warn when the certificate expires within this many days (default 90). */
   expiryWarningDays?: number;
   env?: NodeJS.ProcessEnv;
   now?: Date;
   warn?: (msg: string) => void;
 }
 
+export const DEFAULT_EXPIRY_WARNING_DAYS = 90;
+
 const day = (d: Date): string => d.toISOString().slice(0, 10);
 
-/** Refuses a certificate outside its validity period; warns when it expires soon. */
-export function checkCertDates(cert: CertInfo, now: Date, warnDays: number, warn?: (m: string) => void): void {
+/** Refuses a certificate outside its validity period; warns when it expires within `warnDays`. */
+export function checkCertDates(cert: CertInfo, now: Date, warnDays: number, warn?: (m: string) => void, role = 'signing certificate'): void {
   if (now < cert.notBefore) {
-    throw new OtapackError('KEY', `signing certificate ${cert.subject} is not valid before ${day(cert.notBefore)} (today is ${day(now)}); devices would refuse it`);
+    throw new OtapackError('KEY', `${role} ${cert.subject} is not valid before ${day(cert.notBefore)} (valid ${day(cert.notBefore)} to ${day(cert.notAfter)}, today is ${day(now)}); devices refuse bundles signed with it (check the signing host's clock)`);
   }
   if (now > cert.notAfter) {
-    throw new OtapackError('KEY', `signing certificate ${cert.subject} expired on ${day(cert.notAfter)}; devices refuse bundles signed with it`);
+    throw new OtapackError('KEY', `${role} ${cert.subject} expired on ${day(cert.notAfter)} (valid ${day(cert.notBefore)} to ${day(cert.notAfter)}, today is ${day(now)}); devices refuse bundles signed with it`);
   }
   const left = daysLeft(cert, now);
-  if (left < warnDays) warn?.(`signing certificate ${cert.subject} expires in ${left} days (${day(cert.notAfter)}); devices refuse bundles signed with an expired certificate`);
+  if (left < warnDays) warn?.(`${role} ${cert.subject} expires in ${left} day${left === 1 ? '' : 's'} (${day(cert.notAfter)}); devices refuse bundles signed with an expired certificate: renew it and ship the new trust anchor in an update before then`);
+}
+
+/** checkCertDates for the signer and every certificate embedded with it (intermediates, root). */
+export function checkSigningChainDates(cert: CertInfo, chain: CertInfo[], now: Date, warnDays: number, warn?: (m: string) => void): void {
+  checkCertDates(cert, now, warnDays, warn);
+  for (const c of chain) checkCertDates(c, now, warnDays, warn, c.isCA ? 'CA certificate' : 'chain certificate');
+}
+
+/** Validates a --expiry-warning value (days, 0 or more). */
+export function parseExpiryWarning(v: unknown): number {
+  if (v === undefined) return DEFAULT_EXPIRY_WARNING_DAYS;
+  const s = String(v).trim();
+  if (!/^\d{1,5}$/.test(s)) throw new OtapackError('USAGE', `--expiry-warning: "${s.slice(0, 20)}" is not a number of days (0 or more)`);
+  return Number(s);
 }
 
 export async function resolveSigner(o: SignerOptions): Promise<Signer | undefined> {
   const env = o.env ?? process.env;
+  const now = o.now ?? new Date();
+  const warnDays = o.expiryWarningDays ?? DEFAULT_EXPIRY_WARNING_DAYS;
+  const chainExtra = async (): Promise<CertInfo[]> => (o.chain ? await loadCertificates(o.chain, undefined, 'chain', env) : undefined) ?? [];
+
+  if (o.signCommand !== undefined) {
+    if (o.key) throw new OtapackError('USAGE', '--sign-command and --key exclude each other: the command holds the key');
+    const certs = await loadCertificates(o.cert, ENV.cert, 'certificate', env);
+    if (!certs) throw new OtapackError('KEY', `--sign-command needs the signing certificate (--cert or $${ENV.cert})`);
+    const [cert, ...rest] = certs;
+    const chain = [...rest, ...(await chainExtra())];
+    checkSigningChainDates(cert!, chain, now, warnDays, o.warn);
+    return new CommandSigner({ command: o.signCommand, cert: cert!, chain, pss: o.pss, input: o.signInput });
+  }
+  if (o.signInput !== undefined && o.signInput !== 'der') throw new OtapackError('USAGE', '--sign-input applies only with --sign-command');
+
+  const keyRef = o.key ?? env[ENV.key];
+  if (isPkcs11Uri(keyRef)) {
+    const certs = await loadCertificates(o.cert, ENV.cert, 'certificate', env);
+    const [given, ...rest] = certs ?? [];
+    const chain = [...rest, ...(await chainExtra())];
+    // dates first when the certificate is known: no token login for a certificate devices refuse
+    if (given) checkSigningChainDates(given, chain, now, warnDays, o.warn);
+    const signer = await Pkcs11Signer.open({ uri: keyRef, module: o.pkcs11Module, cert: given, chain, pss: o.pss, env });
+    if (!given) checkSigningChainDates(signer.cert, chain, now, warnDays, o.warn);
+    return signer;
+  }
+  if (o.pkcs11Module) throw new OtapackError('USAGE', `--pkcs11-module needs a pkcs11: URI as --key (or in $${ENV.key})`);
+
   const keySecret = await readSecret(o.key, ENV.key, env);
   const certs = await loadCertificates(o.cert, ENV.cert, 'certificate', env);
   if (!keySecret && !certs) return undefined;
-  if (!keySecret) throw new OtapackError('KEY', `a signing certificate was given but no key (--key or $${ENV.key})`);
+  if (!keySecret) {
+    if (env[ENV.key] !== undefined) throw new OtapackError('KEY', `$${ENV.key} is set but empty: the secret is not available to this job (protected branch or environment?)`);
+    throw new OtapackError('KEY', `a signing certificate was given but no key (--key, $${ENV.key}, a pkcs11: URI or --sign-command)`);
+  }
   if (!certs) throw new OtapackError('KEY', `a signing key was given but no certificate (--cert or $${ENV.cert})`);
   const key = parsePrivateKey(keySecret, env[ENV.passphrase]);
   const [cert, ...rest] = certs;
   assertKeyMatchesCert(key, cert!, keySecret.origin);
-  const chain = [...rest, ...((o.chain ? await loadCertificates(o.chain, undefined, 'chain', env) : undefined) ?? [])];
-  checkCertDates(cert!, o.now ?? new Date(), o.expiryWarningDays ?? 90, o.warn);
+  const chain = [...rest, ...(await chainExtra())];
+  checkSigningChainDates(cert!, chain, now, warnDays, o.warn);
   if (o.pss && cert!.keyType === 'ec') throw new OtapackError('KEY', '--pss needs an RSA key; this key is EC');
   return new KeyObjectSigner(key, cert!, chain, schemeFor(cert!, !!o.pss), keySecret.origin);
 }

@@ -1,6 +1,6 @@
 // Signers: where the private-key operation happens. A file or environment key signs in-process
 // with node:crypto; other backends (PKCS#11 token, external command) implement the same shape.
-import { sign as cryptoSign, constants, type KeyObject } from 'node:crypto';
+import { sign as cryptoSign, verify as cryptoVerify, createHash, constants, type KeyObject } from 'node:crypto';
 import type { CertInfo } from './x509.js';
 
 export type SigScheme = 'pkcs1' | 'pss' | 'ecdsa';
@@ -20,7 +20,11 @@ export interface Signer {
   sign(data: Buffer): Promise<Buffer>;
   /** For messages: where the key lives (a path, a token, a command), never the key itself. */
   readonly description: string;
+  /** Which backend signs: an in-process key, a PKCS#11 token, or an external command. */
+  readonly kind?: SignerKind;
 }
+
+export type SignerKind = 'key' | 'pkcs11' | 'command';
 
 /** Salt length used for RSA-PSS: the digest length, as RFC 8017 recommends. */
 export const PSS_SALT = 32;
@@ -44,6 +48,7 @@ export function maxSignatureLength(cert: CertInfo): number {
 
 export class KeyObjectSigner implements Signer {
   readonly signatureLength: number;
+  readonly kind = 'key' as const;
   constructor(
     private readonly key: KeyObject,
     readonly cert: CertInfo,
@@ -67,4 +72,88 @@ export class KeyObjectSigner implements Signer {
     }
     return cryptoSign('sha256', data, { key: this.key, padding: constants.RSA_PKCS1_PADDING });
   }
+}
+
+// ------------------------------------------------------------ signatures made outside node:crypto
+
+/**
+ * What an outside signer is handed: `der`, the DER of the CMS signed attributes (the signer
+ * hashes it with SHA-256 and signs, as `openssl pkeyutl -rawin`/`openssl dgst -sign` and most
+ * signing services do), or `sha256`, the 32-byte SHA-256 digest of those bytes (for services
+ * that sign a precomputed digest: AWS KMS MessageType=DIGEST, Google Cloud KMS, Vault prehashed).
+ */
+export type SignInput = 'der' | 'sha256';
+
+/** DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1): what RSA PKCS#1 v1.5 pads and signs. */
+export const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
+
+export const sha256 = (data: Uint8Array): Buffer => createHash('sha256').update(data).digest();
+
+/** Short names handed to outside signers ($OTAPACK_SIGN_ALGORITHM) and shown in reports. */
+export const algorithmId = (scheme: SigScheme): string => ({ pkcs1: 'rsa-pkcs1-sha256', pss: 'rsa-pss-sha256', ecdsa: 'ecdsa-sha256' }[scheme]);
+
+/** True when `sig` is a raw signature value over `data` (SHA-256) by the certificate's key. */
+export function signatureVerifies(cert: CertInfo, scheme: SigScheme, data: Uint8Array, sig: Uint8Array): boolean {
+  try {
+    const key = cert.x509.publicKey;
+    if (scheme === 'pss') return cryptoVerify('sha256', data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT }, sig);
+    if (scheme === 'ecdsa') return cryptoVerify('sha256', data, { key, dsaEncoding: 'der' }, sig);
+    return cryptoVerify('sha256', data, { key, padding: constants.RSA_PKCS1_PADDING }, sig);
+  } catch {
+    return false;
+  }
+}
+
+/** A DER INTEGER's content for an unsigned big-endian number (minimal, positive). */
+function derUint(b: Buffer): Buffer {
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0) i++;
+  const v = b.subarray(i);
+  return v[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), v]) : v;
+}
+
+function derLen(n: number): Buffer {
+  return n < 128 ? Buffer.from([n]) : n < 256 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff]);
+}
+
+/** True when `sig` is exactly one DER SEQUENCE of two INTEGERs. */
+function isDerEcdsa(sig: Buffer): boolean {
+  const readLen = (at: number): [number, number] | undefined => {
+    const b = sig[at];
+    if (b === undefined) return undefined;
+    if (b < 0x80) return [b, at + 1];
+    if (b === 0x81 && sig[at + 1] !== undefined) return [sig[at + 1]!, at + 2];
+    if (b === 0x82 && sig[at + 2] !== undefined) return [(sig[at + 1]! << 8) | sig[at + 2]!, at + 3];
+    return undefined;
+  };
+  if (sig[0] !== 0x30) return false;
+  const outer = readLen(1);
+  if (!outer || outer[1] + outer[0] !== sig.length) return false;
+  let at = outer[1];
+  for (let k = 0; k < 2; k++) {
+    if (sig[at] !== 0x02) return false;
+    const l = readLen(at + 1);
+    if (!l || l[0] === 0) return false;
+    at = l[1] + l[0];
+  }
+  return at === sig.length;
+}
+
+/**
+ * Brings a raw signature from an outside signer to the form CMS carries: ECDSA as a DER
+ * Ecdsa-Sig-Value (PKCS#11 tokens and some services return r||s, IEEE P1363), RSA left-padded
+ * to the modulus length (some services drop leading zero bytes).
+ */
+export function normalizeSignature(cert: CertInfo, scheme: SigScheme, sig: Buffer): Buffer {
+  if (scheme === 'ecdsa') {
+    if (isDerEcdsa(sig)) return sig;
+    const n = Math.ceil((cert.keyBits ?? 256) / 8);
+    if (sig.length !== 2 * n) return sig;
+    const r = derUint(sig.subarray(0, n));
+    const s = derUint(sig.subarray(n));
+    const body = Buffer.concat([Buffer.from([0x02]), derLen(r.length), r, Buffer.from([0x02]), derLen(s.length), s]);
+    return Buffer.concat([Buffer.from([0x30]), derLen(body.length), body]);
+  }
+  const n = Math.ceil((cert.keyBits ?? 2048) / 8);
+  return sig.length < n && sig.length > n - 8 ? Buffer.concat([Buffer.alloc(n - sig.length), sig]) : sig;
 }

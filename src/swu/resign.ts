@@ -14,7 +14,7 @@ import { PositionalWriter, writeAll } from './positional-writer.js';
 import { signCms, parseCms, findSignerCert, verifySignerInfo, describeAlgorithm, CmsFormatError } from '../crypto/cms.js';
 import { validateChain } from '../crypto/trust.js';
 import { checkCertDates } from '../crypto/resolve-signer.js';
-import { schemeName, type Signer } from '../crypto/signer.js';
+import { schemeName, type Signer, type SignerKind } from '../crypto/signer.js';
 import type { CertInfo } from '../crypto/x509.js';
 
 interface Layout {
@@ -77,17 +77,34 @@ export interface ResignOptions {
   reporter?: Reporter;
 }
 
+export interface SignerCertSummary {
+  subject: string;
+  issuer: string;
+  serial: string;
+  notBefore: string;
+  notAfter: string;
+  /** SHA-256 of the certificate's DER, hex. */
+  fingerprint: string;
+}
+
+export const certSummary = (c: CertInfo): SignerCertSummary => ({
+  subject: c.subject, issuer: c.issuer, serial: c.serialHex, notBefore: c.notBefore.toISOString(), notAfter: c.notAfter.toISOString(), fingerprint: c.fingerprint,
+});
+
 export interface ResignResult {
   output: string;
   size: number;
   signer: string;
   algorithm: string;
+  /** How the signature was made: in-process key, PKCS#11 token, external command, or attached (made elsewhere). */
+  method: SignerKind | 'attached';
+  certificate: SignerCertSummary;
   payloads: number;
   replacedSignature: boolean;
 }
 
 /** Checks a signature made elsewhere before attaching it; throws a KEY error naming the problem. */
-export function checkDetachedSignature(sig: Buffer, manifest: Buffer, o: Pick<ResignOptions, 'expectCert' | 'trust' | 'now' | 'expiryWarningDays'> & { warn?: (m: string) => void }): { subject: string; algorithm: string } {
+export function checkDetachedSignature(sig: Buffer, manifest: Buffer, o: Pick<ResignOptions, 'expectCert' | 'trust' | 'now' | 'expiryWarningDays'> & { warn?: (m: string) => void }): { subject: string; algorithm: string; cert: CertInfo } {
   let cms;
   try {
     cms = parseCms(sig);
@@ -105,12 +122,15 @@ export function checkDetachedSignature(sig: Buffer, manifest: Buffer, o: Pick<Re
     throw new OtapackError('KEY', `signature was made with another certificate (${id(cert)}) than the one given with --cert (${id(o.expectCert)})`);
   }
   const now = o.now ?? new Date();
-  checkCertDates(cert, now, o.expiryWarningDays ?? 90, o.warn);
+  const warnDays = o.expiryWarningDays ?? 90;
+  checkCertDates(cert, now, warnDays, o.warn);
+  for (const c of cms.certificates) if (c !== cert) checkCertDates(c, now, warnDays, o.warn, c.isCA ? 'CA certificate in the signature' : 'certificate in the signature');
   if (o.trust) {
     const chain = validateChain(cert, cms.certificates, o.trust, 'emailProtection', now);
     if (!chain.ok) throw new OtapackError('KEY', `signature by ${cert.subject} is not trusted: ${chain.problems.join('; ')}`);
+    for (const c of chain.chain) if (!cms.certificates.includes(c)) checkCertDates(c, now, warnDays, o.warn, 'trust anchor');
   }
-  return { subject: cert.subject, algorithm: describeAlgorithm(si) };
+  return { subject: cert.subject, algorithm: describeAlgorithm(si), cert };
 }
 
 export async function resignBundle(o: ResignOptions): Promise<ResignResult> {
@@ -132,13 +152,13 @@ export async function resignBundle(o: ResignOptions): Promise<ResignResult> {
     }
 
     let sig: Buffer;
-    let who: { subject: string; algorithm: string };
+    let who: { subject: string; algorithm: string; cert: CertInfo; method: ResignResult['method'] };
     if (o.signature) {
-      who = checkDetachedSignature(o.signature, layout.manifest, { ...o, warn: (m) => reporter.warn(m) });
+      who = { ...checkDetachedSignature(o.signature, layout.manifest, { ...o, warn: (m) => reporter.warn(m) }), method: 'attached' };
       sig = o.signature;
     } else if (o.signer) {
       sig = await signCms(layout.manifest, o.signer, o.now ?? new Date());
-      who = { subject: o.signer.cert.subject, algorithm: schemeName(o.signer.scheme) };
+      who = { subject: o.signer.cert.subject, algorithm: schemeName(o.signer.scheme), cert: o.signer.cert, method: o.signer.kind ?? 'key' };
     } else {
       throw new OtapackError('USAGE', 'no signer and no signature given');
     }
@@ -175,7 +195,10 @@ export async function resignBundle(o: ResignOptions): Promise<ResignResult> {
     await writeAll(out.handle, trailer, trailer.length, pos);
     const size = pos + trailer.length;
     await out.commit();
-    return { output: o.output, size, signer: who.subject, algorithm: who.algorithm, payloads: layout.payloads.length, replacedSignature: !!layout.oldSig };
+    return {
+      output: o.output, size, signer: who.subject, algorithm: who.algorithm, method: who.method, certificate: certSummary(who.cert),
+      payloads: layout.payloads.length, replacedSignature: !!layout.oldSig,
+    };
   } catch (e) {
     await out?.abort();
     throw e;

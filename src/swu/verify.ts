@@ -42,7 +42,7 @@ export interface VerifyReport {
   format?: 'newc' | 'crc';
   entries: { name: string; offset: number; size: number; sha256?: string; checksum?: string }[];
   manifest?: { syntax: string; version?: string; description?: string; hardwareCompatibility?: string[]; sets: string[]; artifacts: { at: string; filename?: string; type?: string; device?: string; path?: string; compressed?: string | boolean; encrypted: boolean }[]; bootenv: Record<string, Record<string, string>> };
-  signature?: { signers: { subject: string; issuer: string; algorithm: string; signingTime?: string; notAfter: string; valid: boolean; trusted?: boolean; chain?: string[] }[] };
+  signature?: { signers: { subject: string; issuer: string; algorithm: string; signingTime?: string; notBefore: string; notAfter: string; fingerprint: string; valid: boolean; trusted?: boolean; chain?: string[] }[] };
   checks: Check[];
 }
 
@@ -267,7 +267,7 @@ async function checkSignature(
   const signers: NonNullable<VerifyReport['signature']>['signers'] = [];
   const problems: string[] = [];
   const trustProblems: string[] = [];
-  const warnings: string[] = [];
+  const dated: CertInfo[] = [];
   let anyTrusted = false;
   let content = manifest;
   if (cms.eContent && !cms.eContent.equals(manifest)) problems.push('the signature embeds content that differs from sw-description');
@@ -279,21 +279,21 @@ async function checkSignature(
     if (bad) problems.push(`${cert.subject}: ${bad}`);
     const entry: (typeof signers)[number] = {
       subject: cert.subject, issuer: cert.issuer, algorithm: describeAlgorithm(si), signingTime: si.signingTime?.toISOString(),
-      notAfter: cert.notAfter.toISOString(), valid: !bad,
+      notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString(), fingerprint: cert.fingerprint, valid: !bad,
     };
+    dated.push(cert);
     if (o.trust) {
       const chain = validateChain(cert, cms.certificates, o.trust, o.purpose ?? 'emailProtection', now);
       entry.trusted = chain.ok;
       entry.chain = chain.chain.map((c) => c.subject);
       if (chain.ok && !bad) anyTrusted = true;
       trustProblems.push(...chain.problems);
-      for (const c of chain.chain) {
-        const left = daysLeft(c, now);
-        if (left >= 0 && left < (o.expiryWarningDays ?? 90)) warnings.push(`certificate ${c.subject} expires in ${left} days (${c.notAfter.toISOString().slice(0, 10)})`);
-      }
+      dated.push(...chain.chain);
     }
     signers.push(entry);
   }
+  // without a trust file the chain is unknown: date every certificate the signature carries
+  if (!o.trust) dated.push(...cms.certificates);
   report.signature = { signers };
   const desc = signers.map((s) => `${s.subject} (${s.algorithm}${s.signingTime ? `, signed ${s.signingTime.slice(0, 10)}` : ''})`).join(', ');
   add('signature', problems.length ? 'fail' : 'pass', problems.length ? problems.join('; ') : `valid CMS signature by ${desc}`);
@@ -303,6 +303,34 @@ async function checkSignature(
     add('trust', anyTrusted ? 'pass' : 'fail', anyTrusted
       ? `signer chains to ${o.trustOrigin ?? 'the trust file'} (purpose ${o.purpose ?? 'emailProtection'}): ${signers.find((s) => s.trusted)?.chain?.join(' <- ')}`
       : [...new Set(trustProblems)].join('; ') || 'no signer is trusted');
-    for (const w of warnings) add('expiry', 'warn', w);
+  }
+  checkExpiry([...new Set(dated)], now, o.expiryWarningDays ?? 90, add);
+}
+
+const ymd = (d: Date): string => d.toISOString().slice(0, 10);
+
+/**
+ * The client (OpenSSL X509_verify_cert at install time) refuses a signature when any
+ * certificate of its chain is expired or not yet valid: that fails here. Within the warning
+ * window it is a warning: the fleet needs a new trust anchor or signing certificate soon.
+ */
+function checkExpiry(certs: CertInfo[], now: Date, warnDays: number, add: (id: string, s: CheckStatus, m: string) => void): void {
+  if (certs.length === 0) return;
+  const bad: string[] = [];
+  const soon: string[] = [];
+  for (const c of certs) {
+    const span = `valid ${ymd(c.notBefore)} to ${ymd(c.notAfter)}`;
+    if (now < c.notBefore) bad.push(`certificate ${c.subject} is not valid before ${ymd(c.notBefore)} (${span}, today is ${ymd(now)})`);
+    else if (now > c.notAfter) bad.push(`certificate ${c.subject} expired on ${ymd(c.notAfter)} (${span})`);
+    else {
+      const left = daysLeft(c, now);
+      if (left < warnDays) soon.push(`certificate ${c.subject} expires in ${left} day${left === 1 ? '' : 's'} (${ymd(c.notAfter)})`);
+    }
+  }
+  if (bad.length) add('expiry', 'fail', `${bad.join('; ')}: the client refuses the signature ("Authentication of all signatures failed")`);
+  else if (soon.length) add('expiry', 'warn', `${soon.join('; ')}: devices refuse bundles once it expires; renew and ship the new trust anchor before then`);
+  else {
+    const first = certs.reduce((a, b) => (b.notAfter < a.notAfter ? b : a));
+    add('expiry', 'pass', `${certs.length} certificate${certs.length > 1 ? 's' : ''} valid; the first to expire is ${first.subject} on ${ymd(first.notAfter)} (${daysLeft(first, now)} days, warning window ${warnDays} days)`);
   }
 }

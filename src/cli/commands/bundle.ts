@@ -1,6 +1,7 @@
 import { loadBundleSpec } from '../../swu/spec.js';
 import { buildBundle } from '../../swu/bundle.js';
 import { resolveSigner } from '../../crypto/resolve-signer.js';
+import { signerOptions } from '../signing.js';
 import { loadAesKey } from '../../crypto/keys.js';
 import { OtapackError } from '../../errors.js';
 import { formatBytes } from '../../util/units.js';
@@ -12,14 +13,20 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
   const spec = await loadBundleSpec(String(args[0]));
   if (o.manifestFormat) spec.manifestFormat = o.manifestFormat as 'libconfig' | 'json';
   if (o.cpioFormat) spec.cpioFormat = o.cpioFormat as 'crc' | 'newc';
-  const signer = o.unsigned ? undefined : await resolveSigner({ key: o.key as string, cert: o.cert as string, chain: o.chain as string, pss: !!o.pss, expiryWarningDays: Number(o.expiryWarning), warn });
+  const signer = o.unsigned ? undefined : await resolveSigner(signerOptions(o));
   if (!signer && !o.unsigned) {
-    throw new OtapackError('KEY', 'no signing key: give --key and --cert (or $OTAPACK_SIGNING_KEY and $OTAPACK_SIGNING_CERT), or --unsigned to build a bundle devices will refuse');
+    throw new OtapackError('KEY', 'no signing key: give --key and --cert (or $OTAPACK_SIGNING_KEY and $OTAPACK_SIGNING_CERT), a pkcs11: --key, or --sign-command with --cert; or --unsigned to build a bundle devices will refuse');
   }
   const needsAes = spec.artifacts.some((a) => a.encrypt);
   const aes = needsAes ? await loadAesKey(o.aesKey as string | undefined) : undefined;
   const r = await buildBundle({ spec, output: String(o.output), signer, aes, mtime: sourceDateEpoch(), reproducible: !!o.reproducible, reporter });
-  if (o.json) printJson({ ...r, manifest: undefined, manifestText: r.manifest });
+  if (o.json) {
+    printJson({
+      schema: 'otapack.bundle/1', output: r.output, size: r.size, sha256: r.sha256, signed: r.signed,
+      signer: r.signer ?? null, signatureAlgorithm: r.signatureAlgorithm ?? null, signerKind: signer?.kind ?? null,
+      manifestFormat: r.manifestFormat, cpioFormat: r.cpioFormat, entries: r.entries, manifestText: r.manifest,
+    });
+  }
   if (!o.quiet) {
     say(`${bold(r.output)}: ${formatBytes(r.size)}, ${r.signed ? `signed by ${r.signer} (${r.signatureAlgorithm})` : 'UNSIGNED'}`);
     for (const e of r.entries) {

@@ -3,6 +3,7 @@ import { reportJson } from '../../convert/apply.js';
 import { formatBytes } from '../../util/units.js';
 import { cliReporter, printJson, say, bold } from '../output.js';
 import { sourceDateEpoch } from '../env.js';
+import { signerOptions } from '../signing.js';
 import { describeInput, describeOutput } from './plan-table.js';
 
 export async function run(args: unknown[], o: Record<string, unknown>): Promise<number> {
@@ -10,8 +11,8 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
   const reporter = cliReporter({ quiet: !!o.quiet });
   const r = await convertImage({
     input: String(args[0]), config: o.config as string | undefined, outDir: String(o.output),
-    key: o.key as string | undefined, cert: o.cert as string | undefined, chain: o.chain as string | undefined,
-    trust: o.trust as string | undefined, aesKey: o.aesKey as string | undefined, pss: !!o.pss,
+    ...signerOptions(o),
+    trust: o.trust as string | undefined, aesKey: o.aesKey as string | undefined,
     unsigned: !!o.unsigned, reproducible: !!o.reproducible, timestamp: sourceDateEpoch(), reporter,
   });
   if (o.json) printJson(reportJson(r));

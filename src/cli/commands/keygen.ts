@@ -4,7 +4,10 @@ import { OtapackError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic-file.js';
 import { generateKeySet, privateKeyPem, aesKeyLine, certPem, DEFAULT_DAYS, type KeyType } from '../../crypto/keygen.js';
 import { ENV } from '../../crypto/keys.js';
-import { say, printJson, bold } from '../output.js';
+import { say, warn, printJson, bold } from '../output.js';
+
+/** Lifetimes below this (5 years) get a warning: shorter than devices usually stay in the field. */
+const SHORT_LIFETIME_DAYS = 1826;
 
 export async function run(_args: unknown[], o: Record<string, unknown>): Promise<number> {
   const dir = String(o.out);
@@ -30,6 +33,7 @@ export async function run(_args: unknown[], o: Record<string, unknown>): Promise
   }
   const until = ks.signingCert.notAfter.toISOString().slice(0, 10);
   const result = {
+    schema: 'otapack.keygen/1',
     directory: dir,
     files: {
       signingKey: join(dir, 'signing.key'),
@@ -39,7 +43,11 @@ export async function run(_args: unknown[], o: Record<string, unknown>): Promise
     },
     keyType: o.type,
     subject: ks.signingCert.subject,
+    notBefore: ks.signingCert.notBefore.toISOString(),
     notAfter: ks.signingCert.notAfter.toISOString(),
+    days,
+    ca: !!ks.ca,
+    encrypted: !!passphrase,
     fingerprint: ks.signingCert.fingerprint,
     trustAnchor: join(dir, ks.ca ? 'ca.crt' : 'signing.crt'),
   };
@@ -51,7 +59,12 @@ export async function run(_args: unknown[], o: Record<string, unknown>): Promise
     say(`  aes.key      AES-256 key and IV for encrypted images, mode 0600 (SWUpdate -K format)`);
     if (ks.ca) say(`  ca.crt       CA certificate: what devices trust (swupdate -k); ca.key signs new signing certificates`);
     say(`devices trust ${result.trustAnchor}; they refuse updates once it or the signing certificate expires (${until}, ${days} days),`);
-    say(`so the default lifetime outlasts a typical fleet; rotate before then by shipping a new trust anchor in an update.`);
+    say(days >= DEFAULT_DAYS
+      ? `so the default lifetime outlasts a typical fleet; rotate before then by shipping a new trust anchor in an update.`
+      : `so plan the rotation: ship a new trust anchor in an update well before then.`);
+  }
+  if (days < SHORT_LIFETIME_DAYS) {
+    warn(`--days ${days}: the certificate expires on ${until}; a device still in the field then refuses every update signed with it and can only be recovered by hand (the default, ${DEFAULT_DAYS} days, avoids stranding a fleet)`);
   }
   return 0;
 }

@@ -2,6 +2,7 @@ import { verifyBundle, type CheckStatus } from '../../swu/verify.js';
 import { OtapackError } from '../../errors.js';
 import { loadAesKey, loadCertificates } from '../../crypto/keys.js';
 import type { CertPurpose } from '../../crypto/trust.js';
+import { parseExpiryWarning } from '../../crypto/resolve-signer.js';
 import { formatBytes } from '../../util/units.js';
 import { cliReporter, printJson, say, bold, green, red, yellow, dim } from '../output.js';
 
@@ -17,9 +18,9 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
   if (now && Number.isNaN(now.getTime())) throw new OtapackError('USAGE', `--time: "${o.time}" is not a date (use ISO 8601, e.g. 2030-01-01)`);
   const report = await verifyBundle(file, {
     trust, trustOrigin: o.trust as string | undefined, aes, purpose: o.certPurpose as CertPurpose,
-    allowUnsigned: !!o.allowUnsigned, now, expiryWarningDays: Number(o.expiryWarning), reporter: cliReporter({ quiet: !!o.quiet }),
+    allowUnsigned: !!o.allowUnsigned, now, expiryWarningDays: parseExpiryWarning(o.expiryWarning), reporter: cliReporter({ quiet: !!o.quiet }),
   });
-  if (o.json) printJson(report);
+  if (o.json) printJson({ schema: 'otapack.verify/1', ...report });
   if (!o.quiet || !report.ok) {
     say(`${bold(file)}: ${formatBytes(report.size)}, ${report.entries.length} entries`);
     for (const c of report.checks) {
