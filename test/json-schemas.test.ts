@@ -103,12 +103,12 @@ describe('--json output matches docs/json.md', () => {
     const conv = check(await otapack(['convert', sampleImage, '-c', join(ROOT, 'examples/otapack.yaml'), '-o', join(dir, 'conv'), '--key', keys.key, '--cert', keys.cert, '--aes-key', keys.aes, '--json']), 'otapack.convert/1');
     // the report file holds the same object
     expect(JSON.parse(readFileSync(join(dir, 'conv/sdcard.json'), 'utf8'))).toEqual(conv);
-    const armbian = await buildArmbianImage();
+    const armbian = await buildArmbianImage(join(dir, 'fx'));
     const arm = check(await otapack(['convert', armbian.path, '-o', join(dir, 'conv-armbian'), '--unsigned', '--trust', keys.cert, '--json']), 'otapack.convert/1') as { boot: { rootfsFiles: unknown[] } };
     expect(arm.boot.rootfsFiles.length).toBeGreaterThan(0);
     check(await otapack(['inspect', sampleImage, '-c', join(ROOT, 'examples/otapack.yaml'), '--json']), 'otapack.inspect/1');
     check(await otapack(['inspect', armbian.path, '--json']), 'otapack.inspect/1');
-    const efi = await buildEfiImage();
+    const efi = await buildEfiImage(join(dir, 'fx'));
     const e = check(await otapack(['inspect', efi.path, '--json']), 'otapack.inspect/1') as { input: { table: { kind: string } } };
     expect(e.input.table.kind).toBe('gpt');
   });

@@ -94,10 +94,10 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     inFh = undefined;
     const imgPath = img.tempPath;
     reporter.step('checking the rootfs (e2fsck)').done();
-    await fsck(imgPath, A.start, 'the rootfs', true);
+    await fsck(imgPath, A.start, 'the rootfs', true, o.timestamp);
     if (fsIn.size !== A.size) {
       reporter.step(`resizing the rootfs to ${A.size >> 20} MiB`).done();
-      await resize(imgPath, A.start, A.size, fsIn.blockSize, 'the rootfs');
+      await resize(imgPath, A.start, A.size, fsIn.blockSize, 'the rootfs', o.timestamp);
     }
 
     // ---- 3. boot wiring (boot partition contents, board files patched in the rootfs)

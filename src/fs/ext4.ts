@@ -58,12 +58,15 @@ export async function probeExt4(image: string, offset: number): Promise<Ext4Info
   }
 }
 
+/** E2FSPROGS_FAKE_TIME for every time e2fsprogs stamps (superblock write/check times, new inodes). */
+const fakeTime = (timestamp?: number): NodeJS.ProcessEnv => (timestamp !== undefined ? { E2FSPROGS_FAKE_TIME: String(timestamp) } : {});
+
 /**
  * e2fsck: `fix` repairs (-fy) our own copy, otherwise read-only (-fn). Exit 0/1 are success
  * (1 = errors corrected); anything else is a corrupt filesystem.
  */
-export async function fsck(image: string, offset: number, what: string, fix: boolean): Promise<void> {
-  const r = await run('e2fsck', [fix ? '-fy' : '-fn', spec(image, offset)], { okCodes: [0, 1, 2, 4, 8, 12, 16, 32, 128], what: `e2fsck of ${what}` });
+export async function fsck(image: string, offset: number, what: string, fix: boolean, timestamp?: number): Promise<void> {
+  const r = await run('e2fsck', [fix ? '-fy' : '-fn', spec(image, offset)], { okCodes: [0, 1, 2, 4, 8, 12, 16, 32, 128], what: `e2fsck of ${what}`, env: fakeTime(timestamp) });
   if (r.exitCode > (fix ? 1 : 0)) {
     const line = (r.stdout + r.stderr).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('e2fsck ') && !/^Pass \d/.test(l))[0] ?? '';
     throw new OtapackError('INPUT', `${what}: the ext4 filesystem ${fix ? 'has errors e2fsck cannot repair' : 'has errors'} (e2fsck exit ${r.exitCode}${line ? `: ${line}` : ''})`);
@@ -71,9 +74,9 @@ export async function fsck(image: string, offset: number, what: string, fix: boo
 }
 
 /** Grows (or shrinks) the filesystem at `offset` to exactly `bytes`. */
-export async function resize(image: string, offset: number, bytes: number, blockSize: number, what: string): Promise<void> {
+export async function resize(image: string, offset: number, bytes: number, blockSize: number, what: string, timestamp?: number): Promise<void> {
   const blocks = Math.floor(bytes / blockSize);
-  await run('resize2fs', ['-f', spec(image, offset), `${blocks}`], { what: `resize2fs of ${what}` });
+  await run('resize2fs', ['-f', spec(image, offset), `${blocks}`], { what: `resize2fs of ${what}`, env: fakeTime(timestamp) });
 }
 
 export interface MkfsOptions { label?: string; uuid?: string; seedDir?: string; blockSize?: number; timestamp?: number }
@@ -86,8 +89,7 @@ export async function mkfs(image: string, offset: number, bytes: number, o: Mkfs
   if (o.uuid) args.push('-U', o.uuid);
   if (o.seedDir) args.push('-d', o.seedDir);
   args.push(image, `${Math.floor(bytes / bs)}`);
-  const env: NodeJS.ProcessEnv = o.timestamp !== undefined ? { E2FSPROGS_FAKE_TIME: String(o.timestamp) } : {};
-  await run('mke2fs', args, { env, what: 'mke2fs' });
+  await run('mke2fs', args, { env: fakeTime(o.timestamp), what: 'mke2fs' });
 }
 
 /**
@@ -100,8 +102,7 @@ export async function debugfs(image: string, offset: number, commands: string[],
     const cmdFile = join(dir, 'commands');
     await writeFile(cmdFile, commands.join('\n') + '\n');
     const args = [...(o.write ? ['-w'] : []), '-f', cmdFile, spec(image, offset)];
-    const env: NodeJS.ProcessEnv = o.timestamp !== undefined ? { E2FSPROGS_FAKE_TIME: String(o.timestamp) } : {};
-    const r = await run('debugfs', args, { what: `debugfs on ${o.what}`, env });
+    const r = await run('debugfs', args, { what: `debugfs on ${o.what}`, env: fakeTime(o.timestamp) });
     const errs = r.stderr.split('\n').filter((l) => l.trim() && !/^debugfs \d/.test(l) && !/^debugfs:/.test(l));
     if (errs.length) throw new OtapackError('TOOL', `debugfs on ${o.what}: ${errs[0]!.trim()}`);
     return r.stdout;
