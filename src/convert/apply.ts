@@ -82,22 +82,37 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
       s.done();
     }
 
-    // ---- 2. rootfs → slot A, checked and grown in place
+    // ---- 2. rootfs → slot A: checked and resized in a file of its own, then copied into the slot.
+    // Not in place: given image?offset=N, resize2fs truncates (or extends) the whole file to the
+    // new filesystem size and ignores the offset, which cut the disk image off inside slot A.
     const fsIn = plan.layout.rootFs;
+    const imgPath = img.tempPath;
     // the input must be sound before anything is copied (read-only check of the input itself)
     reporter.step('checking the input rootfs (e2fsck -n)').done();
     await fsck(o.input, A.copyFrom!.start, `${plan.layout.image}: rootfs in partition ${plan.layout.root.number}`, false);
-    const cp = reporter.step('copying the rootfs into slot A', fsIn.size);
-    await copyRange(inFh, A.copyFrom!.start, out, A.start, Math.min(fsIn.size, A.size), { onProgress: (d) => cp.update(d) });
-    cp.done();
-    await inFh.close();
-    inFh = undefined;
-    const imgPath = img.tempPath;
-    reporter.step('checking the rootfs (e2fsck)').done();
-    await fsck(imgPath, A.start, 'the rootfs', true, o.timestamp);
-    if (fsIn.size !== A.size) {
-      reporter.step(`resizing the rootfs to ${A.size >> 20} MiB`).done();
-      await resize(imgPath, A.start, A.size, fsIn.blockSize, 'the rootfs', o.timestamp);
+    const rootTmp = join(work, 'rootfs.ext4');
+    const rootFh = await open(rootTmp, 'w+');
+    try {
+      // as large as the result: resize2fs then neither extends nor truncates the file when growing
+      await rootFh.truncate(Math.max(fsIn.size, A.size));
+      const cp = reporter.step('copying the rootfs', fsIn.size);
+      await copyRange(inFh, A.copyFrom!.start, rootFh, 0, fsIn.size, { onProgress: (d) => cp.update(d) });
+      cp.done();
+      await inFh.close();
+      inFh = undefined;
+      await rootFh.sync();
+      reporter.step('checking the rootfs (e2fsck)').done();
+      await fsck(rootTmp, 0, 'the rootfs', true, o.timestamp);
+      if (fsIn.size !== A.size) {
+        reporter.step(`resizing the rootfs to ${A.size >> 20} MiB`).done();
+        await resize(rootTmp, 0, A.size, fsIn.blockSize, 'the rootfs', o.timestamp);
+      }
+      const cpA = reporter.step('copying the rootfs into slot A', A.size);
+      await copyRange(rootFh, 0, out, A.start, A.size, { onProgress: (d) => cpA.update(d) });
+      cpA.done();
+    } finally {
+      await rootFh.close();
+      await rm(rootTmp, { force: true });
     }
 
     // ---- 3. boot wiring (boot partition contents, board files patched in the rootfs)

@@ -73,8 +73,13 @@ export async function fsck(image: string, offset: number, what: string, fix: boo
   }
 }
 
-/** Grows (or shrinks) the filesystem at `offset` to exactly `bytes`. */
+/**
+ * Grows (or shrinks) the filesystem in `image` to exactly `bytes`. Only for a file holding just
+ * the filesystem (offset 0): resize2fs 1.47 given image?offset=N still truncates or extends the
+ * whole file to the new filesystem size, destroying whatever lies past that point of a disk image.
+ */
 export async function resize(image: string, offset: number, bytes: number, blockSize: number, what: string, timestamp?: number): Promise<void> {
+  if (offset !== 0) throw new OtapackError('INTERNAL', `resize2fs of ${what}: cannot resize inside a disk image (offset ${offset}); resize a copy of the filesystem`);
   const blocks = Math.floor(bytes / blockSize);
   await run('resize2fs', ['-f', spec(image, offset), `${blocks}`], { what: `resize2fs of ${what}`, env: fakeTime(timestamp) });
 }
