@@ -332,9 +332,13 @@ export async function makeExt4(path: string, tree: string, sizeMiB: number, o: E
   if (o.blockSize) args.push('-b', String(o.blockSize));
   if (o.features) args.push('-O', o.features);
   await sh('mke2fs', [...args, path, `${sizeMiB}M`]);
-  // mke2fs -d copies each source file's ctime (which nothing rootless can set on the host) and
-  // atime (which reading the tree changes): pin both so the image is byte-for-byte reproducible
-  const pin = (r: string): string[] => [`set_inode_field "${r}" ctime ${EPOCH}`, `set_inode_field "${r}" atime ${EPOCH}`];
+  // mke2fs -d copies each source file's ctime (which nothing rootless can set on the host), atime
+  // (which reading the tree changes) and owner (the user building it): pin them all, so the image
+  // is byte-for-byte reproducible and owned by root whoever builds it
+  const pin = (r: string): string[] => [
+    `set_inode_field "${r}" ctime ${EPOCH}`, `set_inode_field "${r}" atime ${EPOCH}`,
+    `set_inode_field "${r}" uid 0`, `set_inode_field "${r}" gid 0`,
+  ];
   const cmds: string[] = pin('/');
   const walk = (rel: string): void => {
     for (const e of readdirSync(join(tree, rel)).sort()) {
