@@ -151,6 +151,10 @@ describe('the real arm64 client inside the guest', () => {
     const checkEnd = t(/OTAPACK-CHECK result=ok rc=\d+ t=([\d.]+)/);
     const updStart = t(/OTAPACK-TEST update: [^\n]* t=([\d.]+)/);
     const updEnd = t(/OTAPACK-UPDATE result=ok rc=\d+ t=([\d.]+)/);
+    const smokeStart = t(/OTAPACK-TEST begin: smoke t=([\d.]+)/);
+    const smokeEnd = t(/OTAPACK-TEST end rc=\d+: smoke t=([\d.]+)/);
+    timings.push({ what: 'guest: swupdate -h + fw_printenv -c (TCG)', ms: Math.round((smokeEnd - smokeStart) * 1000) });
+    timings.push({ what: 'guest: kernel start to the test runner (uptime)', ms: Math.round(t(/OTAPACK-TEST boot=1 [^\n]* t=([\d.]+)/) * 1000) });
     timings.push({ what: 'guest: swupdate -c of a 4 MiB signed bundle (TCG)', ms: Math.round((checkEnd - checkStart) * 1000) });
     timings.push({ what: 'guest: swupdate install of a 4 MiB signed bundle (TCG)', ms: Math.round((updEnd - updStart) * 1000) });
     // the host reads what the guest wrote: env on the FAT partition, payload in slotB only
