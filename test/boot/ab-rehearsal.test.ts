@@ -43,7 +43,7 @@ describe('A/B rehearsal with the real client in the guest (hand-built A/B disk)'
     const { disk, r } = await scenario('commit', false);
     expect(r.missing, r.log.slice(-4000)).toEqual([]);
     expect(r.exitedCleanly).toBe(true);
-    expect(r.markerFields.map((m) => [m.slot, m.version, m.rootpart, m.upgrade_available, m.bootcount])).toEqual([
+    expect(r.markerFields.map((m) => [m.root, m.version, m.rootpart, m.upgrade_available, m.bootcount])).toEqual([
       ['/dev/vda2', 'A-1', '2', '0', '0'],
       ['/dev/vda3', 'B-2', '3', '1', '1'],
     ]);
@@ -56,7 +56,7 @@ describe('A/B rehearsal with the real client in the guest (hand-built A/B disk)'
     expect(r.exitedCleanly).toBe(true);
     expect((r.log.match(/halt: simulating a broken slot/g) ?? []).length).toBe(2);
     expect(r.log).toMatch(/rehearsal: partition 3 failed 2 trial boots - falling back/);
-    expect(r.markerFields.map((m) => [m.slot, m.version, m.rootpart, m.upgrade_available])).toEqual([
+    expect(r.markerFields.map((m) => [m.root, m.version, m.rootpart, m.upgrade_available])).toEqual([
       ['/dev/vda2', 'A-1', '2', '0'],
       ['/dev/vda2', 'A-1', '2', '0'],
     ]);

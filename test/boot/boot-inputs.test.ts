@@ -6,12 +6,13 @@
 // exercised in one QEMU process, as the A/B rollback test will need it.
 // Every positive check has a negative twin that must fail.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetchGuestDebs, runtimeClosure, type GuestDebs } from '../helpers/debs.js';
 import {
-  buildArmbianDisk, buildBuildrootDisk, buildEfiGrubDisk, inspectDisk, readExt4File, readUbootEnv, writeTestInput, type GuestDisk,
+  buildArmbianDisk, buildBuildrootDisk, buildEfiGrubDisk, diskCacheKey, inspectDisk, readExt4File, readUbootEnv, writeTestInput, type GuestDisk,
 } from '../helpers/guest.js';
 import { makeTestBundle } from '../helpers/guest-bundle.js';
 import { ARTIFACTS, bootQemu, describeBoot, type BootResult } from '../helpers/qemu.js';
@@ -82,7 +83,7 @@ describe('unconverted inputs boot under QEMU', () => {
     expect(r.missing, r.log.slice(-3000)).toEqual([]);
     expect(r.exitedCleanly).toBe(true);
     expect(r.markerFields).toHaveLength(1);
-    expect(r.markerFields[0]!.slot).toBe('/dev/vda2');
+    expect(r.markerFields[0]!.root).toBe('/dev/vda2');
     expect(r.firmwareBoots).toBe(1);
     expect(r.log).toMatch(/Found U-Boot script \/boot\.scr/);
   }, 300_000);
@@ -96,12 +97,14 @@ describe('unconverted inputs boot under QEMU', () => {
   }, 300_000);
 
   it('Armbian-style arm64 disk (blobs before p1, ext4 root with /boot/boot.scr, armbianEnv.txt, symlinks) boots to the marker', async () => {
-    const disk = await timed('build Armbian-style disk', buildArmbianDisk({ dir: WORK, name: 'armbian' }), (d) => `${(d.sizeBytes / 2 ** 20).toFixed(0)} MiB`);
+    const disk = await timed('build Armbian-style disk', buildArmbianDisk({ dir: WORK, name: 'armbian', commands: ['grep -q " /sys " /proc/mounts && grep -q " /run tmpfs" /proc/mounts && echo OTAPACK-MOUNTS sys+run'] }), (d) => `${(d.sizeBytes / 2 ** 20).toFixed(0)} MiB`);
     expect(disk.partitions[0]!.start).toBe(32768 * 512);
-    const r = await boot('armbian', disk, 120_000);
+    // its fstab lists neither /sys nor /run (systemd mounts them on Armbian): the guest's init must
+    expect(readFileSync(join(disk.rootTree, 'etc/fstab'), 'utf8')).not.toMatch(/sysfs|\/run/);
+    const r = await boot('armbian', disk, 120_000, [/OTAPACK-MARKER /, /OTAPACK-MOUNTS sys\+run/]);
     expect(r.missing, r.log.slice(-3000)).toEqual([]);
     expect(r.exitedCleanly).toBe(true);
-    expect(r.markerFields[0]!.slot).toBe(`UUID=${disk.partitions[0]!.fsUuid}`);
+    expect(r.markerFields[0]!.root).toBe(`UUID=${disk.partitions[0]!.fsUuid}`);
     expect(r.log).toMatch(/Found U-Boot script \/boot\/boot\.scr/);
     expect(r.log).toMatch(/Image Name:\s+uInitrd/);
   }, 300_000);
@@ -112,7 +115,7 @@ describe('unconverted inputs boot under QEMU', () => {
     const r = await boot('efi-grub', disk, 180_000, [/OTAPACK-MARKER /, /OTAPACK-SMOKE swupdate-h=ok/]);
     expect(r.missing, r.log.slice(-3000)).toEqual([]);
     expect(r.exitedCleanly).toBe(true);
-    expect(r.markerFields[0]!.slot).toBe(`PARTUUID=${disk.partitions[1]!.partuuid}`);
+    expect(r.markerFields[0]!.root).toBe(`PARTUUID=${disk.partitions[1]!.partuuid}`);
     expect(r.log).toMatch(/Booting `Buildroot'/);
   }, 300_000);
 });
@@ -137,7 +140,7 @@ describe('the real arm64 client inside the guest', () => {
       commands: ['smoke', 'fw_setenv otapack_smoke guest-wrote-this', 'check /data/otapack-test/tampered.swu', 'check', 'update', 'env'],
     }, WORK);
     const r = await boot('smoke', disk, 240_000, [
-      /OTAPACK-MARKER slot=\/dev\/vda2 rootpart=2 /, /OTAPACK-SMOKE swupdate-h=ok/, /OTAPACK-SMOKE fw_printenv=ok/,
+      /OTAPACK-MARKER root=\/dev\/vda2 rootpart=2 /, /OTAPACK-SMOKE swupdate-h=ok/, /OTAPACK-SMOKE fw_printenv=ok/,
       /HASH mismatch/, /OTAPACK-CHECK result=failed/, /OTAPACK-CHECK result=ok/, /OTAPACK-UPDATE result=ok/,
     ]);
     expect(r.missing, r.log.slice(-4000)).toEqual([]);
@@ -148,6 +151,10 @@ describe('the real arm64 client inside the guest', () => {
     const checkEnd = t(/OTAPACK-CHECK result=ok rc=\d+ t=([\d.]+)/);
     const updStart = t(/OTAPACK-TEST update: [^\n]* t=([\d.]+)/);
     const updEnd = t(/OTAPACK-UPDATE result=ok rc=\d+ t=([\d.]+)/);
+    const smokeStart = t(/OTAPACK-TEST begin: smoke t=([\d.]+)/);
+    const smokeEnd = t(/OTAPACK-TEST end rc=\d+: smoke t=([\d.]+)/);
+    timings.push({ what: 'guest: swupdate -h + fw_printenv -c (TCG)', ms: Math.round((smokeEnd - smokeStart) * 1000) });
+    timings.push({ what: 'guest: kernel start to the test runner (uptime)', ms: Math.round(t(/OTAPACK-TEST boot=1 [^\n]* t=([\d.]+)/) * 1000) });
     timings.push({ what: 'guest: swupdate -c of a 4 MiB signed bundle (TCG)', ms: Math.round((checkEnd - checkStart) * 1000) });
     timings.push({ what: 'guest: swupdate install of a 4 MiB signed bundle (TCG)', ms: Math.round((updEnd - updStart) * 1000) });
     // the host reads what the guest wrote: env on the FAT partition, payload in slotB only
@@ -161,22 +168,72 @@ describe('the real arm64 client inside the guest', () => {
 });
 
 describe('multi-boot runs in one QEMU process', () => {
-  it('collects markers across a reboot and a simulated broken boot that panics (panic=5)', async () => {
+  it('collects markers across a reboot and a simulated broken boot that panics (panic=5), then runs a /data script', async () => {
+    const action = '#!/bin/sh\necho "OTAPACK-ACTION ran with $* on $(cat /proc/cmdline | tr \' \' \'\\n\' | grep ^root=)"\necho done >/data/action.out\n';
     const disk = await buildBuildrootDisk({
       dir: WORK, name: 'multiboot', rootBy: 'partuuid',
-      data: { files: { 'otapack-test/boot.1': 'reboot\n', 'otapack-test/boot.2': 'halt\n' } },
+      data: { files: { 'otapack-test/boot.1': 'reboot\n', 'otapack-test/boot.2': 'panic\n', 'otapack-test/boot.3': 'run:/data/action.sh one two\n', 'action.sh': action } },
     });
     const r = await boot('multiboot', disk, 240_000, [
       /OTAPACK-MARKER [^\n]*boot=1/, /OTAPACK-TEST reboot/, /halt: simulating a broken slot/, /Kernel panic - not syncing/,
-      /Rebooting in 5 seconds/, /OTAPACK-MARKER [^\n]*boot=3/, /OTAPACK-TEST poweroff/,
+      /Rebooting in 5 seconds/, /OTAPACK-MARKER [^\n]*boot=3/, /OTAPACK-ACTION ran with one two on root=PARTUUID=0ca7b007-02/,
+      /OTAPACK-TEST end rc=0: run:\/data\/action\.sh/, /OTAPACK-TEST poweroff/,
     ]);
     expect(r.missing, r.log.slice(-4000)).toEqual([]);
     expect(r.exitedCleanly).toBe(true);
     expect(r.markerFields.map((m) => m.boot)).toEqual(['1', '3']);
-    expect(r.markerFields.every((m) => m.slot === 'PARTUUID=0ca7b007-02')).toBe(true);
+    expect(r.markerFields.every((m) => m.root === 'PARTUUID=0ca7b007-02')).toBe(true);
     expect(r.firmwareBoots).toBe(3);
     // negative twin: the broken boot printed no marker, and the boot counter on /data says 3
     expect(r.log).not.toMatch(/OTAPACK-MARKER [^\n]*boot=2/);
     expect(String(await readExt4File(disk, 3, '/otapack-test/boots')).trim()).toBe('3');
+    expect(String(await readExt4File(disk, 3, '/action.out'))).toBe('done\n');
   }, 400_000);
+
+  it('otapack.test=panic on the kernel command line panics before the init scripts, and panic=5 reboots (stopped by until)', async () => {
+    const disk = await buildBuildrootDisk({
+      dir: WORK, name: 'cmdline-panic', cmdlineExtra: 'otapack.test=panic',
+      tree: { files: { 'etc/init.d/S50health': { data: '#!/bin/sh\necho OTAPACK-HEALTH-CHECK ran\n', mode: 0o755 } } },
+    });
+    // the run ends as soon as the firmware starts a second time: the reboot after the panic
+    const r = await boot('cmdline-panic', disk, 120_000, [/halt: simulating a broken slot/, /Kernel panic - not syncing/, /Rebooting in 5 seconds/],
+      { until: /U-Boot 20\d\d\.\d\d[\s\S]*\nU-Boot 20\d\d\.\d\d/ });
+    expect(r.missing, r.log.slice(-3000)).toEqual([]);
+    expect(r.untilMatched).toBe(true);
+    expect(r.timedOut).toBe(false);
+    expect(r.exitedCleanly).toBe(false);
+    expect(r.markers).toEqual([]);
+    expect(r.log).not.toMatch(/OTAPACK-HEALTH-CHECK/);
+    // negative twin: the same disk without the panic runs the init script and prints the marker
+    const ok = await buildBuildrootDisk({
+      dir: WORK, name: 'cmdline-ok', tree: { files: { 'etc/init.d/S50health': { data: '#!/bin/sh\necho OTAPACK-HEALTH-CHECK ran\n', mode: 0o755 } } },
+    });
+    const r2 = await boot('cmdline-ok', ok, 120_000, [/OTAPACK-HEALTH-CHECK ran/, /OTAPACK-MARKER root=\/dev\/vda2 /], { until: /OTAPACK-MARKER [^\n]*\n/ });
+    expect(r2.missing, r2.log.slice(-3000)).toEqual([]);
+    expect(r2.untilMatched).toBe(true);
+    expect(r2.firmwareBoots).toBe(1);
+  }, 400_000);
+});
+
+describe('disk builders are deterministic and cached by their inputs', () => {
+  it('the same inputs give the same bytes (from the cache, and rebuilt without it); other inputs another disk', async () => {
+    const sha = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
+    for (const [name, build] of [['buildroot', buildBuildrootDisk], ['efi-grub', buildEfiGrubDisk]] as const) {
+      const a = await build({ dir: join(WORK, 'det-a'), name });
+      const b = await build({ dir: join(WORK, 'det-b'), name });
+      expect(b.cached).toBe(true);
+      const t0 = Date.now();
+      const c = await build({ dir: join(WORK, 'det-c'), name, cache: false });
+      timings.push({ what: `rebuild ${name} disk without the cache`, ms: Date.now() - t0 });
+      expect(c.cached).toBeFalsy();
+      expect(sha(b.path)).toBe(sha(a.path));
+      expect(sha(c.path)).toBe(sha(a.path));
+      // negative twin: one more kernel argument is another key and other bytes
+      const d = await build({ dir: join(WORK, 'det-d'), name, cmdlineExtra: 'quiet', cache: false });
+      expect(sha(d.path)).not.toBe(sha(a.path));
+      const debs = name === 'buildroot' ? arm64 : amd64;
+      expect(await diskCacheKey(name, { dir: 'x', cmdlineExtra: 'quiet' }, debs)).not.toBe(await diskCacheKey(name, { dir: 'y' }, debs));
+      expect(await diskCacheKey(name, { dir: 'x', name: 'p' }, debs)).toBe(await diskCacheKey(name, { dir: 'y', name: 'q' }, debs));
+    }
+  }, 300_000);
 });

@@ -183,7 +183,7 @@ images:
     }, WORK);
     const r1 = await boot('1-slotA-update', 'arm64', disk, 300_000, [
       /otapack: booting slot A \(partition 2\) bootcount=0 upgrade_available=0/,
-      new RegExp(`OTAPACK-MARKER slot=PARTUUID=${esc(A.partuuid)} rootpart=2 ab=A upgrade_available=0 `),
+      new RegExp(`OTAPACK-MARKER root=PARTUUID=${esc(A.partuuid)} rootpart=2 ab=A upgrade_available=0 `),
       /otapack-update: running slot A, installing \S+untrusted\.swu into slot B \(\/dev\/vda3\)/, /OTAPACK-UPDATE result=failed/,
       /OTAPACK-ENV-AFTER-REFUSED rootpart=2 upgrade_available=0/,
       /otapack-update: running slot A, installing \S+update\.swu into slot B \(\/dev\/vda3\)/, /OTAPACK-UPDATE result=ok/,
@@ -202,9 +202,9 @@ images:
     await writeTestInput(c1.view, data.number, { commands: ['poweroff'], resetBootCount: false }, WORK);
     const r2 = await boot('2-slotB-trial-commit', 'arm64', disk, 180_000, [
       /otapack: booting slot B \(partition 3\) bootcount=1 upgrade_available=1/,
-      new RegExp(`OTAPACK-EARLY slot=PARTUUID=${esc(B.partuuid)} rootpart=3 upgrade_available=1 bootcount=1 `),
+      new RegExp(`OTAPACK-EARLY root=PARTUUID=${esc(B.partuuid)} rootpart=3 upgrade_available=1 bootcount=1 `),
       /otapack-commit: slot B committed/,
-      new RegExp(`OTAPACK-MARKER slot=PARTUUID=${esc(B.partuuid)} rootpart=3 ab=B upgrade_available=0 bootcount=0 `),
+      new RegExp(`OTAPACK-MARKER root=PARTUUID=${esc(B.partuuid)} rootpart=3 ab=B upgrade_available=0 bootcount=0 `),
       /OTAPACK-TEST poweroff/,
     ]);
     expect(r2.missing, r2.log.slice(-5000)).toEqual([]);
@@ -219,7 +219,7 @@ images:
     const r3 = await boot('3-slotB-committed-update', 'arm64', disk, 300_000, [
       /otapack: booting slot B \(partition 3\) bootcount=0 upgrade_available=0/,
       /otapack-commit: slot B, nothing to commit/,
-      new RegExp(`OTAPACK-MARKER slot=PARTUUID=${esc(B.partuuid)} rootpart=3 ab=B upgrade_available=0 bootcount=0 `),
+      new RegExp(`OTAPACK-MARKER root=PARTUUID=${esc(B.partuuid)} rootpart=3 ab=B upgrade_available=0 bootcount=0 `),
       /otapack-update: running slot B, installing \S+broken\.swu into slot A \(\/dev\/vda2\)/, /OTAPACK-UPDATE result=ok/,
       /OTAPACK-TEST poweroff/,
     ]);
@@ -231,13 +231,13 @@ images:
     await writeTestInput(c1.view, data.number, { commands: ['cat /data/keep/proof.txt', 'poweroff'], resetBootCount: false }, WORK);
     const r4 = await boot('4-slotA-broken-rollback', 'arm64', disk, 360_000, [
       /otapack: booting slot A \(partition 2\) bootcount=1 upgrade_available=1/,
-      new RegExp(`OTAPACK-EARLY slot=PARTUUID=${esc(A.partuuid)} rootpart=2 upgrade_available=1 bootcount=1 [^\\n]*version=3\\.0\\.0-broken`),
+      new RegExp(`OTAPACK-EARLY root=PARTUUID=${esc(A.partuuid)} rootpart=2 upgrade_available=1 bootcount=1 [^\\n]*version=3\\.0\\.0-broken`),
       /halt: simulating a broken slot/, /Kernel panic - not syncing/, /Rebooting in 5 seconds/,
       /otapack: booting slot A \(partition 2\) bootcount=2 upgrade_available=1/,
       /halt: simulating a broken slot/, /Kernel panic - not syncing/,
       /otapack: partition 2 failed 2 trial boots - falling back/,
       /otapack: booting slot B \(partition 3\) bootcount=0 upgrade_available=0/,
-      new RegExp(`OTAPACK-MARKER slot=PARTUUID=${esc(B.partuuid)} rootpart=3 ab=B upgrade_available=0 bootcount=0 ustate=3 `),
+      new RegExp(`OTAPACK-MARKER root=PARTUUID=${esc(B.partuuid)} rootpart=3 ab=B upgrade_available=0 bootcount=0 ustate=3 `),
       /written-on-slot-A-at-boot-1/,
       /OTAPACK-TEST poweroff/,
     ]);
@@ -274,7 +274,7 @@ describe('every converted input boots slot A with its own boot logic (QEMU)', ()
       /Found U-Boot script \/boot\.scr/, /otapack: booting slot A \(partition 2\) bootcount=0 upgrade_available=0/,
       /Boot script loaded from virtio 0/, // the board's own (patched) /boot/boot.scr, read from slot A
       /Image Name:\s+uInitrd/, // its uInitrd, through the Image/uInitrd symlinks in the slot
-      new RegExp(`OTAPACK-MARKER slot=PARTUUID=${esc(A.partuuid)} rootpart=2 ab=A upgrade_available=0 bootcount=0 `),
+      new RegExp(`OTAPACK-MARKER root=PARTUUID=${esc(A.partuuid)} rootpart=2 ab=A upgrade_available=0 bootcount=0 `),
       // armbianEnv.txt's rootdev=UUID=… (shared by both slots) is overridden by the slot's PARTUUID
       new RegExp(`OTAPACK-CMDLINE root=PARTUUID=${esc(A.partuuid)} rootwait rootfstype=ext4 console=ttyAMA0 `),
     ]);
@@ -303,7 +303,7 @@ describe('every converted input boots slot A with its own boot logic (QEMU)', ()
     await writeTestInput(c.view, c.part('data').number, { files: { 'update.swu': readFileSync(c.swu) }, commands: ['update /data/otapack-test/update.swu', 'poweroff'] }, WORK);
     const r = await boot('efi-slotA-update', 'x86_64', c.img, 300_000, [
       /otapack: booting slot A \(partition 2\) bootcount=0 upgrade_available=0/,
-      new RegExp(`OTAPACK-MARKER slot=PARTUUID=${esc(A.partuuid)} rootpart=2 ab=A upgrade_available=0 bootcount=0 `),
+      new RegExp(`OTAPACK-MARKER root=PARTUUID=${esc(A.partuuid)} rootpart=2 ab=A upgrade_available=0 bootcount=0 `),
       new RegExp(`OTAPACK-CMDLINE [^\\n]*root=PARTUUID=${esc(A.partuuid)} rootwait ro console=ttyS0 panic=5`),
       /otapack-update: running slot A, installing \S+update\.swu into slot B \(\/dev\/vda3\)/, /OTAPACK-UPDATE result=ok/,
       /OTAPACK-TEST poweroff/,
@@ -317,9 +317,9 @@ describe('every converted input boots slot A with its own boot logic (QEMU)', ()
     await writeTestInput(c.view, c.part('data').number, { commands: ['poweroff'], resetBootCount: false }, WORK);
     const r2 = await boot('efi-slotB-trial-commit', 'x86_64', c.img, 240_000, [
       /otapack: booting slot B \(partition 3\) bootcount=1 upgrade_available=1/,
-      new RegExp(`OTAPACK-EARLY slot=PARTUUID=${esc(B.partuuid)} rootpart=3 upgrade_available=1 bootcount=1 `),
+      new RegExp(`OTAPACK-EARLY root=PARTUUID=${esc(B.partuuid)} rootpart=3 upgrade_available=1 bootcount=1 `),
       /otapack-commit: slot B committed/,
-      new RegExp(`OTAPACK-MARKER slot=PARTUUID=${esc(B.partuuid)} rootpart=3 ab=B upgrade_available=0 bootcount=0 `),
+      new RegExp(`OTAPACK-MARKER root=PARTUUID=${esc(B.partuuid)} rootpart=3 ab=B upgrade_available=0 bootcount=0 `),
       /OTAPACK-TEST poweroff/,
     ]);
     expect(r2.missing, r2.log.slice(-4000)).toEqual([]);

@@ -6,9 +6,10 @@
 // the test (writeTestInput, bootQemu, readUbootEnv) stays as it is.
 import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { fetchGuestDebs } from './debs.js';
 import {
-  buildGuestTree, buildInitramfs, copyInto, copyTree, GUEST_FILES, makeBootScr, makeExt4, makeFat, makeUbootEnv, MIB, sh, treeBytes,
+  buildGuestTree, buildInitramfs, cachedDisk, copyInto, copyTree, GUEST_FILES, makeBootScr, makeExt4, makeFat, makeUbootEnv, MIB, sh, treeBytes,
   type GuestDisk, type GuestTreeOptions,
 } from './guest.js';
 
@@ -19,6 +20,8 @@ export interface AbRehearsalOptions {
   slotMiB?: number;
   dataMiB?: number;
   tree?: GuestTreeOptions;
+  /** use the disk cache (default true) */
+  cache?: boolean;
 }
 
 export interface AbRehearsalDisk extends GuestDisk {
@@ -29,7 +32,12 @@ export interface AbRehearsalDisk extends GuestDisk {
 
 export const SLOT_UUID = { A: '5107a000-0000-4000-8000-00000000000a', B: '5107b000-0000-4000-8000-00000000000b' };
 
-export async function buildAbRehearsalDisk(o: AbRehearsalOptions): Promise<AbRehearsalDisk> {
+/** Cached like the other disks (see cachedDisk in guest.ts); this file's source is part of the key. */
+export function buildAbRehearsalDisk(o: AbRehearsalOptions): Promise<AbRehearsalDisk> {
+  return cachedDisk('ab', o, 'arm64', () => buildAbRehearsalDiskNow(o), [fileURLToPath(import.meta.url)]);
+}
+
+async function buildAbRehearsalDiskNow(o: AbRehearsalOptions): Promise<AbRehearsalDisk> {
   const name = o.name ?? 'ab';
   mkdirSync(o.dir, { recursive: true });
   const debs = await fetchGuestDebs('arm64');
@@ -98,7 +106,7 @@ export async function buildAbRehearsalDisk(o: AbRehearsalOptions): Promise<AbReh
 export async function makeSlotImage(disk: AbRehearsalDisk, out: string, o: { version: string; broken?: boolean }): Promise<Buffer> {
   const tree = copyTree(disk.rootTree, `${out}.d`);
   writeFileSync(join(tree, 'etc/otapack-test/version'), `${o.version}\n`);
-  if (o.broken) writeFileSync(join(tree, 'etc/otapack-test/commands'), 'halt\n');
+  if (o.broken) writeFileSync(join(tree, 'etc/otapack-test/commands'), 'panic\n');
   await makeExt4(out, tree, disk.slotMiB, { uuid: SLOT_UUID.B, label: 'rootB', blockSize: 1024 });
   rmSync(tree, { recursive: true, force: true });
   return readFileSync(out);

@@ -37,7 +37,7 @@ export async function makeTestBundle(dir: string, o: TestBundleOptions): Promise
   const payload = o.payload ?? patterned(4 << 20);
   let stored = payload;
   if (o.compress === 'zlib') {
-    const gz = await execa('gzip', ['-n', '-6', '-c'], { input: payload, encoding: 'buffer' });
+    const gz = await execa('gzip', ['-n', '-6', '-c'], { input: payload, encoding: 'buffer', stripFinalNewline: false });
     stored = Buffer.from(gz.stdout as Uint8Array);
   }
   writeFileSync(join(dir, 'payload.img'), stored);
@@ -61,7 +61,7 @@ export async function makeTestBundle(dir: string, o: TestBundleOptions): Promise
   await execa('openssl', ['cms', '-sign', '-in', 'sw-description', '-out', 'sw-description.sig', '-signer', cert, '-inkey', key,
     '-outform', 'DER', '-nosmimecap', '-binary'], { cwd: dir });
   const swu = join(dir, 'update.swu');
-  const cpio = await execa('cpio', ['-o', '-H', 'crc', '--quiet'], { cwd: dir, input: 'sw-description\nsw-description.sig\npayload.img\n', encoding: 'buffer' });
+  const cpio = await execa('cpio', ['-o', '-H', 'crc', '--quiet'], { cwd: dir, input: 'sw-description\nsw-description.sig\npayload.img\n', encoding: 'buffer', stripFinalNewline: false });
   writeFileSync(swu, Buffer.from(cpio.stdout as Uint8Array));
   // flip one byte in the middle of the payload: the CMS signature still verifies, the sha256 does not
   const bad = Buffer.from(readFileSync(swu));

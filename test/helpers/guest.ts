@@ -19,11 +19,12 @@
 import { execa } from 'execa';
 import {
   chmodSync, closeSync, lutimesSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync,
-  readlinkSync, readSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync,
+  readlinkSync, readSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync,
 } from 'node:fs';
+import { createHash, type Hash } from 'node:crypto';
 import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fetchGuestDebs, runtimeClosure, type GuestArch, type GuestDebs } from './debs.js';
+import { elfDeps, fetchGuestDebs, guestCacheDir, runtimeClosure, type GuestArch, type GuestDebs } from './debs.js';
 
 export const GUEST_FILES = fileURLToPath(new URL('../boot/guest/', import.meta.url));
 export const MIB = 1024 * 1024;
@@ -126,9 +127,9 @@ async function cpioGz(dir: string, out: string): Promise<void> {
   };
   walk('');
   const cpio = await execa('cpio', ['-o', '-H', 'newc', '-R', '0:0', '--reproducible', '--quiet'], {
-    cwd: dir, input: names.join('\n') + '\n', encoding: 'buffer', env: TOOL_ENV,
+    cwd: dir, input: names.join('\n') + '\n', encoding: 'buffer', stripFinalNewline: false, env: TOOL_ENV,
   });
-  const gz = await execa('gzip', ['-9', '-n', '-c'], { input: Buffer.from(cpio.stdout as Uint8Array), encoding: 'buffer' });
+  const gz = await execa('gzip', ['-9', '-n', '-c'], { input: Buffer.from(cpio.stdout as Uint8Array), encoding: 'buffer', stripFinalNewline: false });
   writeFileSync(out, Buffer.from(gz.stdout as Uint8Array));
 }
 
@@ -192,18 +193,30 @@ export function fstabText(entries: FstabEntry[]): string {
     + entries.map((e) => `${e.spec}\t${e.file}\t${e.type}\t${e.options ?? 'defaults'}\t${e.dump ?? 0}\t${e.pass ?? 0}`).join('\n') + '\n';
 }
 
-let appletCache: string[] | undefined;
+/** "BusyBox v1.35.0 (Debian 1:1.35.0-4+deb12u1+b1)" as embedded in a busybox binary. */
+function busyboxVersion(file: string): string | undefined {
+  return /BusyBox v[0-9.]+ \(Debian [^)]+\)/.exec(readFileSync(file).toString('latin1'))?.[0];
+}
+
+const appletCache = new Map<string, string[]>();
 /**
- * BusyBox applet paths (bin/sh, sbin/init, usr/bin/…). Taken from the amd64 busybox-static,
- * which runs on this host and is built from the same source and configuration as the arm64 one.
+ * BusyBox applet paths (bin/sh, sbin/init, usr/bin/…) of the guest's busybox (`guestBusybox`,
+ * which may not run on this host). Listed by an amd64 busybox-static of the same Debian version
+ * (same source and configuration): the host's /bin/busybox when it is that, otherwise the one in
+ * the amd64 guest package set.
  */
-async function busyboxApplets(): Promise<string[]> {
-  if (appletCache) return appletCache;
+async function busyboxApplets(guestBusybox: string): Promise<string[]> {
+  const want = busyboxVersion(guestBusybox);
+  if (!want) throw new Error(`${guestBusybox}: no BusyBox version string`);
+  const hit = appletCache.get(want);
+  if (hit) return hit;
   let bb = '/bin/busybox';
-  if (process.arch !== 'x64' || !existsSync(bb)) bb = join((await fetchGuestDebs('amd64')).root, 'bin/busybox');
-  const out = await sh(bb, ['--list-full']);
-  appletCache = out.split('\n').map((l) => l.trim()).filter(Boolean);
-  return appletCache;
+  const hostFits = process.arch === 'x64' && existsSync(bb) && busyboxVersion(bb) === want && !elfDeps(bb)?.interp;
+  if (!hostFits) bb = join((await fetchGuestDebs('amd64')).root, 'bin/busybox');
+  if (busyboxVersion(bb) !== want) throw new Error(`no amd64 busybox-static matching ${want} to list the applets with`);
+  const list = (await sh(bb, ['--list-full'])).split('\n').map((l) => l.trim()).filter(Boolean);
+  appletCache.set(want, list);
+  return list;
 }
 
 function writeFile(root: string, rel: string, data: string | Buffer, mode = 0o644): void {
@@ -235,7 +248,7 @@ export async function buildGuestTree(debs: GuestDebs, dir: string, o: GuestTreeO
 
   // busybox and its applet links (relative, like Buildroot's)
   writeFile(dir, `${usr}bin/busybox`, readFileSync(join(debs.root, 'bin/busybox')), 0o755);
-  for (const a of await busyboxApplets()) {
+  for (const a of await busyboxApplets(join(debs.root, 'bin/busybox'))) {
     const rel = a.replace(/^\//, '');
     const target = o.mergedUsr ? `usr/${rel.replace(/^usr\//, '')}` : rel;
     const p = join(dir, target);
@@ -319,9 +332,13 @@ export async function makeExt4(path: string, tree: string, sizeMiB: number, o: E
   if (o.blockSize) args.push('-b', String(o.blockSize));
   if (o.features) args.push('-O', o.features);
   await sh('mke2fs', [...args, path, `${sizeMiB}M`]);
-  // mke2fs -d copies each source file's ctime (which nothing rootless can set on the host) and
-  // atime (which reading the tree changes): pin both so the image is byte-for-byte reproducible
-  const pin = (r: string): string[] => [`set_inode_field "${r}" ctime ${EPOCH}`, `set_inode_field "${r}" atime ${EPOCH}`];
+  // mke2fs -d copies each source file's ctime (which nothing rootless can set on the host), atime
+  // (which reading the tree changes) and owner (the user building it): pin them all, so the image
+  // is byte-for-byte reproducible and owned by root whoever builds it
+  const pin = (r: string): string[] => [
+    `set_inode_field "${r}" ctime ${EPOCH}`, `set_inode_field "${r}" atime ${EPOCH}`,
+    `set_inode_field "${r}" uid 0`, `set_inode_field "${r}" gid 0`,
+  ];
   const cmds: string[] = pin('/');
   const walk = (rel: string): void => {
     for (const e of readdirSync(join(tree, rel)).sort()) {
@@ -411,8 +428,13 @@ export interface GuestDisk {
   sizeBytes: number;
   /** bytes before the first partition that are not the partition table (Armbian's boot loader blobs) */
   rawBlobs: { offset: number; length: number }[];
-  /** the root tree the root filesystem was made from (kept for building update payloads) */
+  /**
+   * the root tree the root filesystem was made from (for building update payloads). Read-only:
+   * after a cache hit it is the cached copy, shared by every later build; copyTree() it to change it.
+   */
   rootTree: string;
+  /** true when the image came from the disk cache (see cachedDisk) */
+  cached?: boolean;
 }
 
 interface PartPlan { sizeMiB: number; startSector?: number; type: string; image?: string; fs: GuestPartition['fs']; fsUuid?: string; label?: string; mount?: string; bootable?: boolean; uuid?: string; name?: string }
@@ -475,6 +497,8 @@ export interface DiskOptions {
   /** root filesystem size (default: content + 24 MiB, at least 64 MiB) */
   rootSizeMiB?: number;
   tree?: Omit<GuestTreeOptions, 'commands'>;
+  /** use the disk cache (default true; OTAPACK_GUEST_DISK_CACHE=0 turns it off everywhere) */
+  cache?: boolean;
 }
 
 const DATA_UUID = 'da7a0000-0000-4000-8000-00000000da7a';
@@ -528,7 +552,11 @@ function fwEnvFor(o: DiskOptions): string | undefined {
  * Buildroot's); optional p3 ext4 /data. boot.scr loads from ${devtype} ${devnum}:1 and boots
  * root=/dev/vda2 with the devicetree QEMU provides (${fdt_addr}).
  */
-export async function buildBuildrootDisk(o: DiskOptions): Promise<GuestDisk> {
+export function buildBuildrootDisk(o: DiskOptions): Promise<GuestDisk> {
+  return cachedDisk('buildroot', o, o.arch ?? 'arm64', () => buildBuildrootDiskNow(o));
+}
+
+async function buildBuildrootDiskNow(o: DiskOptions): Promise<GuestDisk> {
   const arch = o.arch ?? 'arm64';
   if (arch !== 'arm64') throw new Error('the Buildroot-style disk boots with the qemu_arm64 U-Boot: arm64 only');
   const name = o.name ?? 'buildroot';
@@ -584,7 +612,11 @@ export function blob(length: number, seed: number): Buffer {
  * with boot.scr, armbianEnv.txt (rootdev=UUID=…), and the symlinks Image → vmlinuz-<kver>,
  * uInitrd → uInitrd-<kver>. Merged /usr. fstab mounts / by UUID like Armbian's.
  */
-export async function buildArmbianDisk(o: DiskOptions): Promise<GuestDisk> {
+export function buildArmbianDisk(o: DiskOptions): Promise<GuestDisk> {
+  return cachedDisk('armbian', o, o.arch ?? 'arm64', () => buildArmbianDiskNow(o));
+}
+
+async function buildArmbianDiskNow(o: DiskOptions): Promise<GuestDisk> {
   const arch = o.arch ?? 'arm64';
   if (arch !== 'arm64') throw new Error('the Armbian-style disk boots with the qemu_arm64 U-Boot: arm64 only');
   const name = o.name ?? 'armbian';
@@ -601,10 +633,7 @@ export async function buildArmbianDisk(o: DiskOptions): Promise<GuestDisk> {
   const fstabDefaults: FstabEntry[] = [
     { spec: `UUID=${rootUuid}`, file: '/', type: 'ext4', options: 'defaults,noatime,commit=600,errors=remount-ro', pass: 1 },
     { spec: 'tmpfs', file: '/tmp', type: 'tmpfs', options: 'defaults,nosuid' },
-    // systemd mounts these on Armbian; the BusyBox stand-in needs them in fstab
-    { spec: 'proc', file: '/proc', type: 'proc' },
-    { spec: 'sysfs', file: '/sys', type: 'sysfs' },
-    { spec: 'tmpfs', file: '/run', type: 'tmpfs', options: 'mode=0755,nosuid,nodev' },
+    // no /proc, /sys or /run: systemd mounts them on Armbian, the guest's inittab does here
   ];
   const fstab: FstabEntry[] = [];
   if (o.data) fstab.push({ spec: '/dev/vda2', file: '/data', type: 'ext4', options: 'defaults', pass: 2 });
@@ -661,7 +690,31 @@ export async function makeGrubEfi(out: string): Promise<string> {
     '--locales=', '--fonts=', '--themes=', `boot/grub/grub.cfg=${embedded}`,
   ]);
   rmSync(embedded);
+  writeFileSync(out, pinTarTimes(readFileSync(out), EPOCH));
   return out;
+}
+
+/**
+ * grub-mkstandalone puts its files in a tar memdisk stamped with the current time (GRUB 2.06
+ * has no SOURCE_DATE_EPOCH support). Rewrites the mtime of every ustar header found in `buf`
+ * (checksum verified before, recomputed after), which makes BOOTX64.EFI reproducible. Nothing
+ * checks the memdisk's bytes, so GRUB reads it as before.
+ */
+export function pinTarTimes(buf: Buffer, epoch: number): Buffer {
+  const sum = (h: Buffer): number => {
+    let n = 0;
+    for (let i = 0; i < 512; i++) n += i >= 148 && i < 156 ? 32 : h[i]!;
+    return n;
+  };
+  for (let at = buf.indexOf('ustar'); at >= 0; at = buf.indexOf('ustar', at + 5)) {
+    const h = buf.subarray(at - 257, at - 257 + 512);
+    if (at < 257 || h.length < 512) continue;
+    const stored = parseInt(h.subarray(148, 156).toString('latin1').replace(/[\0 ]+$/, ''), 8);
+    if (stored !== sum(h)) continue;
+    h.write(`${epoch.toString(8).padStart(11, '0')}\0`, 136, 12, 'latin1');
+    h.write(`${sum(h).toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
+  }
+  return buf;
 }
 
 /**
@@ -669,7 +722,11 @@ export async function makeGrubEfi(out: string): Promise<string> {
  * EFI/BOOT/BOOTX64.EFI, EFI/BOOT/grub.cfg, bzImage and initrd; p2 ext4 root addressed as
  * root=PARTUUID=…; optional p3 /data. Boots under OVMF.
  */
-export async function buildEfiGrubDisk(o: DiskOptions): Promise<GuestDisk> {
+export function buildEfiGrubDisk(o: DiskOptions): Promise<GuestDisk> {
+  return cachedDisk('efi-grub', o, o.arch ?? 'amd64', () => buildEfiGrubDiskNow(o));
+}
+
+async function buildEfiGrubDiskNow(o: DiskOptions): Promise<GuestDisk> {
   const arch = o.arch ?? 'amd64';
   if (arch !== 'amd64') throw new Error('the EFI/GRUB disk is x86-64 (amd64) only');
   const name = o.name ?? 'efi-grub';
@@ -710,6 +767,120 @@ export async function buildEfiGrubDisk(o: DiskOptions): Promise<GuestDisk> {
     path, arch, style: 'efi-grub', firmware: 'ovmf', table: 'gpt', diskId, partitions, rootPartition: 2, bootPartition: 1,
     dataPartition: o.data ? 3 : undefined, cmdline, kver: debs.kver, sizeBytes: statSync(path).size, rawBlobs: [], rootTree: tree,
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// disk cache: a built disk is stored under <guest cache>/disks/<kind>-<key>/ (disk.img, sparse;
+// disk.json; root.d, the root tree) and copied out on the next build with the same inputs. The
+// key covers everything the bytes depend on: the builder kind and options (Buffers by hash,
+// `dir`/`name`/`cache` excluded), the pinned guest package set, every file in test/boot/guest/,
+// the builder's own source, the host tools' package versions and SOURCE_DATE_EPOCH.
+
+const SELF = fileURLToPath(import.meta.url);
+/** How many cached disks are kept (least recently used ones are removed). */
+export const DISK_CACHE_ENTRIES = Number(process.env.OTAPACK_GUEST_DISK_CACHE_ENTRIES ?? 12);
+
+let hostToolsMemo: Promise<string> | undefined;
+function hostToolVersions(): Promise<string> {
+  hostToolsMemo ??= execa('dpkg-query', ['-W', '-f', '${Package} ${Version}\n', 'e2fsprogs', 'dosfstools', 'mtools',
+    'u-boot-tools', 'grub-efi-amd64-bin', 'grub-common', 'fdisk', 'cpio', 'gzip', 'busybox-static'], { reject: false, env: TOOL_ENV })
+    .then((r) => String(r.stdout));
+  return hostToolsMemo;
+}
+
+function feedCanonical(v: unknown, h: Hash): void {
+  if (v instanceof Uint8Array) {
+    h.update(`B${v.length}:`).update(createHash('sha256').update(v).digest());
+  } else if (Array.isArray(v)) {
+    h.update('[');
+    for (const x of v) { feedCanonical(x, h); h.update(','); }
+    h.update(']');
+  } else if (v instanceof RegExp) {
+    h.update(`R${String(v)}`);
+  } else if (v !== null && typeof v === 'object') {
+    h.update('{');
+    for (const k of Object.keys(v).sort()) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x === undefined) continue;
+      h.update(`${JSON.stringify(k)}:`);
+      feedCanonical(x, h);
+      h.update(',');
+    }
+    h.update('}');
+  } else {
+    h.update(JSON.stringify(v) ?? 'undefined');
+  }
+}
+
+/** The cache key of a disk build (16 hex digits). */
+export async function diskCacheKey(kind: string, options: object, debs: GuestDebs, sources: string[] = []): Promise<string> {
+  const h = createHash('sha256');
+  h.update(`${kind}\0`);
+  const { dir: _d, name: _n, cache: _c, ...rest } = options as { dir?: unknown; name?: unknown; cache?: unknown };
+  feedCanonical(rest, h);
+  h.update(readFileSync(debs.resolved));
+  for (const f of readdirSync(GUEST_FILES).sort()) {
+    const p = join(GUEST_FILES, f);
+    if (statSync(p).isFile()) h.update(`${f}\0`).update(readFileSync(p));
+  }
+  for (const f of [SELF, ...sources]) h.update(readFileSync(f));
+  h.update(await hostToolVersions());
+  h.update(String(EPOCH));
+  return h.digest('hex').slice(0, 16);
+}
+
+/** A sparse copy (cp --sparse=always): a disk image is mostly holes. */
+export async function sparseCopy(src: string, dst: string): Promise<void> {
+  rmSync(dst, { force: true });
+  await sh('cp', ['--sparse=always', src, dst]);
+}
+
+function pruneDiskCache(root: string, keep: number): void {
+  if (!existsSync(root)) return;
+  const now = Date.now();
+  const entries = readdirSync(root).map((e) => ({ e, p: join(root, e), t: statSync(join(root, e)).mtimeMs }));
+  for (const x of entries) if (x.e.includes('.tmp-') && now - x.t > 3_600_000) rmSync(x.p, { recursive: true, force: true });
+  const done = entries.filter((x) => !x.e.includes('.tmp-')).sort((a, b) => b.t - a.t);
+  for (const x of done.slice(keep)) rmSync(x.p, { recursive: true, force: true });
+}
+
+/**
+ * Runs `build` unless a disk with the same inputs was built before, in which case the cached
+ * image is copied to <dir>/<name>.img. The image returned is always a private copy (QEMU writes
+ * to it); rootTree may point into the cache (read-only).
+ */
+export async function cachedDisk<D extends GuestDisk>(
+  kind: string, o: { dir: string; name?: string; cache?: boolean }, arch: GuestArch, build: () => Promise<D>, sources: string[] = [],
+): Promise<D> {
+  if (o.cache === false || process.env.OTAPACK_GUEST_DISK_CACHE === '0') return build();
+  const debs = await fetchGuestDebs(arch);
+  const key = await diskCacheKey(kind, o, debs, sources);
+  const root = join(guestCacheDir(), 'disks');
+  const entry = join(root, `${kind}-${key}`);
+  const path = join(o.dir, `${o.name ?? kind}.img`);
+  if (existsSync(join(entry, 'disk.json'))) {
+    const meta = JSON.parse(readFileSync(join(entry, 'disk.json'), 'utf8')) as D;
+    mkdirSync(o.dir, { recursive: true });
+    await sparseCopy(join(entry, 'disk.img'), path);
+    const t = new Date();
+    utimesSync(entry, t, t); // least recently used goes first when pruning
+    return { ...meta, path, rootTree: join(entry, 'root.d'), cached: true };
+  }
+  const d = await build();
+  const tmp = `${entry}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  await sparseCopy(d.path, join(tmp, 'disk.img'));
+  cpSync(d.rootTree, join(tmp, 'root.d'), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  const { path: _p, rootTree: _r, cached: _c, ...meta } = d;
+  writeFileSync(join(tmp, 'disk.json'), JSON.stringify({ ...meta, key }, null, 2) + '\n');
+  try {
+    renameSync(tmp, entry);
+  } catch {
+    rmSync(tmp, { recursive: true, force: true }); // another process stored the same disk first
+  }
+  pruneDiskCache(root, DISK_CACHE_ENTRIES);
+  return { ...d, cached: false };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -777,14 +948,14 @@ function partition(disk: DiskView, part: number): DiskView['partitions'][number]
 /** A file from a FAT partition of the disk (mcopy), or undefined. */
 export async function readFatFile(disk: DiskView, part: number, path: string): Promise<Buffer | undefined> {
   const p = partition(disk, part);
-  const r = await execa('mcopy', ['-n', '-i', `${disk.path}@@${p.start}`, `::${path}`, '-'], { reject: false, encoding: 'buffer', env: TOOL_ENV });
+  const r = await execa('mcopy', ['-n', '-i', `${disk.path}@@${p.start}`, `::${path}`, '-'], { reject: false, encoding: 'buffer', stripFinalNewline: false, env: TOOL_ENV });
   return r.exitCode === 0 ? Buffer.from(r.stdout as Uint8Array) : undefined;
 }
 
 /** A file from an ext4 partition of the disk (debugfs on image?offset=), or undefined. */
 export async function readExt4File(disk: DiskView, part: number, path: string): Promise<Buffer | undefined> {
   const p = partition(disk, part);
-  const r = await execa('debugfs', ['-R', `cat ${path}`, `${disk.path}?offset=${p.start}`], { reject: false, encoding: 'buffer', env: TOOL_ENV });
+  const r = await execa('debugfs', ['-R', `cat ${path}`, `${disk.path}?offset=${p.start}`], { reject: false, encoding: 'buffer', stripFinalNewline: false, env: TOOL_ENV });
   if (r.exitCode !== 0) return undefined;
   const err = Buffer.from(r.stderr as Uint8Array).toString();
   if (/File not found|not found by ext2_lookup/.test(err)) return undefined;

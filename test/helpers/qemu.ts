@@ -6,11 +6,13 @@
 // with panic=N reboots inside the same process, so one run can cover a trial boot, its failures
 // and the boot loader's fallback; every OTAPACK-MARKER line is collected in order.
 //
-// The run ends when the guest powers off (exitedCleanly), when a stop pattern appears (default:
+// The run ends when the guest powers off (exitedCleanly), when `until` appears (success: the
+// caller has seen what it wanted, untilMatched), when a stop pattern appears (failure; default:
 // the U-Boot prompt or GRUB's, i.e. the boot configuration failed), or at timeoutMs (SIGTERM,
 // then SIGKILL). The serial log is streamed to logFile; failed runs are also copied to
 // test-artifacts/boot/.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +31,12 @@ export interface BootOptions {
   timeoutMs: number;
   /** patterns that must all appear, in this order; the result says which did not */
   expect?: RegExp[];
-  /** end the run as soon as one of these matches the console (default: a boot loader prompt) */
+  /**
+   * end the run successfully as soon as this matches the console so far (e.g. /OTAPACK-MARKER [^\n]*\n/;
+   * it is tested against the whole log, so it can span reboots)
+   */
+  until?: RegExp;
+  /** end the run as a failure as soon as one of these matches (default: a boot loader prompt) */
   stopOn?: RegExp[];
   /** the serial log is written here as it arrives */
   logFile: string;
@@ -46,6 +53,8 @@ export interface BootResult {
   log: string;
   /** QEMU exited by itself with status 0 (the guest powered off) before the timeout */
   exitedCleanly: boolean;
+  /** the `until` pattern appeared (the run was then ended by the harness) */
+  untilMatched: boolean;
   timedOut: boolean;
   /** the stop pattern that ended the run, if any */
   stoppedBy?: string;
@@ -97,6 +106,19 @@ export function parseMarker(text: string): Record<string, string> {
   return f;
 }
 
+// QEMU processes still running: killed when this process exits (a vitest worker that times out
+// or crashes must not leave a guest spinning on the CPU)
+const live = new Set<ChildProcess>();
+let exitHook = false;
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.on('close', () => live.delete(child));
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => { for (const c of live) c.kill('SIGKILL'); });
+  }
+}
+
 export function bootQemu(o: BootOptions): Promise<BootResult> {
   const firmware = o.arch === 'arm64' ? UBOOT_ARM64 : OVMF_CODE;
   if (!existsSync(firmware)) {
@@ -117,10 +139,13 @@ export function bootQemu(o: BootOptions): Promise<BootResult> {
 
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    track(child);
+    const decoders = { out: new StringDecoder('utf8'), err: new StringDecoder('utf8') };
     let raw = '';
     let text = '';
     let timedOut = false;
     let stoppedBy: string | undefined;
+    let untilMatched = false;
     let nextExpect = 0;
     let expectPos = 0;
     const matchedAtMs: number[] = [];
@@ -131,11 +156,12 @@ export function bootQemu(o: BootOptions): Promise<BootResult> {
       killTimer = setTimeout(() => child.kill('SIGKILL'), 3000);
     };
     const timer = setTimeout(() => { timedOut = true; kill(); }, o.timeoutMs);
-    const onData = (c: Buffer): void => {
+    const onData = (c: Buffer, d: StringDecoder): void => {
       out.write(c);
-      const s = c.toString('utf8');
+      const s = d.write(c);
       raw += s;
-      text += plainConsole(s);
+      const plain = plainConsole(s);
+      text += plain;
       // expect patterns in order, each searched after the previous one's match
       while (nextExpect < expect.length) {
         const re = expect[nextExpect]!;
@@ -147,14 +173,19 @@ export function bootQemu(o: BootOptions): Promise<BootResult> {
         matchedAtMs.push(Date.now() - t0);
         nextExpect++;
       }
-      if (!stoppedBy) {
+      // `until` is matched against the whole console so far (it may span several boots)
+      if (o.until && !untilMatched && !stoppedBy && plain && new RegExp(o.until.source, o.until.flags.replace('g', '')).test(text)) {
+        untilMatched = true;
+        kill();
+      }
+      if (!stoppedBy && !untilMatched) {
         const tail = text.slice(-400);
         const hit = stops.find((re) => re.test(tail));
         if (hit) { stoppedBy = String(hit); kill(); }
       }
     };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
+    child.stdout.on('data', (c: Buffer) => onData(c, decoders.out));
+    child.stderr.on('data', (c: Buffer) => onData(c, decoders.err));
     child.on('error', (e) => { clearTimeout(timer); out.end(); reject(e); });
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -163,19 +194,19 @@ export function bootQemu(o: BootOptions): Promise<BootResult> {
       const log = plainConsole(raw);
       const markers = [...log.matchAll(/OTAPACK-MARKER ([^\n]*)/g)].map((m) => m[1]!.trim());
       const missing = inOrderMissing(log, expect);
-      const exitedCleanly = !timedOut && !stoppedBy && code === 0;
+      const exitedCleanly = !timedOut && !stoppedBy && !untilMatched && code === 0;
       const count = (re: RegExp): number => (log.match(re) ?? []).length;
       const kernelBoots = Math.max(count(/Starting kernel \.\.\./g), count(/Linux version \d/g), count(/otapack-initramfs: root=/g));
       const firmwareBoots = Math.max(count(/^U-Boot 20\d\d\.\d\d/gm), count(/BdsDxe: starting /g));
-      out.end(`\n# qemu exit=${code} timedOut=${timedOut} stoppedBy=${stoppedBy ?? '-'} ms=${durationMs}\n`, () => {
+      out.end(`\n# qemu exit=${code} timedOut=${timedOut} untilMatched=${untilMatched} stoppedBy=${stoppedBy ?? '-'} ms=${durationMs}\n`, () => {
         if (varsFile) rmSync(varsFile, { force: true });
-        const failed = !exitedCleanly || missing.length > 0;
+        const failed = !(exitedCleanly || (untilMatched && !timedOut)) || missing.length > 0;
         if (failed || o.keepLog) {
           mkdirSync(ARTIFACTS, { recursive: true });
           try { copyFileSync(o.logFile, join(ARTIFACTS, basename(o.logFile))); } catch { /* best effort */ }
         }
         resolve({
-          log, exitedCleanly, timedOut, stoppedBy, exitCode: code, durationMs, markers, markerFields: markers.map(parseMarker),
+          log, exitedCleanly, untilMatched, timedOut, stoppedBy, exitCode: code, durationMs, markers, markerFields: markers.map(parseMarker),
           firmwareBoots, kernelBoots, missing, matchedAtMs, logFile: o.logFile, argv,
         });
       });
@@ -200,5 +231,5 @@ export function inOrderMissing(log: string, expect: RegExp[]): RegExp[] {
 /** A one-line summary for test output. */
 export function describeBoot(name: string, r: BootResult): string {
   return `${name}: ${(r.durationMs / 1000).toFixed(1)} s, ${r.kernelBoots} kernel boot(s), exit=${r.exitCode}`
-    + `${r.timedOut ? ' TIMEOUT' : ''}${r.stoppedBy ? ` stopped by ${r.stoppedBy}` : ''}, markers: ${r.markers.join(' | ') || '-'}`;
+    + `${r.untilMatched ? ' (until matched)' : ''}${r.timedOut ? ' TIMEOUT' : ''}${r.stoppedBy ? ` stopped by ${r.stoppedBy}` : ''}, markers: ${r.markers.join(' | ') || '-'}`;
 }
