@@ -6,13 +6,12 @@ import { tmpdir } from 'node:os';
 import { OtapackError, ioError } from '../errors.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { registerTempDir, unregisterTempDir } from '../util/cleanup.js';
-import { writeFileAtomic } from '../util/atomic-file.js';
 import { openImageInput } from '../disk/image-input.js';
 import { resolveSigner, type SignerOptions } from '../crypto/resolve-signer.js';
 import { loadAesKey, parsePrivateKey, parseAesKey } from '../crypto/keys.js';
 import { parseCertificates, certPem, type CertInfo } from '../crypto/x509.js';
 import { KeyObjectSigner, schemeFor, type Signer } from '../crypto/signer.js';
-import { generateKeySet, privateKeyPem, aesKeyLine } from '../crypto/keygen.js';
+import { writeKeyFiles } from '../crypto/key-files.js';
 import type { AesKey } from '../crypto/keys.js';
 import { loadConvertConfig, type ConvertConfig } from './config.js';
 import { detectLayout } from './detect.js';
@@ -83,13 +82,7 @@ async function devKeys(outDir: string, reporter: Reporter): Promise<{ signer: Si
   const dir = join(outDir, 'keys');
   const paths = { key: join(dir, 'signing.key'), cert: join(dir, 'signing.crt'), aes: join(dir, 'aes.key') };
   const exists = await access(paths.key).then(() => true, () => false);
-  if (!exists) {
-    await mkdir(dir, { recursive: true });
-    const ks = generateKeySet({ cn: 'otapack development key', days: 3650, type: 'rsa3072', ca: false });
-    await writeFileAtomic(paths.key, privateKeyPem(ks.signingKey), 0o600);
-    await writeFileAtomic(paths.cert, certPem(ks.signingCert.der));
-    await writeFileAtomic(paths.aes, aesKeyLine(ks.aes), 0o600);
-  }
+  if (!exists) await writeKeyFiles(dir, { cn: 'otapack development key', days: 3650, type: 'rsa3072', ca: false, force: true });
   reporter.warn(`no signing key given: ${exists ? 'reusing' : 'generated'} a DEVELOPMENT key pair in ${dir}; devices made from this image trust only it. Use --key/--cert (or $OTAPACK_SIGNING_KEY/$OTAPACK_SIGNING_CERT) with your release key for production.`);
   const key = parsePrivateKey({ data: await readFile(paths.key), origin: paths.key });
   const cert = parseCertificates(await readFile(paths.cert), paths.cert)[0]!;

@@ -1,8 +1,6 @@
-import { mkdir, access } from 'node:fs/promises';
-import { join } from 'node:path';
 import { OtapackError } from '../../errors.js';
-import { writeFileAtomic } from '../../util/atomic-file.js';
-import { generateKeySet, privateKeyPem, aesKeyLine, certPem, DEFAULT_DAYS, type KeyType } from '../../crypto/keygen.js';
+import { DEFAULT_DAYS, type KeyType } from '../../crypto/keygen.js';
+import { writeKeyFiles } from '../../crypto/key-files.js';
 import { ENV } from '../../crypto/keys.js';
 import { say, warn, printJson, bold } from '../output.js';
 
@@ -15,31 +13,17 @@ export async function run(_args: unknown[], o: Record<string, unknown>): Promise
   if (!Number.isInteger(days) || days < 1 || days > 36500) throw new OtapackError('USAGE', `--days: "${o.days}" is not a number of days between 1 and 36500`);
   const passphrase = o.encryptKey ? process.env[ENV.passphrase] : undefined;
   if (o.encryptKey && !passphrase) throw new OtapackError('USAGE', `--encrypt-key needs the passphrase in $${ENV.passphrase}`);
-  await mkdir(dir, { recursive: true }).catch((e) => { throw new OtapackError('IO', `${dir}: cannot create (${e.code})`); });
-  const names = ['signing.key', 'signing.crt', 'aes.key', ...(o.ca ? ['ca.key', 'ca.crt'] : [])];
-  if (!o.force) {
-    for (const n of names) {
-      const p = join(dir, n);
-      if (await access(p).then(() => true, () => false)) throw new OtapackError('USAGE', `${p} exists; refusing to overwrite a key (use --force)`);
-    }
-  }
-  const ks = generateKeySet({ cn: String(o.cn), org: o.org as string | undefined, days, type: o.type as KeyType, ca: !!o.ca });
-  await writeFileAtomic(join(dir, 'signing.key'), privateKeyPem(ks.signingKey, passphrase), 0o600);
-  await writeFileAtomic(join(dir, 'signing.crt'), certPem(ks.signingCert.der) + (ks.ca ? certPem(ks.ca.cert.der) : ''), 0o644);
-  await writeFileAtomic(join(dir, 'aes.key'), aesKeyLine(ks.aes), 0o600);
-  if (ks.ca) {
-    await writeFileAtomic(join(dir, 'ca.key'), privateKeyPem(ks.ca.key, passphrase), 0o600);
-    await writeFileAtomic(join(dir, 'ca.crt'), certPem(ks.ca.cert.der), 0o644);
-  }
+  const kf = await writeKeyFiles(dir, { cn: String(o.cn), org: o.org as string | undefined, days, type: o.type as KeyType, ca: !!o.ca, passphrase, force: !!o.force });
+  const ks = kf.keys;
   const until = ks.signingCert.notAfter.toISOString().slice(0, 10);
   const result = {
     schema: 'otapack.keygen/1',
     directory: dir,
     files: {
-      signingKey: join(dir, 'signing.key'),
-      signingCert: join(dir, 'signing.crt'),
-      aesKey: join(dir, 'aes.key'),
-      ...(ks.ca ? { caKey: join(dir, 'ca.key'), caCert: join(dir, 'ca.crt') } : {}),
+      signingKey: kf.signingKey,
+      signingCert: kf.signingCert,
+      aesKey: kf.aesKey,
+      ...(kf.caKey ? { caKey: kf.caKey, caCert: kf.caCert } : {}),
     },
     keyType: o.type,
     subject: ks.signingCert.subject,
@@ -49,7 +33,7 @@ export async function run(_args: unknown[], o: Record<string, unknown>): Promise
     ca: !!ks.ca,
     encrypted: !!passphrase,
     fingerprint: ks.signingCert.fingerprint,
-    trustAnchor: join(dir, ks.ca ? 'ca.crt' : 'signing.crt'),
+    trustAnchor: kf.trustAnchor,
   };
   if (o.json) printJson(result);
   if (!o.quiet) {
