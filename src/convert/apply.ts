@@ -17,6 +17,7 @@ import { registerTempDir, unregisterTempDir } from '../util/cleanup.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { copyRange } from '../disk/sparse-copy.js';
 import { writePartitionTable } from '../disk/table.js';
+import { guidFromSeed } from '../disk/guid.js';
 import { computeBmap } from '../disk/bmap.js';
 import { probeExt4, fsck, resize, mkfs, readFile as readExt4, resolvePath, usedRanges } from '../fs/ext4.js';
 import { injectEntries, type FsEntry } from '../fs/ext4-inject.js';
@@ -138,7 +139,8 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     await mkdir(seed, { recursive: true });
     const seedEntries: FsEntry[] = cfg.data.files.map((f) => ({ path: f.target, kind: 'file', source: f.source, mode: f.mode ?? 0o644 }));
     reporter.step('creating the data partition').done();
-    await mkfs(imgPath, data.start, data.size, { label: cfg.data.label, uuid: plan.table === 'gpt' ? data.uuid : undefined, timestamp: o.timestamp });
+    // the GPT partition GUID doubles as the filesystem UUID; on MBR one derived from the disk (no random bytes in the output)
+    await mkfs(imgPath, data.start, data.size, { label: cfg.data.label, uuid: data.uuid ?? guidFromSeed(`otapack:data-fs:${plan.diskId}:${plan.name}`), timestamp: o.timestamp });
     if (seedEntries.length) await injectEntries(imgPath, data.start, seedEntries, { what: 'the data partition', timestamp: o.timestamp });
 
     // ---- 6. partition table

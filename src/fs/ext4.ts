@@ -58,8 +58,11 @@ export async function probeExt4(image: string, offset: number): Promise<Ext4Info
   }
 }
 
-/** E2FSPROGS_FAKE_TIME for every time e2fsprogs stamps (superblock write/check times, new inodes). */
-const fakeTime = (timestamp?: number): NodeJS.ProcessEnv => (timestamp !== undefined ? { E2FSPROGS_FAKE_TIME: String(timestamp) } : {});
+/**
+ * Every time e2fsprogs stamps (superblock write times, new inodes: E2FSPROGS_FAKE_TIME; e2fsck's
+ * last-check time: E2FSCK_TIME), pinned so a reproducible convert is byte-identical.
+ */
+const fakeTime = (timestamp?: number): NodeJS.ProcessEnv => (timestamp !== undefined ? { E2FSPROGS_FAKE_TIME: String(timestamp), E2FSCK_TIME: String(timestamp) } : {});
 
 /**
  * e2fsck: `fix` repairs (-fy) our own copy, otherwise read-only (-fn). Exit 0/1 are success
@@ -84,12 +87,19 @@ export async function resize(image: string, offset: number, bytes: number, block
   await run('resize2fs', ['-f', spec(image, offset), `${blocks}`], { what: `resize2fs of ${what}`, env: fakeTime(timestamp) });
 }
 
-export interface MkfsOptions { label?: string; uuid?: string; seedDir?: string; blockSize?: number; timestamp?: number }
+export interface MkfsOptions {
+  label?: string;
+  /** filesystem UUID; also the directory hash seed, so the same UUID gives the same bytes */
+  uuid?: string;
+  seedDir?: string;
+  blockSize?: number;
+  timestamp?: number;
+}
 
 /** Creates a fresh ext4 of `bytes` at `offset`, optionally populated from a host directory. */
 export async function mkfs(image: string, offset: number, bytes: number, o: MkfsOptions = {}): Promise<void> {
   const bs = o.blockSize ?? 4096;
-  const args = ['-q', '-F', '-t', 'ext4', '-b', String(bs), '-E', `offset=${offset},root_owner=0:0`];
+  const args = ['-q', '-F', '-t', 'ext4', '-b', String(bs), '-E', `offset=${offset},root_owner=0:0${o.uuid ? `,hash_seed=${o.uuid}` : ''}`];
   if (o.label) args.push('-L', o.label);
   if (o.uuid) args.push('-U', o.uuid);
   if (o.seedDir) args.push('-d', o.seedDir);
