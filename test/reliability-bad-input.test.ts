@@ -142,7 +142,7 @@ describe('certificates that devices would refuse are refused', () => {
   test('an expired signing certificate', async () => {
     const c = certWith('expired', { notBefore: new Date(Date.now() - 400 * DAY), days: 30 });
     const out = join(dir, 'x.swu');
-    expectCleanFailure(await otapack(['bundle', spec, '-o', out, '--key', c.key, '--cert', c.cert]), 5, /signing certificate CN=expired expired on \d{4}-\d\d-\d\d; devices refuse/);
+    expectCleanFailure(await otapack(['bundle', spec, '-o', out, '--key', c.key, '--cert', c.cert]), 5, /signing certificate CN=expired expired on \d{4}-\d\d-\d\d \(valid \d{4}-\d\d-\d\d to \d{4}-\d\d-\d\d, today is \d{4}-\d\d-\d\d\); devices refuse/);
     expect(existsSync(out)).toBe(false);
   });
   test('a certificate that is not valid yet', async () => {
