@@ -254,6 +254,7 @@ images:
     // the whole sequence, as the serial consoles showed it
     const sequence = [r1, r2, r3, r4].flatMap((r) => r.log.split('\n').filter((l) => /^otapack: (booting|partition)|^OTAPACK-(EARLY|MARKER|UPDATE)|^otapack-(commit|update):/.test(l)));
     console.log(['marker sequence:', ...sequence.map((l) => `  ${l}`)].join('\n'));
+    mkdirSync(ARTIFACTS, { recursive: true });
     writeFileSync(join(ARTIFACTS, 'convert-ab-sequence.txt'), sequence.join('\n') + '\n');
     expect(earlies([r1, r2, r3, r4].map((r) => r.log).join('\n')).map((e) => e.version)).toEqual(['1.0.0', '2.0.0', '2.0.0', '3.0.0-broken', '3.0.0-broken', '2.0.0']);
   }, 1_500_000);
