@@ -1,9 +1,15 @@
 // Thin helpers over node-forge's ASN.1 module. forge works on "binary strings"; these helpers
 // keep Buffers at the edges. Only structures are built and read here: every signature and digest
-// is computed by node:crypto.
-import forge from 'node-forge';
+// is computed by node:crypto. Only forge's asn1 and util parts are loaded (the whole library,
+// ciphers, TLS and all, would cost several times the start-up of `otapack verify`).
+import { createRequire } from 'node:module';
+import type * as Forge from 'node-forge';
 
-export type Asn1 = forge.asn1.Asn1;
+const require = createRequire(import.meta.url);
+require('node-forge/lib/asn1.js'); // registers forge.asn1 (and forge.util, forge.oids)
+const forge = require('node-forge/lib/forge.js') as typeof Forge;
+
+export type Asn1 = Forge.asn1.Asn1;
 const { asn1 } = forge;
 const T = asn1.Type;
 const C = asn1.Class;

@@ -81,7 +81,6 @@ async function decompressInto(path: string, kind: Compression, fh: FileHandle): 
   const corrupt = (detail: string): OtapackError => new OtapackError('INPUT', `${path}: corrupt or truncated ${kind} data (${detail})`);
   let stream: Readable;
   let done: Promise<void> = Promise.resolve();
-  let toolResult: Promise<unknown> | undefined;
   if (kind === 'gzip') {
     const gunzip = createGunzip();
     createReadStream(path).on('error', (e) => gunzip.destroy(e)).pipe(gunzip);
@@ -91,7 +90,6 @@ async function decompressInto(path: string, kind: Compression, fh: FileHandle): 
     const p = spawnStream(tool, ['-d', '-c', '-q', '--', path], { stdin: 'ignore' });
     stream = p.child.stdout!;
     done = p.done;
-    toolResult = p.child;
   }
   try {
     for await (const piece of stream) await sink.write(piece as Buffer);
@@ -104,10 +102,9 @@ async function decompressInto(path: string, kind: Compression, fh: FileHandle): 
   try {
     await done;
   } catch (e) {
-    // The tool's own last words ("xz: FILE: Unexpected end of input") name the problem; read
-    // them from the child's result because its stderr arrives as bytes.
-    const r = (await toolResult?.catch(() => undefined)) as { stderr?: Uint8Array | string } | undefined;
-    const text = r?.stderr ? Buffer.from(r.stderr).toString('utf8') : (e as Error).message;
+    // The tool's own last words ("xz: FILE: Unexpected end of input") name the problem; they
+    // end the TOOL error's message ("xz failed (exit 1): …", last lines joined by " / ").
+    const text = (e as Error).message.replace(/^\S+ failed \([^)]*\): /, '').split(' / ').join('\n');
     const last = text.trim().split('\n').filter((l) => l.trim()).pop() ?? 'failed';
     throw corrupt(last.replace(/^(\S*\/)?(xz|zstd): /, '').split(path).join('').replace(/^\s*:\s*/, '').trim());
   }

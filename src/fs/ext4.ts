@@ -6,7 +6,7 @@ import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { OtapackError } from '../errors.js';
-import { run } from '../util/tools.js';
+import { run, runBuffer } from '../util/tools.js';
 
 export interface Ext4Info {
   blockSize: number;
@@ -175,11 +175,9 @@ const normalize = (p: string): string => {
 
 /** Reads a (small) file from the filesystem. */
 export async function readFile(image: string, offset: number, path: string, what: string): Promise<Buffer> {
-  const { execa } = await import('execa');
-  const r = await execa('debugfs', ['-R', `cat ${q(path)}`, spec(image, offset)], { encoding: 'buffer', reject: false, stripFinalNewline: false, env: { LC_ALL: 'C' } });
-  const err = Buffer.from(r.stderr as Uint8Array).toString();
-  if (/not found|No such/.test(err)) throw new OtapackError('INPUT', `${what}: ${path} not found in the filesystem`);
-  return Buffer.from(r.stdout as Uint8Array);
+  const r = await runBuffer('debugfs', ['-R', `cat ${q(path)}`, spec(image, offset)]);
+  if (/not found|No such/.test(r.stderr)) throw new OtapackError('INPUT', `${what}: ${path} not found in the filesystem`);
+  return r.stdout;
 }
 
 /** Lists a directory: name → type letter from debugfs `ls -p` (mode decides). */

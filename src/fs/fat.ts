@@ -5,7 +5,7 @@ import { open, mkdtemp, rm, writeFile, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { OtapackError } from '../errors.js';
-import { run, requireTool } from '../util/tools.js';
+import { run, runBuffer } from '../util/tools.js';
 
 const ENV = { MTOOLS_SKIP_CHECK: '1', MTOOLS_NO_VFAT: '0', MTOOLS_LOWER_CASE: '0' };
 const img = (image: string, offset: number): string => `${image}@@${offset}`;
@@ -47,10 +47,9 @@ export async function listFat(image: string, offset: number): Promise<string[]> 
 }
 
 export async function readFat(image: string, offset: number, path: string): Promise<Buffer | undefined> {
-  const { execa } = await import('execa');
-  const r = await execa(requireTool('mcopy'), ['-n', '-i', img(image, offset), `::${path}`, '-'], { encoding: 'buffer', reject: false, stripFinalNewline: false, env: { ...ENV, LC_ALL: 'C' } });
+  const r = await runBuffer('mcopy', ['-n', '-i', img(image, offset), `::${path}`, '-'], { env: ENV });
   if (r.exitCode !== 0) return undefined;
-  return Buffer.from(r.stdout as Uint8Array);
+  return r.stdout;
 }
 
 /** Writes files into the FAT filesystem, creating parent directories; replaces existing files. */
