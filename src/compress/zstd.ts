@@ -1,7 +1,7 @@
 // zstd through the zstd CLI: multi-threaded (-T0 uses every core), and deterministic whatever
 // the thread count as long as the content size is left out of the frame header.
 import { spawnStream } from '../util/tools.js';
-import type { Compressor, CompressJob, Input } from './compressor.js';
+import { feedInto, settleFed, type Compressor, type CompressJob, type Input } from './compressor.js';
 import { procBytesRead } from './io-progress.js';
 
 export const zstd: Compressor = {
@@ -16,14 +16,12 @@ export const zstd: Compressor = {
     if (fromPath) args.push('--', input.path);
     const { child, done } = spawnStream('zstd', args, { stdin: fromPath ? 'ignore' : 'pipe' });
     let fed = 0;
-    if (!fromPath) {
-      input.stream.on('data', (b: Buffer) => { fed += b.length; });
-      input.stream.pipe(child.stdin!);
-      child.stdin!.on('error', () => {}); // zstd died: its exit status carries the reason
-    }
+    const feeding = fromPath ? Promise.resolve() : feedInto(child.stdin!, input.feed, { copy: false, onBytes: (n) => { fed += n; } });
+    const all = settleFed(done, feeding);
+    all.catch(() => {});
     return {
       output: child.stdout as AsyncIterable<Buffer>,
-      done,
+      done: all,
       consumed: () => (fromPath ? procBytesRead(child.pid) : fed),
       abort: () => void child.kill('SIGTERM'),
     };

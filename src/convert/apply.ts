@@ -9,16 +9,17 @@
 // Outputs are built as temp files in the output folder and renamed together at the end.
 import { open, mkdir, mkdtemp, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { PassThrough } from 'node:stream';
 import { join, basename } from 'node:path';
 import { ioError } from '../errors.js';
 import { AtomicFile, writeFileAtomic, syncDir } from '../util/atomic-file.js';
 import { registerTempDir, unregisterTempDir } from '../util/cleanup.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { copyRange } from '../disk/sparse-copy.js';
+import { dataMap, type DataMap } from '../disk/extents.js';
 import { writePartitionTable } from '../disk/table.js';
 import { guidFromSeed } from '../disk/guid.js';
-import { computeBmap } from '../disk/bmap.js';
+import { planBmap, bmapHashRanges, renderBmap } from '../disk/bmap.js';
+import { startDigest, type DigestResult } from '../disk/image-digest.js';
 import { probeExt4, fsck, resize, mkfs, readFile as readExt4, resolvePath, usedRanges } from '../fs/ext4.js';
 import { injectEntries, type FsEntry } from '../fs/ext4-inject.js';
 import { buildBundle, asWriteError, type BuildResult } from '../swu/bundle.js';
@@ -29,6 +30,7 @@ import type { ConvertConfig } from './config.js';
 import { byRole, type ConvertPlan, type PlannedPartition } from './plan.js';
 import { deviceFiles } from './device-files.js';
 import { wireBoot, type BootWiring } from './boot-wiring.js';
+import { stage } from '../util/profile.js';
 
 export interface ApplyOptions {
   plan: ConvertPlan;
@@ -74,14 +76,17 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     const out = img.handle;
     await out.truncate(plan.imageSize);
     inFh = await open(o.input, 'r');
+    const inputMap = await dataMap(o.input);
 
     // ---- 1. raw boot loader bytes and kept partitions, byte for byte
-    for (const r of plan.rawCopy) await copyRange(inFh, r.start, out, r.start, r.end - r.start);
-    for (const p of plan.partitions.filter((x) => x.role === 'keep' || (x.role === 'boot' && x.copyFrom))) {
-      const s = reporter.step(`copying partition ${p.number}`, p.size);
-      await copyRange(inFh, p.copyFrom!.start, out, p.start, p.copyFrom!.size, { onProgress: (d) => s.update(d) });
-      s.done();
-    }
+    await stage('convert: copy raw + boot', async () => {
+      for (const r of plan.rawCopy) await copyRange(inFh!, r.start, out, r.start, r.end - r.start, { sourceMap: inputMap });
+      for (const p of plan.partitions.filter((x) => x.role === 'keep' || (x.role === 'boot' && x.copyFrom))) {
+        const s = reporter.step(`copying partition ${p.number}`, p.size);
+        await copyRange(inFh!, p.copyFrom!.start, out, p.start, p.copyFrom!.size, { onProgress: (d) => s.update(d), sourceMap: inputMap });
+        s.done();
+      }
+    });
 
     // ---- 2. rootfs → slot A: checked and resized in a file of its own, then copied into the slot.
     // Not in place: given image?offset=N, resize2fs truncates (or extends) the whole file to the
@@ -90,26 +95,27 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     const imgPath = img.tempPath;
     // the input must be sound before anything is copied (read-only check of the input itself)
     reporter.step('checking the input rootfs (e2fsck -n)').done();
-    await fsck(o.input, A.copyFrom!.start, `${plan.layout.image}: rootfs in partition ${plan.layout.root.number}`, false);
+    await stage('convert: e2fsck -fn input', () => fsck(o.input, A.copyFrom!.start, `${plan.layout.image}: rootfs in partition ${plan.layout.root.number}`, false));
     const rootTmp = join(work, 'rootfs.ext4');
     const rootFh = await open(rootTmp, 'w+');
     try {
       // as large as the result: resize2fs then neither extends nor truncates the file when growing
       await rootFh.truncate(Math.max(fsIn.size, A.size));
       const cp = reporter.step('copying the rootfs', fsIn.size);
-      await copyRange(inFh, A.copyFrom!.start, rootFh, 0, fsIn.size, { onProgress: (d) => cp.update(d) });
+      await stage('convert: copy rootfs', () => copyRange(inFh!, A.copyFrom!.start, rootFh, 0, fsIn.size, { onProgress: (d) => cp.update(d), sourceMap: inputMap }));
       cp.done();
       await inFh.close();
       inFh = undefined;
       await rootFh.sync();
       reporter.step('checking the rootfs (e2fsck)').done();
-      await fsck(rootTmp, 0, 'the rootfs', true, o.timestamp);
+      await stage('convert: e2fsck -fy', () => fsck(rootTmp, 0, 'the rootfs', true, o.timestamp));
       if (fsIn.size !== A.size) {
         reporter.step(`resizing the rootfs to ${A.size >> 20} MiB`).done();
-        await resize(rootTmp, 0, A.size, fsIn.blockSize, 'the rootfs', o.timestamp);
+        await stage('convert: resize2fs', () => resize(rootTmp, 0, A.size, fsIn.blockSize, 'the rootfs', o.timestamp));
       }
       const cpA = reporter.step('copying the rootfs into slot A', A.size);
-      await copyRange(rootFh, 0, out, A.start, A.size, { onProgress: (d) => cpA.update(d) });
+      const rootMap = await dataMap(rootTmp);
+      await stage('convert: copy rootfs -> A', () => copyRange(rootFh, 0, out, A.start, A.size, { onProgress: (d) => cpA.update(d), sourceMap: rootMap }));
       cpA.done();
     } finally {
       await rootFh.close();
@@ -117,12 +123,16 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     }
 
     // ---- 3. boot wiring (boot partition contents, board files patched in the rootfs)
-    const fstabPath = await resolvePath(imgPath, A.start, '/etc/fstab', 'the rootfs');
-    const fstab = fstabPath?.stat.type === 'file' ? (await readExt4(imgPath, A.start, fstabPath.path, 'the rootfs')).toString('utf8') : undefined;
-    const hasSystemd = !!(await resolvePath(imgPath, A.start, '/lib/systemd/systemd', 'the rootfs')) || !!(await resolvePath(imgPath, A.start, '/usr/lib/systemd/systemd', 'the rootfs'));
+    const { fstab, hasSystemd } = await stage('convert: read fstab, systemd', async () => {
+      const fstabPath = await resolvePath(imgPath, A.start, '/etc/fstab', 'the rootfs');
+      return {
+        fstab: fstabPath?.stat.type === 'file' ? (await readExt4(imgPath, A.start, fstabPath.path, 'the rootfs')).toString('utf8') : undefined,
+        hasSystemd: !!(await resolvePath(imgPath, A.start, '/lib/systemd/systemd', 'the rootfs')) || !!(await resolvePath(imgPath, A.start, '/usr/lib/systemd/systemd', 'the rootfs')),
+      };
+    });
     const dev = deviceFiles({ plan, cfg, fstab, trustPem: o.trustPem, aesKeyLine: o.aes ? `${o.aes.key.toString('hex')} ${o.aes.iv.toString('hex')}\n` : undefined, hasSystemd });
     reporter.step('wiring the A/B boot logic').done();
-    const boot = await wireBoot({ plan, cfg, image: imgPath, envPath: dev.envPath, timestamp: o.timestamp, work });
+    const boot = await stage('convert: boot wiring', () => wireBoot({ plan, cfg, image: imgPath, envPath: dev.envPath, timestamp: o.timestamp, work }));
 
     // ---- 4. device-side files into slot A (B is cloned from it)
     const entries: FsEntry[] = [
@@ -130,8 +140,8 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
       ...boot.rootfsFiles,
     ];
     reporter.step('installing device-side files').done();
-    await injectEntries(imgPath, A.start, entries, { what: 'the rootfs', timestamp: o.timestamp });
-    await fsck(imgPath, A.start, 'the converted rootfs', false);
+    await stage('convert: inject (debugfs)', () => injectEntries(imgPath, A.start, entries, { what: 'the rootfs', timestamp: o.timestamp }));
+    await stage('convert: e2fsck -fn', () => fsck(imgPath, A.start, 'the converted rootfs', false));
     const fsOut = (await probeExt4(imgPath, A.start))!;
 
     // ---- 5. data partition
@@ -139,9 +149,11 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     await mkdir(seed, { recursive: true });
     const seedEntries: FsEntry[] = cfg.data.files.map((f) => ({ path: f.target, kind: 'file', source: f.source, mode: f.mode ?? 0o644 }));
     reporter.step('creating the data partition').done();
-    // the GPT partition GUID doubles as the filesystem UUID; on MBR one derived from the disk (no random bytes in the output)
-    await mkfs(imgPath, data.start, data.size, { label: cfg.data.label, uuid: data.uuid ?? guidFromSeed(`otapack:data-fs:${plan.diskId}:${plan.name}`), timestamp: o.timestamp });
-    if (seedEntries.length) await injectEntries(imgPath, data.start, seedEntries, { what: 'the data partition', timestamp: o.timestamp });
+    await stage('convert: data partition', async () => {
+      // the GPT partition GUID doubles as the filesystem UUID; on MBR one derived from the disk (no random bytes in the output)
+      await mkfs(imgPath, data.start, data.size, { label: cfg.data.label, uuid: data.uuid ?? guidFromSeed(`otapack:data-fs:${plan.diskId}:${plan.name}`), timestamp: o.timestamp });
+      if (seedEntries.length) await injectEntries(imgPath, data.start, seedEntries, { what: 'the data partition', timestamp: o.timestamp });
+    });
 
     // ---- 6. partition table
     const bootCode = await readBootCode(o.input, plan);
@@ -150,27 +162,50 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
       partitions: plan.partitions.map((p) => ({ start: p.start, size: p.size, type: p.type, name: p.name, bootable: p.bootable, uuid: p.uuid })),
     });
 
-    // ---- 7. slot A read once: written to slot B and streamed into the bundle
-    const bundle = await buildSlotBundle(o, img, A, B, join(work, basename(names.bundle)), reporter);
-
-    // ---- 8. bmap: exactly the blocks that matter
+    // ---- 7. what the bmap maps: every region but slot B is final now, and B will equal A
     const mapped: [number, number][] = [];
     mapped.push([0, plan.table === 'gpt' ? 1024 : 512]);
     if (plan.table === 'gpt') mapped.push([plan.gptEntriesLba * 512, (plan.gptEntriesLba + 32) * 512]);
     if (plan.table === 'gpt') mapped.push([plan.imageSize - 33 * 512, plan.imageSize]);
     for (const r of plan.rawCopy) mapped.push([r.start, r.end]);
-    const slotUsed = await usedRanges(imgPath, A.start, fsOut);
-    for (const [a, b] of slotUsed) mapped.push([A.start + a, A.start + b], [B.start + a, B.start + b]);
-    const dataInfo = (await probeExt4(imgPath, data.start))!;
-    for (const [a, b] of await usedRanges(imgPath, data.start, dataInfo)) mapped.push([data.start + a, data.start + b]);
+    await stage('convert: bmap ranges (dumpe2fs)', async () => {
+      const [slotUsed, dataUsed] = await Promise.all([
+        usedRanges(imgPath, A.start, fsOut),
+        probeExt4(imgPath, data.start).then((d) => usedRanges(imgPath, data.start, d!)),
+      ]);
+      for (const [a, b] of slotUsed) mapped.push([A.start + a, A.start + b], [B.start + a, B.start + b]);
+      for (const [a, b] of dataUsed) mapped.push([data.start + a, data.start + b]);
+    });
     for (const p of plan.partitions.filter((x) => x.role === 'keep' || x.role === 'boot')) mapped.push([p.start, p.start + p.size]);
-    const bm = reporter.step('computing the bmap', 0);
-    const bmap = await computeBmap(out, plan.imageSize, mapped, { copies: [{ from: A.start, to: B.start, length: A.size }] });
-    bm.done();
+    const bmapPlan = planBmap(plan.imageSize, mapped, { copies: [{ from: A.start, to: B.start, length: A.size }] });
+    const hashRanges = bmapHashRanges(bmapPlan);
+
+    // ---- 8. slot A read once: written to slot B and streamed into the bundle; meanwhile a
+    // worker thread hashes the image (slot B read as its twin A) and the bmap's ranges
+    const hashing = reporter.step('hashing the disk image', plan.imageSize);
+    const imageMap = await stage('convert: data map (filefrag)', () => dataMap(imgPath));
+    const digest = startDigest({
+      map: imageMap,
+      path: imgPath,
+      pieces: [{ from: 0, length: B.start }, { from: A.start, length: A.size }, { from: B.start + A.size, length: plan.imageSize - B.start - A.size }],
+      ranges: hashRanges,
+    }, (d) => hashing.update(d));
+    let bundle: BuildResult;
+    let digests: DigestResult;
+    try {
+      bundle = await stage('convert: A -> B + bundle', () => buildSlotBundle(o, img, A, B, join(work, basename(names.bundle)), reporter, imageMap));
+      digests = await stage('convert: image + bmap digests (rest)', () => digest.result);
+    } catch (e) {
+      await digest.cancel();
+      throw e;
+    }
+    hashing.done();
+    const shaOf = new Map(hashRanges.map(([a, b], i) => [`${a}-${b}`, digests.ranges[i]!]));
+    const bmap = renderBmap(bmapPlan, (a, b) => shaOf.get(`${a}-${b}`)!);
+    const imageSha = digests.sha256;
 
     // ---- 9. outputs and report
-    const imageSha = await hashFile(out, plan.imageSize, reporter);
-    await out.sync();
+    await stage('convert: fsync the image', () => out.sync());
     const allocated = (await out.stat()).blocks * 512;
     const bmapTmp = join(work, basename(names.bmap));
     await writeFile(bmapTmp, bmap.xml);
@@ -180,7 +215,7 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
       outputs: {
         image: { path: names.image, size: plan.imageSize, sha256: imageSha, allocated },
         bmap: { path: names.bmap, size: Buffer.byteLength(bmap.xml), sha256: createHash('sha256').update(bmap.xml).digest('hex'), mappedBytes: bmap.mappedBytes },
-        bundle: { path: names.bundle, size: bundle.size, sha256: bundle.sha256 },
+        bundle: { path: names.bundle, size: bundle.size, sha256: bundle.sha256! },
         report: names.report,
       },
       bundle,
@@ -190,7 +225,7 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
       rootfs: { blockSize: fsOut.blockSize, features: fsOut.features, uuid: fsOut.uuid, sizeBefore: fsIn.size, sizeAfter: fsOut.size, used: (fsOut.blocks - fsOut.freeBlocks) * fsOut.blockSize },
     };
     // commit: image, bmap, bundle, then the report that describes them
-    await img.commit();
+    await stage('convert: commit outputs', () => img.commit());
     await renameInto(bmapTmp, names.bmap);
     await renameInto(join(work, basename(names.bundle)), names.bundle);
     await writeFileAtomic(names.report, JSON.stringify(reportJson(result), null, 2) + '\n');
@@ -227,26 +262,16 @@ async function readBootCode(input: string, plan: ConvertPlan): Promise<Buffer | 
   }
 }
 
-async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedPartition, B: PlannedPartition, output: string, reporter: Reporter): Promise<BuildResult> {
+async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedPartition, B: PlannedPartition, output: string, reporter: Reporter, sourceMap: DataMap): Promise<BuildResult> {
   const { cfg } = o;
-  let copy: Promise<unknown> | undefined;
   const source = {
     label: 'rootfs.ext4',
     size: A.size,
-    open() {
-      const pass = new PassThrough({ highWaterMark: 4 << 20 });
+    // every pass over the source reads slot A and writes slot B (twice only with --reproducible)
+    feed: async (write: (chunk: Buffer) => Promise<void>): Promise<void> => {
       const progress = reporter.step('slot A -> slot B + bundle', A.size);
-      copy = copyRange(img.handle, A.start, img.handle, B.start, A.size, {
-        onChunk: async (chunk) => {
-          if (!pass.write(Buffer.from(chunk))) await new Promise((r) => pass.once('drain', r));
-        },
-        onProgress: (d) => progress.update(d),
-      }).then(
-        () => { progress.done(); pass.end(); },
-        (e) => { pass.destroy(e as Error); throw e; },
-      );
-      copy.catch(() => {});
-      return pass;
+      await copyRange(img.handle, A.start, img.handle, B.start, A.size, { onChunk: write, onProgress: (d) => progress.update(d), sourceMap });
+      progress.done();
     },
   };
   const env = (p: PlannedPartition): Record<string, string> => ({ rootpart: String(p.number), upgrade_available: '1', bootcount: '0' });
@@ -266,24 +291,7 @@ async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedParti
     manifestFormat: 'libconfig',
     cpioFormat: 'crc',
   };
-  const r = await buildBundle({ spec, output, signer: o.signer, aes: o.aes, mtime: o.timestamp, reproducible: o.reproducible, reporter });
-  await copy;
-  return r;
-}
-
-async function hashFile(fh: FileHandle, size: number, reporter: Reporter): Promise<string> {
-  const h = createHash('sha256');
-  const buf = Buffer.allocUnsafe(8 << 20);
-  const p = reporter.step('hashing the disk image', size);
-  for (let pos = 0; pos < size; ) {
-    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
-    if (!bytesRead) break;
-    h.update(buf.subarray(0, bytesRead));
-    pos += bytesRead;
-    p.update(pos);
-  }
-  p.done();
-  return h.digest('hex');
+  return buildBundle({ spec, output, signer: o.signer, aes: o.aes, mtime: o.timestamp, reproducible: o.reproducible, reporter });
 }
 
 export function reportJson(r: ConvertResult): unknown {

@@ -17,6 +17,7 @@ import { loadConvertConfig, type ConvertConfig } from './config.js';
 import { detectLayout } from './detect.js';
 import { planConversion, type ConvertPlan } from './plan.js';
 import { applyPlan, type ConvertResult } from './apply.js';
+import { stage } from '../util/profile.js';
 
 export interface ConvertOptions extends Omit<SignerOptions, 'env' | 'now'> {
   input: string;
@@ -44,7 +45,7 @@ async function withInput<T>(input: string, workParent: string, fn: (raw: string,
   const work = await mkdtemp(join(workParent, '.otapack-input-')).catch((e) => { throw ioError('IO', `cannot write in ${workParent}`, e); });
   registerTempDir(work);
   try {
-    const opened = await openImageInput(input, work);
+    const opened = await stage('input: open (decompress)', () => openImageInput(input, work));
     try {
       return await fn(opened.path, opened.compressed);
     } catch (e) {
@@ -113,7 +114,7 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   const trustPem = trustAnchor(signer, trustCerts);
   if (!trustPem) reporter.warn('unsigned, and no --trust given: the converted devices get no trust anchor and will refuse every update until one is installed');
   return withInput(o.input, dirname(join(o.outDir, 'x')), async (raw, compressed) => {
-    const layout = await detectLayout(raw);
+    const layout = await stage('convert: detect layout', () => detectLayout(raw));
     layout.image = o.input; // reports and messages name the user's file
     const plan = planConversion(layout, cfg, o.input);
     for (const w of plan.warnings) reporter.warn(w);

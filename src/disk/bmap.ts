@@ -94,8 +94,17 @@ function blockRanges(mapped: [number, number][], imageSize: number, bs: number, 
   return out;
 }
 
-/** Computes a bmaptool 2.0 block map for `imageSize` bytes of `fh`, where `mapped` byte ranges hold data. */
-export async function computeBmap(fh: FileHandle, imageSize: number, mapped: [start: number, end: number][], opts: BmapOptions = {}): Promise<{ xml: string; mappedBytes: number; ranges: BmapRange[] }> {
+/** Which blocks a bmap maps, before any hashing. */
+export interface BmapPlan {
+  imageSize: number;
+  blockSize: number;
+  /** [first, last] block ranges, in order, cut at every copy region's edges. */
+  ranges: [number, number][];
+  copies: BmapCopy[];
+}
+
+/** Checks the inputs and works out the block ranges; no data is read. */
+export function planBmap(imageSize: number, mapped: [start: number, end: number][], opts: Pick<BmapOptions, 'blockSize' | 'copies'> = {}): BmapPlan {
   const bs = opts.blockSize ?? 4096;
   if (!Number.isSafeInteger(bs) || bs < 512 || (bs & (bs - 1)) !== 0) throw new OtapackError('INTERNAL', `bmap: block size ${bs} is not a power of two ≥ 512`);
   if (!Number.isSafeInteger(imageSize) || imageSize <= 0) throw new OtapackError('INTERNAL', `bmap: image size ${imageSize} is invalid`);
@@ -106,14 +115,45 @@ export async function computeBmap(fh: FileHandle, imageSize: number, mapped: [st
     if (c.from < c.to + c.length && c.to < c.from + c.length) throw new OtapackError('INTERNAL', `bmap: copy ${c.from}→${c.to} overlaps itself`);
   }
   const cuts = copies.flatMap((c) => [c.from, c.from + c.length, c.to, c.to + c.length].map((b) => b / bs));
-  const blocks = blockRanges(mapped, imageSize, bs, cuts);
+  return { imageSize, blockSize: bs, ranges: blockRanges(mapped, imageSize, bs, cuts), copies };
+}
 
+/** A range's bytes, and where they can be read: inside a copy's `to` region, from its `from` twin. */
+function span(p: BmapPlan, [first, last]: [number, number]): [number, number] {
+  const start = first * p.blockSize;
+  const end = Math.min(p.imageSize, (last + 1) * p.blockSize);
+  const c = p.copies.find((x) => start >= x.to && start < x.to + x.length);
+  return c ? [start - c.to + c.from, end - c.to + c.from] : [start, end];
+}
+
+/** The distinct byte ranges [start, end) whose SHA-256 the bmap needs, in file order. */
+export function bmapHashRanges(p: BmapPlan): [number, number][] {
+  const seen = new Map<string, [number, number]>();
+  for (const r of p.ranges) {
+    const s = span(p, r);
+    seen.set(`${s[0]}-${s[1]}`, s);
+  }
+  return [...seen.values()].sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+}
+
+/** The bmap text from a plan and the SHA-256 (hex) of each range bmapHashRanges listed. */
+export function renderBmap(p: BmapPlan, sha: (start: number, end: number) => string): { xml: string; mappedBytes: number; ranges: BmapRange[] } {
+  const ranges = p.ranges.map((r) => ({ first: r[0], last: r[1], sha256: sha(...span(p, r)) }));
+  const blocksCount = Math.ceil(p.imageSize / p.blockSize);
+  const mappedCount = ranges.reduce((n, r) => n + r.last - r.first + 1, 0);
+  const xml = sealBmap(render(p.imageSize, p.blockSize, blocksCount, mappedCount, ranges));
+  return { xml, mappedBytes: mappedCount * p.blockSize, ranges };
+}
+
+/** Computes a bmaptool 2.0 block map for `imageSize` bytes of `fh`, where `mapped` byte ranges hold data. */
+export async function computeBmap(fh: FileHandle, imageSize: number, mapped: [start: number, end: number][], opts: BmapOptions = {}): Promise<{ xml: string; mappedBytes: number; ranges: BmapRange[] }> {
+  const plan = planBmap(imageSize, mapped, opts);
   const buf = Buffer.allocUnsafe(READ_CHUNK);
   let hashed = 0;
-  const hashRange = async (first: number, last: number): Promise<string> => {
+  const sums = new Map<string, string>();
+  for (const [start, end] of bmapHashRanges(plan)) {
     const h = createHash('sha256');
-    const end = Math.min((last + 1) * bs, imageSize);
-    for (let pos = first * bs; pos < end;) {
+    for (let pos = start; pos < end;) {
       const { bytesRead } = await fh.read(buf, 0, Math.min(READ_CHUNK, end - pos), pos);
       if (bytesRead === 0) throw new OtapackError('INPUT', `bmap: image ends at byte ${pos}, before its size ${imageSize}`);
       h.update(buf.subarray(0, bytesRead));
@@ -121,26 +161,9 @@ export async function computeBmap(fh: FileHandle, imageSize: number, mapped: [st
       hashed += bytesRead;
       opts.onProgress?.(hashed);
     }
-    return h.digest('hex');
-  };
-
-  // Ranges inside a copy's `to` region are done last so their `from` twins are known by then.
-  const inTo = (first: number): BmapCopy | undefined => copies.find((c) => first * bs >= c.to && first * bs < c.to + c.length);
-  const sums = new Map<string, string>();
-  const key = (f: number, l: number): string => `${f}-${l}`;
-  for (const [f, l] of blocks) if (!inTo(f)) sums.set(key(f, l), await hashRange(f, l));
-  for (const [f, l] of blocks) {
-    const c = inTo(f);
-    if (!c) continue;
-    const shift = (c.to - c.from) / bs;
-    sums.set(key(f, l), sums.get(key(f - shift, l - shift)) ?? (await hashRange(f, l)));
+    sums.set(`${start}-${end}`, h.digest('hex'));
   }
-
-  const ranges = blocks.map(([first, last]) => ({ first, last, sha256: sums.get(key(first, last))! }));
-  const blocksCount = Math.ceil(imageSize / bs);
-  const mappedCount = ranges.reduce((n, r) => n + r.last - r.first + 1, 0);
-  const xml = sealBmap(render(imageSize, bs, blocksCount, mappedCount, ranges));
-  return { xml, mappedBytes: mappedCount * bs, ranges };
+  return renderBmap(plan, (a, b) => sums.get(`${a}-${b}`)!);
 }
 
 /**

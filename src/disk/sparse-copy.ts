@@ -1,15 +1,23 @@
 // Copying disk regions into a fresh (all-hole) destination without writing zeros: an image with
 // a mostly empty 4 GiB rootfs then costs what its data costs, on disk and in time. Zero
 // detection works on 4 KiB blocks of the *destination* (that is where holes are made), so
-// unaligned offsets and lengths only change where the first and last blocks are cut.
+// unaligned offsets and lengths only change where the first and last blocks are cut. Every
+// chunk, zeros included, can be handed to a consumer on the way, so one read serves a copy and
+// a compressor.
+//
+// copyRange is pipelined: the next chunk is read while the previous one is written and
+// consumed, the writes of one chunk are issued together, and zero blocks are found by comparing
+// in place (no per-block allocation). With the source's data map, holes are not read at all.
+// Memory stays at DEPTH chunks whatever the length.
 import type { FileHandle } from 'node:fs/promises';
 import { OtapackError } from '../errors.js';
+import { readSparse, type DataMap } from './extents.js';
 
 export const BLOCK = 4096;
 export const CHUNK = 4 * 1024 * 1024;
+const DEPTH = 3; // chunks in flight: one being read, the others being written / consumed
 const ZERO = Buffer.alloc(CHUNK);
-
-const isZero = (buf: Buffer, start: number, end: number): boolean => buf.compare(ZERO, 0, end - start, start, end) === 0;
+let zeroChunk: Buffer | undefined; // handed to consumers for a chunk that is all hole; never written
 
 async function writeAll(fh: FileHandle, buf: Buffer, start: number, end: number, pos: number): Promise<void> {
   while (start < end) {
@@ -25,65 +33,89 @@ async function writeAll(fh: FileHandle, buf: Buffer, start: number, end: number,
  * The destination must read as zero where nothing is written (a hole or a fresh region).
  */
 export async function writeSparse(fh: FileHandle, buf: Buffer, pos: number): Promise<number> {
-  if (buf.length <= CHUNK && isZero(buf, 0, buf.length)) return 0;
   let written = 0;
-  let runStart = -1;
-  let s = 0;
-  while (s < buf.length) {
-    const e = Math.min(buf.length, s + BLOCK - ((pos + s) % BLOCK));
-    if (isZero(buf, s, e)) {
-      if (runStart >= 0) {
-        await writeAll(fh, buf, runStart, s, pos + runStart);
-        written += s - runStart;
-        runStart = -1;
-      }
-    } else if (runStart < 0) runStart = s;
-    s = e;
-  }
-  if (runStart >= 0) {
-    await writeAll(fh, buf, runStart, buf.length, pos + runStart);
-    written += buf.length - runStart;
+  for (const [a, b] of dataRuns(buf, pos)) {
+    await writeAll(fh, buf, a, b, pos + a);
+    written += b - a;
   }
   return written;
 }
 
-async function readExactly(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
-  let got = 0;
-  while (got < buf.length) {
-    const { bytesRead } = await fh.read(buf, got, buf.length - got, pos + got);
-    if (bytesRead === 0) throw new OtapackError('INPUT', `source ends at byte ${pos + got}, inside the range being copied (up to byte ${pos + buf.length})`);
-    got += bytesRead;
-  }
-}
-
 export interface CopyOptions {
-  /** Every chunk read, zeros included, in order; each is a fresh Buffer the callback may keep. */
+  /**
+   * Receives every chunk in order. The chunk's memory is reused once the returned promise
+   * settles, so a consumer that keeps it longer must copy it.
+   */
   onChunk?: (chunk: Buffer) => void | Promise<void>;
   /** Bytes of the range done so far. */
   onProgress?: (done: number) => void;
+  /** Where the source holds data (extents.ts); holes are not read. */
+  sourceMap?: DataMap;
 }
 
-/**
- * Copies `length` bytes from `src` at `srcOffset` to `dst` at `dstOffset` in chunks of up to
- * 4 MiB (constant memory), writing only non-zero blocks. After the first chunk every chunk
- * starts on a destination block boundary, so holes line up with the destination's blocks.
- * The destination must already be sized (ftruncate) to cover the range: trailing zeros are not
- * written and so would not extend the file.
- */
-export async function copyRange(src: FileHandle, srcOffset: number, dst: FileHandle, dstOffset: number, length: number, opts: CopyOptions = {}): Promise<{ bytesWritten: number; bytesSkipped: number }> {
-  let done = 0;
-  let bytesWritten = 0;
-  while (done < length) {
-    const n = Math.min(length - done, CHUNK - ((dstOffset + done) % BLOCK));
-    // A fresh buffer per chunk: onChunk consumers (compressor streams) may hold on to it.
-    const buf = Buffer.allocUnsafe(n);
-    await readExactly(src, buf, srcOffset + done);
-    bytesWritten += await writeSparse(dst, buf, dstOffset + done);
-    if (opts.onChunk) await opts.onChunk(buf);
-    done += n;
-    opts.onProgress?.(done);
+const isZero = (b: Buffer, start: number, end: number): boolean => b.compare(ZERO, 0, end - start, start, end) === 0;
+
+/** Runs of non-zero blocks of `chunk` (block boundaries relative to the destination position). */
+export function dataRuns(chunk: Buffer, dstPos: number): [number, number][] {
+  const runs: [number, number][] = [];
+  const n = chunk.length;
+  let i = 0;
+  while (i < n) {
+    const blockEnd = Math.min(n, i + BLOCK - ((dstPos + i) % BLOCK));
+    if (isZero(chunk, i, blockEnd)) { i = blockEnd; continue; }
+    let j = blockEnd;
+    while (j < n) {
+      const e = Math.min(n, j + BLOCK);
+      if (isZero(chunk, j, e)) break;
+      j = e;
+    }
+    runs.push([i, j]);
+    i = j;
   }
-  return { bytesWritten, bytesSkipped: length - bytesWritten };
+  return runs;
+}
+
+
+/**
+ * Copies `length` bytes from `src` at `srcOffset` to `dst` at `dstOffset`, writing only non-zero
+ * blocks. The destination must already be sized (ftruncate) to cover the range: trailing zeros
+ * are not written and so would not extend the file. A source that ends inside the range is an
+ * INPUT error (checked up front for regular files, where the size is known).
+ */
+export async function copyRange(src: FileHandle, srcOffset: number, dst: FileHandle, dstOffset: number, length: number, o: CopyOptions = {}): Promise<{ bytesWritten: number; bytesSkipped: number }> {
+  const st = await src.stat();
+  if (st.isFile() && srcOffset + length > st.size) {
+    throw new OtapackError('INPUT', `source ends at byte ${st.size}, inside the range being copied (up to byte ${srcOffset + length})`);
+  }
+  const slots: { buf: Buffer; busy: Promise<void> }[] = [];
+  for (let i = 0; i < Math.min(DEPTH, Math.ceil(length / CHUNK)); i++) slots.push({ buf: Buffer.allocUnsafe(CHUNK), busy: Promise.resolve() });
+  let consumed: Promise<void> = Promise.resolve(); // onChunk calls, in order
+  let written = 0;
+  let failure: unknown;
+  const fail = (e: unknown): void => { failure ??= e; };
+  let k = 0;
+  for (let done = 0; done < length; k++) {
+    const slot = slots[k % slots.length]!;
+    await slot.busy; // its previous chunk is written and consumed
+    if (failure) break;
+    const want = Math.min(CHUNK, length - done);
+    // past the end of the source the rest reads as zeros (a sparse or short file)
+    const hasData = await readSparse(src, slot.buf, srcOffset + done, want, o.sourceMap);
+    const chunk = hasData ? slot.buf.subarray(0, want) : (zeroChunk ??= Buffer.alloc(CHUNK)).subarray(0, want);
+    const dstPos = dstOffset + done;
+    const runs = hasData ? dataRuns(chunk, dstPos) : [];
+    for (const [a, b] of runs) written += b - a;
+    const writes = Promise.all(runs.map(([a, b]) => writeAll(dst, chunk, a, b, dstPos + a)));
+    const onChunk = o.onChunk;
+    if (onChunk) consumed = consumed.then(() => (failure ? undefined : onChunk(chunk)));
+    const consumedHere = consumed;
+    done += want;
+    const doneHere = done;
+    slot.busy = Promise.all([writes, consumedHere]).then(() => { o.onProgress?.(doneHere); }, fail);
+  }
+  await Promise.all(slots.map((s) => s.busy));
+  if (failure) throw failure;
+  return { bytesWritten: written, bytesSkipped: length - written };
 }
 
 /**

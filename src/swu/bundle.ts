@@ -23,6 +23,7 @@ import { streamPayload } from './payload.js';
 import { writeAll } from './positional-writer.js';
 import { buildManifestTree, renderManifest, type StoredInfo } from './manifest-build.js';
 import { storedName, type ArtifactSpec, type BundleSpec } from './spec.js';
+import { stage } from '../util/profile.js';
 
 export interface BuildOptions {
   spec: BundleSpec;
@@ -35,6 +36,11 @@ export interface BuildOptions {
   reproducible?: boolean;
   signingTime?: Date;
   reporter?: Reporter;
+  /**
+   * Also compute the SHA-256 of the whole archive (BuildResult.sha256), which takes one more read
+   * of the output after it is complete. Default true; the CLI asks for it only with --json.
+   */
+  hashOutput?: boolean;
 }
 
 export interface BuiltEntry {
@@ -50,7 +56,8 @@ export interface BuiltEntry {
 export interface BuildResult {
   output: string;
   size: number;
-  sha256: string;
+  /** SHA-256 of the archive; absent when hashOutput was false. */
+  sha256?: string;
   manifest: string;
   manifestFormat: 'libconfig' | 'json';
   cpioFormat: CpioFormat;
@@ -85,8 +92,11 @@ async function sourceSize(a: ArtifactSpec): Promise<number> {
 
 async function hashSource(a: ArtifactSpec): Promise<Buffer> {
   const h = createHash('sha256');
-  const s = typeof a.source === 'string' ? createReadStream(a.source, { highWaterMark: 1 << 20 }) : a.source.open();
-  for await (const c of s) h.update(c as Buffer);
+  if (typeof a.source === 'string') {
+    for await (const c of createReadStream(a.source, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+  } else {
+    await a.source.feed(async (c) => { h.update(c); });
+  }
   return h.digest();
 }
 
@@ -112,14 +122,14 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
   const reporter = o.reporter ?? silentReporter;
   const format = o.spec.cpioFormat;
   const mtime = o.mtime ?? 0;
-  const stores = await planStores(o);
+  const stores = await stage('bundle: plan', () => planStores(o));
 
   // ivts: random per image, or derived from the key and the payload when asked to be reproducible
   for (const s of stores) {
     if (!s.artifact.encrypt) continue;
     if (o.reproducible) {
       const p = reporter.step(`hashing ${s.name} for its ivt`, s.inputSize);
-      const digest = await hashSource(s.artifact);
+      const digest = await stage('bundle: hash for the ivt', () => hashSource(s.artifact));
       p.done();
       s.ivt = createHmac('sha256', o.aes!.key).update('otapack-ivt-v1\0').update(s.name).update('\0').update(digest).digest().subarray(0, 16);
     } else {
@@ -155,15 +165,15 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
       const headerPos = pos;
       const dataPos = pos + headerSpan(s.name);
       const codec = compressor(a.compress);
-      const job = codec.start(typeof a.source === 'string' ? { path: a.source } : { stream: a.source.open() }, a.level ?? codec.defaultLevel);
+      const job = codec.start(typeof a.source === 'string' ? { path: a.source } : { feed: a.source.feed }, a.level ?? codec.defaultLevel);
       const progress = reporter.step(`${a.compress === 'none' ? 'storing' : 'compressing'} ${s.name}`, s.inputSize);
       const timer = setInterval(() => progress.update(job.consumed()), 200);
       let r;
       try {
-        r = await streamPayload(job, fh, dataPos, {
+        r = await stage(`bundle: stream (${a.compress}${a.encrypt ? '+aes' : ''})`, () => streamPayload(job, fh, dataPos, {
           name: sourceLabel(a),
           encryption: a.encrypt ? { cipher: aesCipherName(o.aes!), key: o.aes!.key, iv: s.ivt! } : undefined,
-        });
+        }));
       } finally {
         clearInterval(timer);
         progress.done();
@@ -184,7 +194,7 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
     let sig: Buffer | undefined;
     if (o.signer) {
       reporter.step('signing sw-description').done();
-      sig = await signCms(manifest, o.signer, signingTime);
+      sig = await stage('bundle: sign (CMS)', () => signCms(manifest, o.signer!, signingTime));
     }
     const prefix = encodePrefix(manifest, sig, format, mtime);
     if (prefix.length === reserved) {
@@ -198,8 +208,8 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
       await fh.truncate(payloadEnd - reserved + prefix.length + t.length);
     }
     const size = (await fh.stat()).size;
-    const sha256 = await hashHandle(fh, size);
-    await out.commit();
+    const sha256 = o.hashOutput === false ? undefined : await stage('bundle: hash the output', () => hashHandle(fh, size));
+    await stage('bundle: fsync + rename', () => out.commit());
     return {
       output: o.output,
       size,

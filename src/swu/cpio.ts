@@ -79,18 +79,32 @@ export function encodeTrailer(offset: number, format: CpioFormat, ino = 0): Buff
 }
 
 /**
- * Running 32-bit byte sum (the 070702 "crc"), fed chunk by chunk. Summing 32-bit words' bytes
- * in one loop keeps this at memory speed on large payloads.
+ * Running 32-bit byte sum (the 070702 "crc"), fed chunk by chunk. The bulk is summed a 32-bit
+ * word at a time, two bytes per 16-bit lane (SWAR), which is about twice as fast as a byte loop;
+ * 128 words at most go into one lane sum so a lane (≤ 128 × 510) never carries into the next.
  */
 export function byteSum(buf: Uint8Array, acc = 0): number {
   let s = 0;
   const n = buf.length;
   let i = 0;
-  // Sums stay below 2^53 for chunks up to ~35 TB, so plain numbers are exact here.
-  for (; i + 8 <= n; i += 8) {
-    s += buf[i]! + buf[i + 1]! + buf[i + 2]! + buf[i + 3]! + buf[i + 4]! + buf[i + 5]! + buf[i + 6]! + buf[i + 7]!;
+  const head = Math.min(n, (4 - (buf.byteOffset & 3)) & 3);
+  for (; i < head; i++) s += buf[i]!;
+  const words = (n - i) >>> 2;
+  if (words > 0) {
+    const u32 = new Uint32Array(buf.buffer, buf.byteOffset + i, words);
+    for (let w = 0; w < words; ) {
+      const end = Math.min(words, w + 128);
+      let lanes = 0;
+      for (; w < end; w++) {
+        const x = u32[w]!;
+        lanes += (x & 0x00ff00ff) + ((x >>> 8) & 0x00ff00ff);
+      }
+      s += (lanes % 65536) + Math.floor(lanes / 65536);
+    }
+    i += words * 4;
   }
   for (; i < n; i++) s += buf[i]!;
+  // s < 2^53 for any chunk below ~35 TB, so plain numbers are exact here
   return (acc + s) % 0x100000000;
 }
 

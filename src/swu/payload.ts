@@ -6,6 +6,7 @@ import { OtapackError } from '../errors.js';
 import type { CompressJob } from '../compress/compressor.js';
 import { MAX_ENTRY_SIZE, byteSum } from './cpio.js';
 import { PositionalWriter } from './positional-writer.js';
+import { Meter, metered } from '../util/profile.js';
 
 export interface PayloadResult {
   size: number;
@@ -30,6 +31,7 @@ export async function streamPayload(
   const out = new PositionalWriter(fh, position);
   let size = 0;
   let check = 0;
+  const m = { wait: new Meter('wait for the codec'), enc: new Meter('encrypt (AES)'), hash: new Meter('hash (SHA-256)'), sum: new Meter('cpio byte sum'), write: new Meter('write (buffer, backpressure)') };
   const take = async (b: Buffer): Promise<void> => {
     if (b.length === 0) return;
     size += b.length;
@@ -37,13 +39,21 @@ export async function streamPayload(
       job.abort();
       throw new OtapackError('LIMIT', `${opts.name}: the stored payload passed 4 GiB, the cpio format's limit per entry; use stronger compression or split the image`);
     }
-    hash.update(b);
-    check = byteSum(b, check);
+    metered(m.hash, () => hash.update(b));
+    check = metered(m.sum, () => byteSum(b, check));
+    m.write.start();
     await out.write(b);
+    m.write.stop();
     opts.onOutput?.(size);
   };
   try {
-    for await (const chunk of job.output) await take(cipher ? cipher.update(chunk) : chunk);
+    m.wait.start();
+    for await (const chunk of job.output) {
+      m.wait.stop();
+      await take(cipher ? metered(m.enc, () => cipher.update(chunk)) : chunk);
+      m.wait.start();
+    }
+    m.wait.stop();
     await job.done;
     if (cipher) await take(cipher.final());
     await out.finish();

@@ -2,9 +2,8 @@
 // validated up front so every mistake is reported, with its line, before any payload is read.
 import { stat } from 'node:fs/promises';
 import { dirname, resolve, basename } from 'node:path';
-import type { Readable } from 'node:stream';
 import { ConfigReader, type ConfigMap } from '../util/yaml-config.js';
-import { COMPRESSIONS, compressor, type CompressionId } from '../compress/index.js';
+import { COMPRESSIONS, compressor, type CompressionId, type Feed } from '../compress/index.js';
 import { OtapackError } from '../errors.js';
 
 export type ArtifactKind = 'images' | 'files' | 'scripts';
@@ -13,7 +12,8 @@ export type ArtifactKind = 'images' | 'files' | 'scripts';
 export interface StreamSource {
   label: string;
   size: number;
-  open(): Readable;
+  /** Pushes the payload's bytes, in order (see Feed); may be called more than once. */
+  feed: Feed;
 }
 
 export interface ArtifactSpec {

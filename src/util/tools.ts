@@ -11,7 +11,7 @@ import { registerChild } from './cleanup.js';
 /** Debian package that provides each tool, for "install it" hints. */
 const PACKAGES: Record<string, string> = {
   zstd: 'zstd', pigz: 'pigz', xz: 'xz-utils',
-  mke2fs: 'e2fsprogs', debugfs: 'e2fsprogs', resize2fs: 'e2fsprogs', e2fsck: 'e2fsprogs', tune2fs: 'e2fsprogs', dumpe2fs: 'e2fsprogs',
+  mke2fs: 'e2fsprogs', debugfs: 'e2fsprogs', resize2fs: 'e2fsprogs', e2fsck: 'e2fsprogs', tune2fs: 'e2fsprogs', dumpe2fs: 'e2fsprogs', filefrag: 'e2fsprogs',
   mcopy: 'mtools', mdir: 'mtools', mmd: 'mtools', mdel: 'mtools', mtype: 'mtools', mattrib: 'mtools', minfo: 'mtools',
   'mkfs.vfat': 'dosfstools', 'fsck.vfat': 'dosfstools',
   'pkcs11-tool': 'opensc',

@@ -19,7 +19,7 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
   }
   const needsAes = spec.artifacts.some((a) => a.encrypt);
   const aes = needsAes ? await loadAesKey(o.aesKey as string | undefined) : undefined;
-  const r = await buildBundle({ spec, output: String(o.output), signer, aes, mtime: sourceDateEpoch(), reproducible: !!o.reproducible, reporter });
+  const r = await buildBundle({ spec, output: String(o.output), signer, aes, mtime: sourceDateEpoch(), reproducible: !!o.reproducible, reporter, hashOutput: !!o.json });
   if (o.json) {
     printJson({
       schema: 'otapack.bundle/1', output: r.output, size: r.size, sha256: r.sha256, signed: r.signed,
