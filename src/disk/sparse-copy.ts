@@ -91,6 +91,7 @@ export async function copyRange(src: FileHandle, srcOffset: number, dst: FileHan
   for (let i = 0; i < Math.min(DEPTH, Math.ceil(length / CHUNK)); i++) slots.push({ buf: Buffer.allocUnsafe(CHUNK), busy: Promise.resolve() });
   let consumed: Promise<void> = Promise.resolve(); // onChunk calls, in order
   let written = 0;
+  let reported = 0;
   let failure: unknown;
   const fail = (e: unknown): void => { failure ??= e; };
   let k = 0;
@@ -111,7 +112,8 @@ export async function copyRange(src: FileHandle, srcOffset: number, dst: FileHan
     const consumedHere = consumed;
     done += want;
     const doneHere = done;
-    slot.busy = Promise.all([writes, consumedHere]).then(() => { o.onProgress?.(doneHere); }, fail);
+    // chunks can settle out of order: progress only ever moves forward
+    slot.busy = Promise.all([writes, consumedHere]).then(() => { if (doneHere > reported) o.onProgress?.((reported = doneHere)); }, fail);
   }
   await Promise.all(slots.map((s) => s.busy));
   if (failure) throw failure;
