@@ -4,10 +4,9 @@
 // copies slot A to slot B, and the digest work runs in a worker thread beside the compressor.
 // Holes (from the file's data map) are hashed as zeros without being read.
 import { open } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { createHash, type Hash } from 'node:crypto';
 import { readSparse } from './extents.js';
+import { workerScript, startWorker } from '../util/worker.js';
 
 export interface DigestJob {
   path: string;
@@ -90,15 +89,14 @@ export interface RunningDigest {
  * build from the TypeScript sources, which has no compiled worker, runs it in this thread).
  */
 export function startDigest(job: DigestJob, onProgress?: (done: number) => void): RunningDigest {
-  const script = new URL('./image-digest-worker.js', import.meta.url);
-  if (!existsSync(fileURLToPath(script))) {
+  const script = workerScript('image-digest-worker.js', import.meta.url);
+  if (!script) {
     const result = digestImage(job, onProgress);
     result.catch(() => {});
     return { result, cancel: async () => { await result.catch(() => {}); } };
   }
   let terminate: () => Promise<void> = async () => {};
-  const result = import('node:worker_threads').then(({ Worker }) => new Promise<DigestResult>((resolve, reject) => {
-    const w = new Worker(script, { workerData: job });
+  const result = startWorker(script, job).then((w) => new Promise<DigestResult>((resolve, reject) => {
     terminate = async () => { await w.terminate(); };
     w.on('message', (m: { progress?: number; result?: DigestResult; error?: string }) => {
       if (m.progress !== undefined) onProgress?.(m.progress);
