@@ -93,6 +93,39 @@ export function deleteFatFile(disk: Disk, part: number, name: string): void {
 
 export interface BootRun { log: string; ms: number; timedOut: boolean; status: number | null }
 
+const LOG_CAP = 16 << 20;
+
+/**
+ * Runs `timeout ARGS…` (a QEMU under coreutils timeout) and collects its console. A guest stuck in
+ * a loop can print without end: past LOG_CAP bytes only the last LOG_CAP/2 are kept after the
+ * first LOG_CAP/2, so memory stays bounded and both the boot banner and the end survive.
+ */
+function runQemu(args: string[], clean: (text: string) => string): Promise<BootRun> {
+  const t0 = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn('timeout', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    const head: Buffer[] = [];
+    let headBytes = 0;
+    const tail: Buffer[] = [];
+    let tailBytes = 0;
+    let dropped = 0;
+    const take = (c: Buffer): void => {
+      if (headBytes < LOG_CAP / 2) { head.push(c); headBytes += c.length; return; }
+      tail.push(c);
+      tailBytes += c.length;
+      while (tailBytes - tail[0]!.length > LOG_CAP / 2) { const old = tail.shift()!; tailBytes -= old.length; dropped += old.length; }
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.on('error', reject);
+    child.on('close', (status) => {
+      const gap = dropped ? [Buffer.from(`\n[… ${dropped} bytes of console output dropped …]\n`)] : [];
+      const log = clean(Buffer.concat([...head, ...gap, ...tail]).toString('utf8'));
+      resolve({ log, ms: Date.now() - t0, timedOut: status === 124 || status === 137, status });
+    });
+  });
+}
+
 /**
  * Boots the disk under qemu-system-aarch64 + U-Boot, bounded by `timeoutS` (coreutils timeout).
  * The guest ends the run itself with `poweroff`.
@@ -105,18 +138,7 @@ export function bootUboot(disk: Disk, timeoutS = 60): Promise<BootRun> {
     '-nographic', '-monitor', 'none', '-serial', 'stdio', '-nic', 'none',
     '-bios', UBOOT_BIN, '-drive', `if=virtio,format=raw,file=${disk.img}`,
   ];
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn('timeout', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
-    const chunks: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => chunks.push(c));
-    child.stderr.on('data', (c: Buffer) => chunks.push(c));
-    child.on('error', reject);
-    child.on('close', (status) => {
-      const log = Buffer.concat(chunks).toString('utf8').replace(/\r/g, '');
-      resolve({ log, ms: Date.now() - t0, timedOut: status === 124 || status === 137, status });
-    });
-  });
+  return runQemu(args, (t) => t.replace(/\r/g, ''));
 }
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
@@ -144,16 +166,5 @@ export function bootOvmf(disk: Disk, timeoutS = 90): Promise<BootRun> {
     '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`, '-drive', `if=pflash,format=raw,file=${vars}`,
     '-nic', 'none', '-drive', `if=virtio,format=raw,file=${disk.img}`,
   ];
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn('timeout', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
-    const chunks: Buffer[] = [];
-    child.stdout.on('data', (c: Buffer) => chunks.push(c));
-    child.stderr.on('data', (c: Buffer) => chunks.push(c));
-    child.on('error', reject);
-    child.on('close', (status) => {
-      const log = plainConsole(Buffer.concat(chunks).toString('utf8'));
-      resolve({ log, ms: Date.now() - t0, timedOut: status === 124 || status === 137, status });
-    });
-  });
+  return runQemu(args, plainConsole);
 }
