@@ -1,6 +1,6 @@
 // The CLI edge: turns thrown errors into one line and an exit status, handles interruption.
 import { OtapackError, EXIT_CODES, ioError } from '../errors.js';
-import { cleanupNow, currentTask } from '../util/cleanup.js';
+import { cleanupNow, currentTask, holdDuringCommit, outputsCommitted } from '../util/cleanup.js';
 import { red, printJson } from './output.js';
 import { profileLines } from '../util/profile.js';
 
@@ -9,9 +9,13 @@ export const setDebug = (v: boolean): void => void (debug = v);
 
 export function installSignalHandlers(): void {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(sig);
-  const onSignal = (sig: NodeJS.Signals, code: number) => () => {
+  const onSignal = (sig: NodeJS.Signals, code: number) => (): void => {
+    if (holdDuringCommit(onSignal(sig, code))) return;
     const removed = cleanupNow();
-    process.stderr.write(`\notapack: interrupted (${sig}) while ${currentTask()}; ${removed.length ? `removed ${removed.length} temporary file(s), ` : ''}previous outputs left as they were\n`);
+    const what = outputsCommitted()
+      ? 'the new outputs were already complete'
+      : `${removed.length ? `removed ${removed.length} temporary file(s), ` : ''}previous outputs left as they were`;
+    process.stderr.write(`\notapack: interrupted (${sig}) while ${currentTask()}; ${what}\n`);
     process.exit(code);
   };
   process.on('SIGINT', onSignal('SIGINT', 130));

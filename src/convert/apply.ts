@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { join, basename } from 'node:path';
 import { ioError } from '../errors.js';
 import { AtomicFile, writeFileAtomic, syncDir } from '../util/atomic-file.js';
-import { registerTempDir, unregisterTempDir } from '../util/cleanup.js';
+import { registerTempDir, unregisterTempDir, commitOutputs } from '../util/cleanup.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { copyRange } from '../disk/sparse-copy.js';
 import { dataMap, type DataMap } from '../disk/extents.js';
@@ -226,11 +226,15 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
       rootfs: { blockSize: fsOut.blockSize, features: fsOut.features, uuid: fsOut.uuid, sizeBefore: fsIn.size, sizeAfter: fsOut.size, used: (fsOut.blocks - fsOut.freeBlocks) * fsOut.blockSize },
     };
     // commit: image, bmap, bundle, then the report that describes them
-    await stage('convert: commit outputs', () => img.commit());
-    await renameInto(bmapTmp, names.bmap);
-    await renameInto(join(work, basename(names.bundle)), names.bundle);
-    await writeFileAtomic(names.report, JSON.stringify(reportJson(result), null, 2) + '\n');
-    syncDir(o.outDir);
+    // (interruptions are held until all four are in place: never a mix of old and new)
+    const reportText = JSON.stringify(reportJson(result), null, 2) + '\n';
+    await stage('convert: commit outputs', () => commitOutputs(async () => {
+      await img.commit();
+      await renameInto(bmapTmp, names.bmap);
+      await renameInto(join(work, basename(names.bundle)), names.bundle);
+      await writeFileAtomic(names.report, reportText);
+      syncDir(o.outDir);
+    }));
     return result;
   } catch (e) {
     await img.abort();

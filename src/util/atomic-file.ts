@@ -5,7 +5,7 @@ import { openSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ioError } from '../errors.js';
-import { registerTemp, unregisterTemp } from './cleanup.js';
+import { registerTemp, unregisterTemp, commitOutputs } from './cleanup.js';
 
 export class AtomicFile {
   private constructor(
@@ -37,12 +37,14 @@ export class AtomicFile {
     try {
       await this.handle.sync();
       await this.handle.close();
-      await rename(this.tempPath, this.finalPath);
+      await commitOutputs(async () => {
+        await rename(this.tempPath, this.finalPath);
+        unregisterTemp(this.tempPath);
+      });
     } catch (e) {
       await this.abort();
       throw ioError('IO', `cannot write ${this.finalPath}`, e);
     }
-    unregisterTemp(this.tempPath);
     syncDir(dirname(this.finalPath));
   }
 

@@ -38,3 +38,37 @@ export function cleanupNow(): string[] {
   tempDirs.clear();
   return removed;
 }
+
+// A set of outputs is committed by several renames. An interruption between two of them would
+// leave old and new files side by side, so signals that arrive during the commit are held until
+// it is over; after it, an interruption no longer undoes anything and says so.
+let committing = 0;
+let held: (() => void) | undefined;
+let committed = false;
+
+/** Runs the renames that publish a run's outputs with interruptions held back. */
+export async function commitOutputs<T>(fn: () => Promise<T>): Promise<T> {
+  committing++;
+  try {
+    const r = await fn();
+    committed = true;
+    return r;
+  } finally {
+    committing--;
+    if (!committing && held) {
+      const run = held;
+      held = undefined;
+      run();
+    }
+  }
+}
+
+/** For the signal handler: true when it must wait (`run` is called once the commit is over). */
+export const holdDuringCommit = (run: () => void): boolean => {
+  if (!committing) return false;
+  held ??= run;
+  return true;
+};
+
+/** Whether this run's outputs have all been published. */
+export const outputsCommitted = (): boolean => committed;
