@@ -9,6 +9,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 300_000,
     pool: 'forks',
+    setupFiles: ['test/setup.ts'],
     reporters: ['default'],
   },
 });

@@ -1,7 +1,7 @@
 // Runs the built CLI (dist/) as a user would, capturing everything.
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -22,8 +22,18 @@ export async function otapack(args: string[], opts: { env?: Record<string, strin
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
+const made: string[] = [];
+
+/** Removes the folders tmp() made (test/setup.ts runs it after each file; OTAPACK_KEEP_TEST_TMP=1 keeps them). */
+export function cleanupTmp(): void {
+  if (process.env.OTAPACK_KEEP_TEST_TMP === '1') return;
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
 export function tmp(prefix = 'otapack-test-'): string {
-  return mkdtempSync(join(process.env.OTAPACK_TEST_TMP ?? tmpdir(), prefix));
+  const d = mkdtempSync(join(process.env.OTAPACK_TEST_TMP ?? tmpdir(), prefix));
+  made.push(d);
+  return d;
 }
 
 /** Asserts the shape every failing command must have: one clear line, no stack trace. */
