@@ -51,7 +51,8 @@ export async function commitOutputs<T>(fn: () => Promise<T>): Promise<T> {
   committing++;
   try {
     const r = await fn();
-    committed = true;
+    // only the outermost commit publishes the whole set (convert's wraps the image's own)
+    if (committing === 1) committed = true;
     return r;
   } finally {
     committing--;
