@@ -6,6 +6,7 @@ import { rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { copyRange } from '../src/disk/sparse-copy.js';
+import { openDirect } from '../src/disk/direct-io.js';
 import { OtapackError } from '../src/errors.js';
 import { tmp } from './helpers/run.js';
 import { sh, sparseFile, poke, random, allocated, MiB } from './helpers/disk-fixtures.js';
@@ -38,16 +39,19 @@ async function cmpRange(a: string, aOff: number, b: string, bOff: number, len: n
   return { equal: r.code === 0, out: r.stdout + r.stderr };
 }
 
-async function copy(srcOff: number, dstPath: string, dstOff: number, len: number, dstSize: number, tee = true) {
+async function copy(srcOff: number, dstPath: string, dstOff: number, len: number, dstSize: number, tee = true, withDirect = false) {
   sparseFile(dstPath, dstSize);
   const s = await open(src, 'r');
   const d = await open(dstPath, 'r+');
+  const direct = withDirect ? await openDirect(dstPath) : undefined;
+  if (withDirect) expect(direct, 'O_DIRECT open of a file on the test folder').toBeDefined();
   const hash = createHash('sha256');
   const chunks: { buf: Buffer; sum: string }[] = [];
   const progress: number[] = [];
   try {
     const t0 = performance.now();
-    const r = await copyRange(s, srcOff, d, dstOff, len, !tee ? {} : {
+    const r = await copyRange(s, srcOff, d, dstOff, len, !tee ? { direct } : {
+      direct,
       onChunk: (c) => {
         hash.update(c);
         if (chunks.length < 3) chunks.push({ buf: Buffer.from(c), sum: createHash('sha256').update(c).digest('hex') }); // reused after the callback: keep a copy
@@ -58,7 +62,15 @@ async function copy(srcOff: number, dstPath: string, dstOff: number, len: number
   } finally {
     await s.close();
     await d.close();
+    await direct?.fh.close();
   }
+}
+
+/** Bytes of `path` in the page cache (util-linux fincore). */
+async function cachedBytes(path: string): Promise<number> {
+  const r = await sh('fincore', ['--bytes', '--noheadings', '-o', 'RES', path]);
+  expect(r.code, r.stderr).toBe(0);
+  return Number(r.stdout.trim());
 }
 
 async function sourceSha(off: number, len: number): Promise<string> {
@@ -102,16 +114,32 @@ describe('copyRange', () => {
     }
   });
 
+  test('with an O_DIRECT destination: the same bytes, and the data bypassed the page cache (fincore)', async () => {
+    const dst = join(dir, 'direct.img');
+    const r = await copy(0, dst, 0, GiB, GiB, true, true);
+    const direct = await cachedBytes(dst); // before anything reads it back
+    expect((await cmpRange(src, 0, dst, 0, GiB)).equal).toBe(true);
+    expect(r.sha).toBe(await sourceSha(0, GiB));
+    expect(allocated(dst)).toBeLessThanOrEqual(r.bytesWritten + 64 * 1024);
+    // the twin: the same copy through the page cache leaves its data cached
+    const buffered = join(dir, 'buffered.img');
+    const b = await copy(0, buffered, 0, GiB, GiB, false, false);
+    const cached = await cachedBytes(buffered);
+    console.info(`page cache after copying ${(r.bytesWritten / MiB).toFixed(1)} MiB: O_DIRECT ${direct} bytes, buffered ${cached} bytes`);
+    expect(cached).toBeGreaterThanOrEqual(b.bytesWritten);
+    expect(direct).toBeLessThan(64 * 1024);
+  });
+
   test.each([
     ['odd source and destination offsets', 12345, 777, 20 * MiB + 17],
     ['straddling one block boundary', MiB + 95, 4095, 4097],
     ['a single byte', MiB + 100, 4096 * 3 + 1, 1],
     ['dense region, unaligned both sides', 300 * MiB - 3, 8191, 8 * MiB + 6],
     ['ending at the source end', GiB - 5000, 1, 5000],
-  ])('%s', async (_name, srcOff, dstOff, len) => {
-    const dst = join(dir, `u-${srcOff}-${dstOff}.img`);
+  ].flatMap(([name, ...rest]) => [[name, ...rest, false], [`${name}, O_DIRECT destination`, ...rest, true]]) as [string, number, number, number, boolean][])('%s', async (_name, srcOff, dstOff, len, withDirect) => {
+    const dst = join(dir, `u-${srcOff}-${dstOff}-${withDirect}.img`);
     const size = dstOff + len + 3 * 4096;
-    const r = await copy(srcOff, dst, dstOff, len, size);
+    const r = await copy(srcOff, dst, dstOff, len, size, true, withDirect);
     expect((await cmpRange(src, srcOff, dst, dstOff, len)).equal).toBe(true);
     // Around the range the destination is still all zeros.
     const d = await open(dst, 'r');

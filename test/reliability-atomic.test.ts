@@ -91,7 +91,7 @@ describe('interrupted runs leave the previous outputs and nothing else', () => {
     const out = join(dir, 'c');
     // a complete previous conversion
     const t0 = Date.now();
-    const first = await execa(process.execPath, [BIN, 'convert', image, '-o', out, '--key', keys.key, '--cert', keys.cert], { reject: false });
+    const first = await execa(process.execPath, [BIN, 'convert', image, '-o', out, '--key', keys.key, '--cert', keys.cert, '--image-sha256'], { reject: false });
     expect(first.exitCode, String(first.stderr)).toBe(0);
     const full = Date.now() - t0;
     let before = Object.fromEntries(readdirSync(out).filter((n) => /\.(img|bmap|swu|json)$/.test(n)).map((n) => [n, sha(join(out, n))]));
@@ -103,7 +103,7 @@ describe('interrupted runs leave the previous outputs and nothing else', () => {
     // kill points spread over the length of a whole conversion, so every stage gets hit
     const points = [0.1, 0.25, 0.4, 0.55, 0.7, 0.82, 0.92].map((f, i) => [i % 3 === 1 ? 'SIGTERM' : 'SIGINT', Math.round(full * f)] as const);
     for (const [sig, ms] of points) {
-      const r = await interrupt(['convert', image, '-o', out, '--key', keys.key, '--cert', keys.cert], sig, ms);
+      const r = await interrupt(['convert', image, '-o', out, '--key', keys.key, '--cert', keys.cert, '--image-sha256'], sig, ms);
       if (r.interrupted) {
         interrupted++;
         expect(r.code).toBe(sig === 'SIGINT' ? 130 : 143);

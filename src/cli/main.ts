@@ -113,6 +113,7 @@ signingOptions(
   .option('--aes-key <file>', 'AES key file for update.encrypt (or $OTAPACK_AES_KEY)')
   .option('--unsigned', 'leave the bundle unsigned (to be signed later); devices still require signatures')
   .option('--reproducible', 'derive ivts and the signing time from the inputs so outputs are byte-identical')
+  .option('--image-sha256', 'also put the SHA-256 of the whole disk image in the report (one more pass over the image)')
   .option('--json', 'print the conversion report as JSON on stdout')
   .action(lazy('convert'));
 

@@ -1,7 +1,7 @@
 // Carries out a conversion plan, rootless:
 //   raw boot loader bytes and kept partitions are copied sparse (holes stay holes);
-//   the rootfs is copied into slot A, checked, grown with resize2fs and given the device-side
-//   files with debugfs; the board's boot files are wrapped by the A/B boot logic (mtools);
+//   the input rootfs is checked, copied into slot A, grown in place with resize2fs and given
+//   the device-side files with debugfs; the board's boot files are wrapped by the A/B boot logic (mtools);
 //   the data partition is made with mke2fs -d; the partition table is written;
 //   slot A is then read ONCE: the same bytes are written to slot B and streamed into the
 //   bundle (compress → encrypt → hash → cpio);
@@ -15,6 +15,7 @@ import { AtomicFile, writeFileAtomic, syncDir } from '../util/atomic-file.js';
 import { registerTempDir, unregisterTempDir, commitOutputs } from '../util/cleanup.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { copyRange } from '../disk/sparse-copy.js';
+import { openDirect, type DirectTarget } from '../disk/direct-io.js';
 import { dataMap, type DataMap } from '../disk/extents.js';
 import { writePartitionTable } from '../disk/table.js';
 import { guidFromSeed } from '../disk/guid.js';
@@ -43,6 +44,12 @@ export interface ApplyOptions {
   trustPem: string;
   timestamp?: number;
   reproducible?: boolean;
+  /**
+   * Also compute the SHA-256 of the whole disk image (the slots included, holes as zeros) for the
+   * report. Off by default: it is a second full pass over GiBs of mostly empty slots, and the
+   * bmap already carries a SHA-256 for every range it maps, which bmaptool checks when flashing.
+   */
+  imageSha256?: boolean;
   reporter?: Reporter;
 }
 
@@ -51,7 +58,7 @@ export interface OutputFile { path: string; size: number; sha256: string }
 export interface ConvertResult {
   plan: ConvertPlan;
   version: string;
-  outputs: { image: OutputFile & { allocated: number }; bmap: OutputFile & { mappedBytes: number }; bundle: OutputFile; report: string };
+  outputs: { image: Omit<OutputFile, 'sha256'> & { sha256: string | null; allocated: number }; bmap: OutputFile & { mappedBytes: number }; bundle: OutputFile; report: string };
   bundle: BuildResult;
   injected: { path: string; why: string; mode: string }[];
   boot: BootWiring;
@@ -72,14 +79,17 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
   registerTempDir(work);
   const img = await AtomicFile.create(names.image);
   let inFh: FileHandle | undefined;
+  let direct: DirectTarget | undefined;
   try {
     const out = img.handle;
     await out.truncate(plan.imageSize);
+    // the slots are written past the page cache where the file system allows (disk/direct-io.ts)
+    direct = await openDirect(img.tempPath);
     inFh = await open(o.input, 'r');
     const inputMap = await dataMap(o.input);
 
     // ---- 1. raw boot loader bytes and kept partitions, byte for byte
-    await stage('convert: copy raw + boot', async () => {
+    const copyHead = (): Promise<void> => stage('convert: copy raw + boot', async () => {
       for (const r of plan.rawCopy) await copyRange(inFh!, r.start, out, r.start, r.end - r.start, { sourceMap: inputMap });
       for (const p of plan.partitions.filter((x) => x.role === 'keep' || (x.role === 'boot' && x.copyFrom))) {
         const s = reporter.step(`copying partition ${p.number}`, p.size);
@@ -87,41 +97,37 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
         s.done();
       }
     });
+    await copyHead();
 
-    // ---- 2. rootfs → slot A: checked and resized in a file of its own, then copied into the slot.
-    // Not in place: given image?offset=N, resize2fs truncates (or extends) the whole file to the
-    // new filesystem size and ignores the offset, which cut the disk image off inside slot A.
+    // ---- 2. rootfs → slot A, checked, then grown in place
     const fsIn = plan.layout.rootFs;
     const imgPath = img.tempPath;
     // the input must be sound before anything is copied (read-only check of the input itself;
     // errors refuse the conversion rather than being repaired behind the user's back)
     reporter.step('checking the input rootfs (e2fsck -n)').done();
     await stage('convert: e2fsck -fn input', () => fsck(o.input, A.copyFrom!.start, `${plan.layout.image}: rootfs in partition ${plan.layout.root.number}`, false));
-    const rootTmp = join(work, 'rootfs.ext4');
-    const rootFh = await open(rootTmp, 'w+');
-    try {
-      // as large as the result: resize2fs then neither extends nor truncates the file when growing
-      await rootFh.truncate(Math.max(fsIn.size, A.size));
-      const cp = reporter.step('copying the rootfs', fsIn.size);
-      await stage('convert: copy rootfs', () => copyRange(inFh!, A.copyFrom!.start, rootFh, 0, fsIn.size, { onProgress: (d) => cp.update(d), sourceMap: inputMap }));
-      cp.done();
-      await inFh.close();
-      inFh = undefined;
-      await rootFh.sync();
-      // no second e2fsck here: the copy is byte-identical to the input just checked clean
-      // (e2fsck -fn), and resize2fs -f does not insist on a fresh check
-      if (fsIn.size !== A.size) {
-        reporter.step(`resizing the rootfs to ${A.size >> 20} MiB`).done();
-        await stage('convert: resize2fs', () => resize(rootTmp, 0, A.size, fsIn.blockSize, 'the rootfs', o.timestamp));
+    const cp = reporter.step('copying the rootfs into slot A', fsIn.size);
+    await stage('convert: copy rootfs -> A', () => copyRange(inFh!, A.copyFrom!.start, out, A.start, fsIn.size, { onProgress: (d) => cp.update(d), sourceMap: inputMap, direct }));
+    cp.done();
+    // no second e2fsck here: the copy is byte-identical to the input just checked clean
+    // (e2fsck -fn), and resize2fs -f does not insist on a fresh check
+    if (fsIn.size !== A.size) {
+      reporter.step(`resizing the rootfs to ${A.size >> 20} MiB`).done();
+      // OTAPACK_RESIZE=copy goes straight to the fallback (for a resize2fs that misbehaves in place)
+      const { fileIntact } = process.env.OTAPACK_RESIZE === 'copy'
+        ? { fileIntact: false }
+        : await stage('convert: resize2fs', () => resize(imgPath, A.start, A.size, fsIn.blockSize, 'the rootfs', o.timestamp));
+      if (!fileIntact) {
+        // this resize2fs cut the image to the filesystem's size (see fs/ext4.ts): start over and
+        // grow the rootfs in a file of its own, then copy it into the slot
+        await out.truncate(0);
+        await out.truncate(plan.imageSize);
+        await copyHead();
+        await resizeInWorkFile(inFh!, inputMap, out, A, fsIn, work, reporter, o.timestamp, direct);
       }
-      const cpA = reporter.step('copying the rootfs into slot A', A.size);
-      const rootMap = await dataMap(rootTmp);
-      await stage('convert: copy rootfs -> A', () => copyRange(rootFh, 0, out, A.start, A.size, { onProgress: (d) => cpA.update(d), sourceMap: rootMap }));
-      cpA.done();
-    } finally {
-      await rootFh.close();
-      await rm(rootTmp, { force: true });
     }
+    await inFh.close();
+    inFh = undefined;
 
     // ---- 3. boot wiring (boot partition contents, board files patched in the rootfs)
     const { fstab, hasSystemd } = await stage('convert: read fstab, systemd', async () => {
@@ -182,19 +188,18 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     const hashRanges = bmapHashRanges(bmapPlan);
 
     // ---- 8. slot A read once: written to slot B and streamed into the bundle; meanwhile a
-    // worker thread hashes the image (slot B read as its twin A) and the bmap's ranges
-    const hashing = reporter.step('hashing the disk image', plan.imageSize);
+    // worker thread hashes the bmap's ranges (and, if asked, the image, slot B read as its twin A)
+    const head = { from: 0, length: B.start };
+    const tail = { from: B.start + A.size, length: plan.imageSize - B.start - A.size };
+    // the bmap's ranges in slot B are hashed as their twins in A, so B is read only for the whole image
+    const pieces = o.imageSha256 ? [head, { from: A.start, length: A.size }, tail] : [head, tail];
+    const hashing = reporter.step(o.imageSha256 ? 'hashing the disk image' : 'hashing the bmap ranges', pieces.reduce((n, p) => n + p.length, 0));
     const imageMap = await stage('convert: data map (filefrag)', () => dataMap(imgPath));
-    const digest = startDigest({
-      map: imageMap,
-      path: imgPath,
-      pieces: [{ from: 0, length: B.start }, { from: A.start, length: A.size }, { from: B.start + A.size, length: plan.imageSize - B.start - A.size }],
-      ranges: hashRanges,
-    }, (d) => hashing.update(d));
+    const digest = startDigest({ map: imageMap, path: imgPath, pieces, ranges: hashRanges, image: !!o.imageSha256 }, (d) => hashing.update(d));
     let bundle: BuildResult;
     let digests: DigestResult;
     try {
-      bundle = await stage('convert: A -> B + bundle', () => buildSlotBundle(o, img, A, B, join(work, basename(names.bundle)), reporter, imageMap));
+      bundle = await stage('convert: A -> B + bundle', () => buildSlotBundle(o, img, A, B, join(work, basename(names.bundle)), reporter, imageMap, direct));
       digests = await stage('convert: image + bmap digests (rest)', () => digest.result);
     } catch (e) {
       await digest.cancel();
@@ -203,7 +208,7 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     hashing.done();
     const shaOf = new Map(hashRanges.map(([a, b], i) => [`${a}-${b}`, digests.ranges[i]!]));
     const bmap = renderBmap(bmapPlan, (a, b) => shaOf.get(`${a}-${b}`)!);
-    const imageSha = digests.sha256;
+    const imageSha = digests.sha256 ?? null;
 
     // ---- 9. outputs and report
     await stage('convert: fsync the image', () => out.sync());
@@ -241,8 +246,28 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     throw asWriteError(e, names.image);
   } finally {
     await inFh?.close().catch(() => {});
+    await direct?.fh.close().catch(() => {});
     await rm(work, { recursive: true, force: true });
     unregisterTempDir(work);
+  }
+}
+
+/** The fallback for a resize2fs that truncates the image: grow a copy of the rootfs alone, then copy it into slot A. */
+async function resizeInWorkFile(inFh: FileHandle, inputMap: DataMap, out: FileHandle, A: PlannedPartition, fsIn: { size: number; blockSize: number }, work: string, reporter: Reporter, timestamp: number | undefined, direct: DirectTarget | undefined): Promise<void> {
+  const rootTmp = join(work, 'rootfs.ext4');
+  const rootFh = await open(rootTmp, 'w+');
+  try {
+    // as large as the result: resize2fs then neither extends nor truncates the file when growing
+    await rootFh.truncate(Math.max(fsIn.size, A.size));
+    await copyRange(inFh, A.copyFrom!.start, rootFh, 0, fsIn.size, { sourceMap: inputMap });
+    await rootFh.sync();
+    await resize(rootTmp, 0, A.size, fsIn.blockSize, 'the rootfs', timestamp);
+    const cpA = reporter.step('copying the resized rootfs into slot A', A.size);
+    await copyRange(rootFh, 0, out, A.start, A.size, { onProgress: (d) => cpA.update(d), sourceMap: await dataMap(rootTmp), direct });
+    cpA.done();
+  } finally {
+    await rootFh.close();
+    await rm(rootTmp, { force: true });
   }
 }
 
@@ -267,7 +292,7 @@ async function readBootCode(input: string, plan: ConvertPlan): Promise<Buffer | 
   }
 }
 
-async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedPartition, B: PlannedPartition, output: string, reporter: Reporter, sourceMap: DataMap): Promise<BuildResult> {
+async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedPartition, B: PlannedPartition, output: string, reporter: Reporter, sourceMap: DataMap, direct?: DirectTarget): Promise<BuildResult> {
   const { cfg } = o;
   const source = {
     label: 'rootfs.ext4',
@@ -275,7 +300,7 @@ async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedParti
     // every pass over the source reads slot A and writes slot B (twice only with --reproducible)
     feed: async (write: (chunk: Buffer) => Promise<void>): Promise<void> => {
       const progress = reporter.step('slot A -> slot B + bundle', A.size);
-      await copyRange(img.handle, A.start, img.handle, B.start, A.size, { onChunk: write, onProgress: (d) => progress.update(d), sourceMap });
+      await copyRange(img.handle, A.start, img.handle, B.start, A.size, { onChunk: write, onProgress: (d) => progress.update(d), sourceMap, direct });
       progress.done();
     },
   };

@@ -27,6 +27,8 @@ export interface ConvertOptions extends Omit<SignerOptions, 'env' | 'now'> {
   aesKey?: string;
   unsigned?: boolean;
   reproducible?: boolean;
+  /** Also put the whole disk image's SHA-256 in the report (a second pass over the image). */
+  imageSha256?: boolean;
   timestamp?: number;
   reporter?: Reporter;
 }
@@ -118,7 +120,7 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
     layout.image = o.input; // reports and messages name the user's file
     const plan = planConversion(layout, cfg, o.input);
     for (const w of plan.warnings) reporter.warn(w);
-    const r = await applyPlan({ plan, cfg, input: raw, outDir: o.outDir, signer, aes, trustPem: trustPem ?? '', timestamp: o.timestamp, reproducible: o.reproducible, reporter });
+    const r = await applyPlan({ plan, cfg, input: raw, outDir: o.outDir, signer, aes, trustPem: trustPem ?? '', timestamp: o.timestamp, reproducible: o.reproducible, imageSha256: o.imageSha256, reporter });
     return { ...r, devKeys: devDir, input: { path: o.input, compressed } };
   });
 }

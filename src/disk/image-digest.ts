@@ -16,10 +16,13 @@ export interface DigestJob {
   ranges: [number, number][];
   /** Where the file holds data (extents.ts): holes are hashed as zeros without being read. */
   map?: [number, number][];
+  /** Hash the pieces as one image (default); without it only the ranges are hashed. */
+  image?: boolean;
 }
 
 export interface DigestResult {
-  sha256: string;
+  /** of the whole image; undefined when the job did not ask for it */
+  sha256?: string;
   /** SHA-256 (hex) of each range, in the order given. */
   ranges: string[];
 }
@@ -29,6 +32,7 @@ let zeros: Buffer | undefined;
 
 /** Runs a digest job in this thread. `onProgress` gets the image bytes hashed so far. */
 export async function digestImage(job: DigestJob, onProgress?: (done: number) => void): Promise<DigestResult> {
+  const wholeImage = job.image !== false;
   const image = createHash('sha256');
   const order = job.ranges.map((r, i) => ({ start: r[0], end: r[1], i })).sort((a, b) => a.start - b.start || a.end - b.end);
   const state = order.map((r) => ({ ...r, next: r.start, hash: undefined as Hash | undefined, hex: '' }));
@@ -44,7 +48,7 @@ export async function digestImage(job: DigestJob, onProgress?: (done: number) =>
         const want = Math.min(CHUNK, piece.length - off);
         const pos = piece.from + off;
         const chunk = (await readSparse(fh, buf, pos, want, job.map)) ? buf.subarray(0, want) : (zeros ??= Buffer.alloc(CHUNK)).subarray(0, want);
-        image.update(chunk);
+        if (wholeImage) image.update(chunk);
         // ranges whose next unhashed byte lies in this chunk (ranges are sorted by start)
         let lo = 0;
         let hi = state.length;
@@ -76,7 +80,7 @@ export async function digestImage(job: DigestJob, onProgress?: (done: number) =>
     if (!r.hex) throw new Error(`digest: range ${r.start}-${r.end} was not covered by the image pieces`);
     out[r.i] = r.hex;
   }
-  return { sha256: image.digest('hex'), ranges: out };
+  return { sha256: wholeImage ? image.digest('hex') : undefined, ranges: out };
 }
 
 export interface RunningDigest {

@@ -8,24 +8,18 @@
 // copyRange is pipelined: the next chunk is read while the previous one is written and
 // consumed, the writes of one chunk are issued together, and zero blocks are found by comparing
 // in place (no per-block allocation). With the source's data map, holes are not read at all.
-// Memory stays at DEPTH chunks whatever the length.
+// Memory stays at DEPTH chunks whatever the length. Given an O_DIRECT handle on the destination,
+// block-aligned runs skip the page cache (direct-io.ts).
 import type { FileHandle } from 'node:fs/promises';
 import { OtapackError } from '../errors.js';
 import { readSparse, type DataMap } from './extents.js';
+import { alignedBuffer, writeAll, writeRange, type DirectTarget } from './direct-io.js';
 
 export const BLOCK = 4096;
 export const CHUNK = 4 * 1024 * 1024;
 const DEPTH = 3; // chunks in flight: one being read, the others being written / consumed
 const ZERO = Buffer.alloc(CHUNK);
 let zeroChunk: Buffer | undefined; // handed to consumers for a chunk that is all hole; never written
-
-async function writeAll(fh: FileHandle, buf: Buffer, start: number, end: number, pos: number): Promise<void> {
-  while (start < end) {
-    const { bytesWritten } = await fh.write(buf, start, end - start, pos);
-    start += bytesWritten;
-    pos += bytesWritten;
-  }
-}
 
 /**
  * Writes `buf` at `pos`, skipping every destination 4 KiB block (or partial block at either end)
@@ -51,6 +45,8 @@ export interface CopyOptions {
   onProgress?: (done: number) => void;
   /** Where the source holds data (extents.ts); holes are not read. */
   sourceMap?: DataMap;
+  /** An O_DIRECT handle on the destination (direct-io.ts): aligned runs bypass the page cache. */
+  direct?: DirectTarget;
 }
 
 const isZero = (b: Buffer, start: number, end: number): boolean => b.compare(ZERO, 0, end - start, start, end) === 0;
@@ -88,7 +84,7 @@ export async function copyRange(src: FileHandle, srcOffset: number, dst: FileHan
     throw new OtapackError('INPUT', `source ends at byte ${st.size}, inside the range being copied (up to byte ${srcOffset + length})`);
   }
   const slots: { buf: Buffer; busy: Promise<void> }[] = [];
-  for (let i = 0; i < Math.min(DEPTH, Math.ceil(length / CHUNK)); i++) slots.push({ buf: Buffer.allocUnsafe(CHUNK), busy: Promise.resolve() });
+  for (let i = 0; i < Math.min(DEPTH, Math.ceil(length / CHUNK)); i++) slots.push({ buf: o.direct ? alignedBuffer(CHUNK) : Buffer.allocUnsafe(CHUNK), busy: Promise.resolve() });
   let consumed: Promise<void> = Promise.resolve(); // onChunk calls, in order
   let written = 0;
   let reported = 0;
@@ -106,7 +102,7 @@ export async function copyRange(src: FileHandle, srcOffset: number, dst: FileHan
     const dstPos = dstOffset + done;
     const runs = hasData ? dataRuns(chunk, dstPos) : [];
     for (const [a, b] of runs) written += b - a;
-    const writes = Promise.all(runs.map(([a, b]) => writeAll(dst, chunk, a, b, dstPos + a)));
+    const writes = Promise.all(runs.map(([a, b]) => writeRange(dst, o.direct, chunk, a, b, dstPos + a)));
     const onChunk = o.onChunk;
     if (onChunk) consumed = consumed.then(() => (failure ? undefined : onChunk(chunk)));
     const consumedHere = consumed;

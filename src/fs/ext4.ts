@@ -1,12 +1,12 @@
 // ext2/3/4 inside a disk image, changed only through e2fsprogs (explicit argv, `image?offset=N`
 // so the filesystem is edited in place inside the disk, no loop device). The superblock is read
 // directly because it is a fixed 1 KiB structure and that avoids a process per probe.
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { OtapackError } from '../errors.js';
-import { run, runBuffer } from '../util/tools.js';
+import { run, runBuffer, requireTool } from '../util/tools.js';
 
 export interface Ext4Info {
   blockSize: number;
@@ -77,14 +77,26 @@ export async function fsck(image: string, offset: number, what: string, fix: boo
 }
 
 /**
- * Grows (or shrinks) the filesystem in `image` to exactly `bytes`. Only for a file holding just
- * the filesystem (offset 0): resize2fs 1.47 given image?offset=N still truncates or extends the
- * whole file to the new filesystem size, destroying whatever lies past that point of a disk image.
+ * Grows (or shrinks) the filesystem at `offset` in `image` to exactly `bytes`.
+ *
+ * A plain file given to resize2fs (1.47) is afterwards truncated or extended to the new
+ * filesystem size, offset ignored: inside a disk image that cuts off everything past that point.
+ * resize2fs only does this through the descriptor it opens first and only when that descriptor
+ * is above 0 (`fd > 0` in resize/main.c), so with stdin closed it gets descriptor 0 and leaves
+ * the file's size alone while resizing through its own I/O channel. Whether that held is
+ * checked: the result says if the file kept its size (if not, the caller must rebuild what lay
+ * past the filesystem; convert then falls back to resizing a copy of the filesystem).
  */
-export async function resize(image: string, offset: number, bytes: number, blockSize: number, what: string, timestamp?: number): Promise<void> {
-  if (offset !== 0) throw new OtapackError('INTERNAL', `resize2fs of ${what}: cannot resize inside a disk image (offset ${offset}); resize a copy of the filesystem`);
+export async function resize(image: string, offset: number, bytes: number, blockSize: number, what: string, timestamp?: number): Promise<{ fileIntact: boolean }> {
   const blocks = Math.floor(bytes / blockSize);
-  await run('resize2fs', ['-f', spec(image, offset), `${blocks}`], { what: `resize2fs of ${what}`, env: fakeTime(timestamp) });
+  const args = ['-f', spec(image, offset), `${blocks}`];
+  if (offset === 0) {
+    await run('resize2fs', args, { what: `resize2fs of ${what}`, env: fakeTime(timestamp) });
+    return { fileIntact: true };
+  }
+  const before = (await stat(image)).size;
+  await run('sh', ['-c', 'exec "$0" "$@" 0<&-', requireTool('resize2fs'), ...args], { what: `resize2fs of ${what}`, env: fakeTime(timestamp) });
+  return { fileIntact: (await stat(image)).size === before };
 }
 
 export interface MkfsOptions {

@@ -91,7 +91,7 @@ export function convertSuite(c: ConvertCase): void {
       [keys, fx] = await Promise.all([keygen(join(dir, 'keys'), ['--type', 'rsa2048']), c.build(join(dir, 'input'))]);
       inputHash = hashRange(fx.path, 0, statSync(fx.path).size);
       out = join(dir, 'out');
-      const args = ['convert', fx.path, '-o', out, '--key', keys.key, '--cert', keys.cert, '--aes-key', keys.aes, '--json'];
+      const args = ['convert', fx.path, '-o', out, '--key', keys.key, '--cert', keys.cert, '--aes-key', keys.aes, '--json', '--image-sha256'];
       if (c.config) {
         writeFileSync(join(dir, 'otapack.yaml'), c.config);
         args.push('-c', join(dir, 'otapack.yaml'));

@@ -13,7 +13,7 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
     input: String(args[0]), config: o.config as string | undefined, outDir: String(o.output),
     ...signerOptions(o),
     trust: o.trust as string | undefined, aesKey: o.aesKey as string | undefined,
-    unsigned: !!o.unsigned, reproducible: !!o.reproducible, timestamp: sourceDateEpoch(), reporter,
+    unsigned: !!o.unsigned, reproducible: !!o.reproducible, imageSha256: !!o.imageSha256, timestamp: sourceDateEpoch(), reporter,
   });
   if (o.json) printJson(reportJson(r));
   if (!o.quiet) {
