@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { otapack, tmp } from './helpers/run.js';
 import { swupdate, swupdateOk } from './helpers/swupdate.js';
-import { keygen, makeExt4, writeSpec, abSpec, type KeyDir } from './helpers/bundle-fixtures.js';
+import { keygen, makeExt4, makeTree, writeSpec, abSpec, type KeyDir } from './helpers/bundle-fixtures.js';
+import { createHash } from 'node:crypto';
 
 let dir: string;
 let rsa: KeyDir;
@@ -26,7 +27,10 @@ beforeAll(async () => {
     keygen(join(dir, 'ec'), ['--type', 'ec256']),
     keygen(join(dir, 'other'), ['--type', 'rsa2048']),
   ]);
-  payload = await makeExt4(join(dir, 'rootfs.ext4'), 8);
+  // with 2 MiB of incompressible bytes, so whole 1 MiB gzip blocks go out as stored deflate blocks
+  const tree = makeTree(join(dir, 'rootfs.tree'));
+  writeFileSync(join(tree, 'usr/lib/random.bin'), Buffer.concat(Array.from({ length: 65536 }, (_, i) => createHash('sha256').update(`otapack ${i}`).digest())));
+  payload = await makeExt4(join(dir, 'rootfs.ext4'), 8, tree);
   slotA = join(dir, 'slotA.img');
   slotB = join(dir, 'slotB.img');
 });

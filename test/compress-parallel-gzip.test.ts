@@ -6,7 +6,7 @@ import { afterAll, expect, test } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { parallelGzip as fromSources } from '../src/compress/parallel-gzip.js';
 
@@ -51,4 +51,34 @@ test('valid gzip, input restored, same bytes for 1/2/4 threads, workers or not, 
   writeFileSync(join(dir, 'empty'), '');
   writeFileSync(join(dir, 'empty.gz'), await gz(compiled, { path: join(dir, 'empty') }, 2));
   expect((await execa('gzip', ['-dc', join(dir, 'empty.gz')], { encoding: 'buffer' })).stdout.length).toBe(0);
+}, 120_000);
+
+test('incompressible blocks go out stored (exact size), zero blocks reuse one piece; gzip restores both', async () => {
+  const { parallelGzip: compiled, deflateBlock, sampleEntropy, STORE_ENTROPY } = await import('../dist/compress/parallel-gzip.js');
+  const MiB = 1 << 20;
+  const rnd = randomBytes(4 * MiB); // as compressed or encrypted files look
+  expect(sampleEntropy(rnd)).toBeGreaterThan(STORE_ENTROPY);
+  const text = Buffer.from(readFileSync(new URL('../README.md', import.meta.url), 'utf8').repeat(40)).subarray(0, MiB);
+  expect(sampleEntropy(text)).toBeLessThan(6);
+  const path = join(dir, 'rnd.bin');
+  writeFileSync(path, rnd);
+  const out = await gz(compiled, { path }, 2, 4);
+  // header + 4 blocks of 17 stored blocks (5-byte headers) + trailer: no zlib effort, no growth beyond that
+  expect(out.length).toBe(10 + 4 * (MiB + 17 * 5) + 8);
+  writeFileSync(join(dir, 'rnd.gz'), out);
+  expect(Buffer.from((await execa('gzip', ['-dc', join(dir, 'rnd.gz')], { encoding: 'buffer' })).stdout).equals(rnd)).toBe(true);
+  // text is still deflated
+  expect(deflateBlock({ data: text, level: 4, last: false }).length).toBeLessThan(text.length / 2);
+  // zeros after zeros: the same piece each time (a copy), tiny, and it inflates to zeros
+  const zeros = Buffer.alloc(MiB);
+  const dict = Buffer.alloc(32 << 10);
+  const a = deflateBlock({ data: zeros, dict, level: 4, last: false });
+  const b = deflateBlock({ data: zeros, dict, level: 4, last: false });
+  expect(a.equals(b) && a !== b).toBe(true);
+  expect(a.length).toBeLessThan(4096);
+  const mixed = Buffer.concat([text, zeros, zeros, rnd.subarray(0, MiB), zeros, text.subarray(0, 1000)]);
+  writeFileSync(join(dir, 'mixed.bin'), mixed);
+  writeFileSync(join(dir, 'mixed.gz'), await gz(compiled, { path: join(dir, 'mixed.bin') }, 2, 4));
+  await execa('gzip', ['-t', join(dir, 'mixed.gz')]);
+  expect(Buffer.from((await execa('gzip', ['-dc', join(dir, 'mixed.gz')], { encoding: 'buffer' })).stdout).equals(mixed)).toBe(true);
 }, 120_000);
