@@ -20,7 +20,7 @@ import { dataMap, type DataMap } from '../disk/extents.js';
 import { writePartitionTable } from '../disk/table.js';
 import { guidFromSeed } from '../disk/guid.js';
 import { planBmap, bmapHashRanges, renderBmap } from '../disk/bmap.js';
-import { startDigest, type DigestResult } from '../disk/image-digest.js';
+import { startDigest, RangeHasher, type DigestResult } from '../disk/image-digest.js';
 import { probeExt4, fsck, resize, mkfs, readFile as readExt4, resolvePath, usedRanges } from '../fs/ext4.js';
 import { injectEntries, type FsEntry } from '../fs/ext4-inject.js';
 import { buildBundle, asWriteError, type BuildResult } from '../swu/bundle.js';
@@ -187,26 +187,33 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     const bmapPlan = planBmap(plan.imageSize, mapped, { copies: [{ from: A.start, to: B.start, length: A.size }] });
     const hashRanges = bmapHashRanges(bmapPlan);
 
-    // ---- 8. slot A read once: written to slot B and streamed into the bundle; meanwhile a
-    // worker thread hashes the bmap's ranges (and, if asked, the image, slot B read as its twin A)
-    const head = { from: 0, length: B.start };
-    const tail = { from: B.start + A.size, length: plan.imageSize - B.start - A.size };
-    // the bmap's ranges in slot B are hashed as their twins in A, so B is read only for the whole image
-    const pieces = o.imageSha256 ? [head, { from: A.start, length: A.size }, tail] : [head, tail];
+    // ---- 8. slot A read once: written to slot B, streamed into the bundle and its bmap ranges
+    // hashed from the same chunks; meanwhile a worker thread hashes the ranges outside the slots
+    // (and, if asked, the whole image, slot B read as its twin A). Slot A is read past the page
+    // cache like it was written, so no GiB of it has to pass through the kernel's cache.
+    const inA = (r: [number, number]): boolean => r[0] >= A.start && r[1] <= A.start + A.size;
+    const slotRanges = hashRanges.filter(inA);
+    const restRanges = hashRanges.filter((r) => !inA(r));
+    const pieces = o.imageSha256
+      ? [{ from: 0, length: B.start }, { from: A.start, length: A.size }, { from: B.start + A.size, length: plan.imageSize - B.start - A.size }]
+      : [{ from: 0, length: A.start }, { from: A.start + A.size, length: B.start - A.start - A.size }, { from: B.start + A.size, length: plan.imageSize - B.start - A.size }];
     const hashing = reporter.step(o.imageSha256 ? 'hashing the disk image' : 'hashing the bmap ranges', pieces.reduce((n, p) => n + p.length, 0));
     const imageMap = await stage('convert: data map (filefrag)', () => dataMap(imgPath));
-    const digest = startDigest({ map: imageMap, path: imgPath, pieces, ranges: hashRanges, image: !!o.imageSha256 }, (d) => hashing.update(d));
+    const digest = startDigest({ map: imageMap, path: imgPath, pieces, ranges: restRanges, image: !!o.imageSha256 }, (d) => hashing.update(d));
     let bundle: BuildResult;
     let digests: DigestResult;
+    let slotSums: string[];
     try {
-      bundle = await stage('convert: A -> B + bundle', () => buildSlotBundle(o, img, A, B, join(work, basename(names.bundle)), reporter, imageMap, direct));
+      let slotHasher: RangeHasher | undefined;
+      bundle = await stage('convert: A -> B + bundle', () => buildSlotBundle(o, img, A, B, join(work, basename(names.bundle)), reporter, imageMap, direct, (h) => { slotHasher = h; }, slotRanges));
+      slotSums = slotHasher!.result();
       digests = await stage('convert: image + bmap digests (rest)', () => digest.result);
     } catch (e) {
       await digest.cancel();
       throw e;
     }
     hashing.done();
-    const shaOf = new Map(hashRanges.map(([a, b], i) => [`${a}-${b}`, digests.ranges[i]!]));
+    const shaOf = new Map([...slotRanges.map(([a, b], i) => [`${a}-${b}`, slotSums[i]!] as const), ...restRanges.map(([a, b], i) => [`${a}-${b}`, digests.ranges[i]!] as const)]);
     const bmap = renderBmap(bmapPlan, (a, b) => shaOf.get(`${a}-${b}`)!);
     const imageSha = digests.sha256 ?? null;
 
@@ -292,15 +299,24 @@ async function readBootCode(input: string, plan: ConvertPlan): Promise<Buffer | 
   }
 }
 
-async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedPartition, B: PlannedPartition, output: string, reporter: Reporter, sourceMap: DataMap, direct?: DirectTarget): Promise<BuildResult> {
+async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedPartition, B: PlannedPartition, output: string, reporter: Reporter, sourceMap: DataMap, direct: DirectTarget | undefined, onHashed: (h: RangeHasher) => void, slotRanges: [number, number][]): Promise<BuildResult> {
   const { cfg } = o;
   const source = {
     label: 'rootfs.ext4',
     size: A.size,
-    // every pass over the source reads slot A and writes slot B (twice only with --reproducible)
+    // every pass over the source reads slot A, writes slot B and hashes the bmap ranges in A
+    // (twice only with --reproducible; each complete pass hands over its digests)
     feed: async (write: (chunk: Buffer) => Promise<void>): Promise<void> => {
       const progress = reporter.step('slot A -> slot B + bundle', A.size);
-      await copyRange(img.handle, A.start, img.handle, B.start, A.size, { onChunk: write, onProgress: (d) => progress.update(d), sourceMap, direct });
+      const hasher = new RangeHasher(slotRanges);
+      let pos = A.start;
+      const onChunk = (chunk: Buffer): Promise<void> => {
+        hasher.update(pos, chunk);
+        pos += chunk.length;
+        return write(chunk);
+      };
+      await copyRange(img.handle, A.start, img.handle, B.start, A.size, { onChunk, onProgress: (d) => progress.update(d), sourceMap, direct, directSource: direct });
+      onHashed(hasher);
       progress.done();
     },
   };

@@ -18,16 +18,17 @@ import { open, constants, type FileHandle } from 'node:fs/promises';
 export const DIRECT_ALIGN = 4096;
 
 /** A second, O_DIRECT handle on a file that is also open normally; `off` once refused. */
+// (reads of a slot just written this way skip the page cache too: the data is not in it)
 export interface DirectTarget {
   fh: FileHandle;
   off: boolean;
 }
 
-/** Opens `path` for direct writes; undefined where the platform or file system has no O_DIRECT. */
+/** Opens `path` for direct reads and writes; undefined where the platform or file system has no O_DIRECT. */
 export async function openDirect(path: string): Promise<DirectTarget | undefined> {
   if (!constants.O_DIRECT || process.env.OTAPACK_NO_DIRECT_IO === '1') return undefined;
   try {
-    return { fh: await open(path, constants.O_WRONLY | constants.O_DIRECT), off: false };
+    return { fh: await open(path, constants.O_RDWR | constants.O_DIRECT), off: false };
   } catch {
     return undefined;
   }
@@ -36,10 +37,18 @@ export async function openDirect(path: string): Promise<DirectTarget | undefined
 // (the global is there in Node; this project's TypeScript lib settings do not declare it)
 const { Memory } = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } } }).WebAssembly;
 
-/** A zero-filled Buffer whose memory starts on a page boundary (usable for O_DIRECT). */
-export function alignedBuffer(size: number): Buffer {
+/**
+ * A zero-filled Buffer whose memory starts on a page boundary (usable for O_DIRECT), or
+ * undefined where V8 cannot reserve one (a WebAssembly memory reserves address space beyond its
+ * size, which a tight `ulimit -v` may refuse): the caller then writes through the page cache.
+ */
+export function alignedBuffer(size: number): Buffer | undefined {
   const pages = Math.ceil(size / 65536); // WebAssembly pages of 64 KiB
-  return Buffer.from(new Memory({ initial: pages, maximum: pages }).buffer, 0, size);
+  try {
+    return Buffer.from(new Memory({ initial: pages, maximum: pages }).buffer, 0, size);
+  } catch {
+    return undefined;
+  }
 }
 
 const aligned = (n: number): boolean => n % DIRECT_ALIGN === 0;
@@ -69,4 +78,17 @@ export async function writeRange(fh: FileHandle, direct: DirectTarget | undefine
     }
   }
   await writeAll(fh, buf, start, end, pos);
+}
+
+/** Reads into buf[start, start + length) from `pos`: directly when aligned, as writeRange decides. */
+export async function readAt(fh: FileHandle, direct: DirectTarget | undefined, buf: Buffer, start: number, length: number, pos: number): Promise<{ bytesRead: number }> {
+  if (direct && !direct.off && aligned(start) && aligned(length) && aligned(pos) && aligned(buf.byteOffset)) {
+    try {
+      return await direct.fh.read(buf, start, length, pos);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+      direct.off = true;
+    }
+  }
+  return fh.read(buf, start, length, pos);
 }

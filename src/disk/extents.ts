@@ -6,6 +6,7 @@
 // filefrag, a filesystem without FIEMAP, a block device), everything is read.
 import type { FileHandle } from 'node:fs/promises';
 import { run, which } from '../util/tools.js';
+import { readAt, type DirectTarget } from './direct-io.js';
 
 /** Sorted, merged [start, end) byte ranges holding data, 4 KiB aligned; undefined when unknown. */
 export type DataMap = [number, number][] | undefined;
@@ -73,7 +74,7 @@ export function dataIn(map: DataMap, pos: number, len: number): [number, number]
  * part past the end of the file are zeros). Returns false when the whole span is a hole and
  * nothing was written to buf.
  */
-export async function readSparse(fh: FileHandle, buf: Buffer, pos: number, len: number, map: DataMap): Promise<boolean> {
+export async function readSparse(fh: FileHandle, buf: Buffer, pos: number, len: number, map: DataMap, direct?: DirectTarget): Promise<boolean> {
   const parts = dataIn(map, pos, len);
   if (parts.length === 0) return false;
   let at = 0;
@@ -81,7 +82,7 @@ export async function readSparse(fh: FileHandle, buf: Buffer, pos: number, len: 
     if (a > at) buf.fill(0, at, a);
     let got = a;
     while (got < b) {
-      const { bytesRead } = await fh.read(buf, got, b - got, pos + got);
+      const { bytesRead } = await readAt(fh, direct, buf, got, b - got, pos + got);
       if (bytesRead === 0) { buf.fill(0, got, b); break; }
       got += bytesRead;
     }

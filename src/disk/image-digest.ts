@@ -30,15 +30,60 @@ export interface DigestResult {
 const CHUNK = 8 << 20;
 let zeros: Buffer | undefined;
 
+/**
+ * SHA-256 of each of a set of byte ranges, fed the bytes in ascending position order (chunks
+ * may straddle ranges, ranges may overlap). Used by the digest job, and by convert for the
+ * ranges in slot A, which it hashes from the chunks it already holds while streaming the slot.
+ */
+export class RangeHasher {
+  private readonly state: { start: number; end: number; i: number; next: number; hash?: Hash; hex: string }[];
+  private readonly reach: number[] = []; // reach[k]: the furthest end among ranges 0..k
+  private readonly count: number;
+
+  constructor(ranges: [number, number][]) {
+    this.count = ranges.length;
+    this.state = ranges.map((r, i) => ({ start: r[0], end: r[1], i, next: r[0], hex: '' })).sort((a, b) => a.start - b.start || a.end - b.end);
+    for (const [k, r] of this.state.entries()) this.reach.push(Math.max(r.end, k > 0 ? this.reach[k - 1]! : 0));
+  }
+
+  update(pos: number, chunk: Buffer): void {
+    const end = pos + chunk.length;
+    // ranges whose next unhashed byte lies in this chunk (sorted by start: binary search, then back)
+    let lo = 0;
+    let hi = this.state.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.state[mid]!.start < end) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let k = lo - 1; k >= 0 && this.reach[k]! > pos; k--) {
+      const r = this.state[k]!;
+      if (r.next >= r.end || r.next < pos || r.next >= end) continue;
+      const stop = Math.min(r.end, end);
+      r.hash ??= createHash('sha256');
+      r.hash.update(chunk.subarray(r.next - pos, stop - pos));
+      r.next = stop;
+      if (r.next >= r.end) r.hex = r.hash.digest('hex');
+    }
+  }
+
+  /** The digests in the order the ranges were given; every range must have been fed in full. */
+  result(): string[] {
+    const out: string[] = new Array(this.count);
+    for (const r of this.state) {
+      if (r.end <= r.start) r.hex = createHash('sha256').digest('hex');
+      if (!r.hex) throw new Error(`digest: range ${r.start}-${r.end} was not covered by the image pieces`);
+      out[r.i] = r.hex;
+    }
+    return out;
+  }
+}
+
 /** Runs a digest job in this thread. `onProgress` gets the image bytes hashed so far. */
 export async function digestImage(job: DigestJob, onProgress?: (done: number) => void): Promise<DigestResult> {
   const wholeImage = job.image !== false;
   const image = createHash('sha256');
-  const order = job.ranges.map((r, i) => ({ start: r[0], end: r[1], i })).sort((a, b) => a.start - b.start || a.end - b.end);
-  const state = order.map((r) => ({ ...r, next: r.start, hash: undefined as Hash | undefined, hex: '' }));
-  // reach[k]: the furthest end among ranges 0..k, so a backward scan knows when to stop
-  const reach: number[] = [];
-  for (const [k, r] of state.entries()) reach.push(Math.max(r.end, k > 0 ? reach[k - 1]! : 0));
+  const ranges = new RangeHasher(job.ranges);
   const fh = await open(job.path, 'r');
   const buf = Buffer.allocUnsafe(CHUNK);
   let done = 0;
@@ -49,23 +94,7 @@ export async function digestImage(job: DigestJob, onProgress?: (done: number) =>
         const pos = piece.from + off;
         const chunk = (await readSparse(fh, buf, pos, want, job.map)) ? buf.subarray(0, want) : (zeros ??= Buffer.alloc(CHUNK)).subarray(0, want);
         if (wholeImage) image.update(chunk);
-        // ranges whose next unhashed byte lies in this chunk (ranges are sorted by start)
-        let lo = 0;
-        let hi = state.length;
-        while (lo < hi) {
-          const mid = (lo + hi) >> 1;
-          if (state[mid]!.start < pos + want) lo = mid + 1;
-          else hi = mid;
-        }
-        for (let k = lo - 1; k >= 0 && reach[k]! > pos; k--) {
-          const r = state[k]!;
-          if (r.next >= r.end || r.next < pos || r.next >= pos + want) continue;
-          const end = Math.min(r.end, pos + want);
-          r.hash ??= createHash('sha256');
-          r.hash.update(chunk.subarray(r.next - pos, end - pos));
-          r.next = end;
-          if (r.next >= r.end) r.hex = r.hash.digest('hex');
-        }
+        ranges.update(pos, chunk);
         off += want;
         done += want;
         onProgress?.(done);
@@ -74,13 +103,7 @@ export async function digestImage(job: DigestJob, onProgress?: (done: number) =>
   } finally {
     await fh.close();
   }
-  const out: string[] = new Array(job.ranges.length);
-  for (const r of state) {
-    if (r.end <= r.start) r.hex = createHash('sha256').digest('hex');
-    if (!r.hex) throw new Error(`digest: range ${r.start}-${r.end} was not covered by the image pieces`);
-    out[r.i] = r.hex;
-  }
-  return { sha256: wholeImage ? image.digest('hex') : undefined, ranges: out };
+  return { sha256: wholeImage ? image.digest('hex') : undefined, ranges: ranges.result() };
 }
 
 export interface RunningDigest {

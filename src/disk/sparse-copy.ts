@@ -47,6 +47,8 @@ export interface CopyOptions {
   sourceMap?: DataMap;
   /** An O_DIRECT handle on the destination (direct-io.ts): aligned runs bypass the page cache. */
   direct?: DirectTarget;
+  /** An O_DIRECT handle on the source: aligned reads bypass the page cache (only with `direct`). */
+  directSource?: DirectTarget;
 }
 
 const isZero = (b: Buffer, start: number, end: number): boolean => b.compare(ZERO, 0, end - start, start, end) === 0;
@@ -84,7 +86,12 @@ export async function copyRange(src: FileHandle, srcOffset: number, dst: FileHan
     throw new OtapackError('INPUT', `source ends at byte ${st.size}, inside the range being copied (up to byte ${srcOffset + length})`);
   }
   const slots: { buf: Buffer; busy: Promise<void> }[] = [];
-  for (let i = 0; i < Math.min(DEPTH, Math.ceil(length / CHUNK)); i++) slots.push({ buf: o.direct ? alignedBuffer(CHUNK) : Buffer.allocUnsafe(CHUNK), busy: Promise.resolve() });
+  let direct = o.direct;
+  for (let i = 0; i < Math.min(DEPTH, Math.ceil(length / CHUNK)); i++) {
+    const aligned = direct ? alignedBuffer(CHUNK) : undefined;
+    if (!aligned) direct = undefined; // no aligned memory: every write goes through the page cache
+    slots.push({ buf: aligned ?? Buffer.allocUnsafe(CHUNK), busy: Promise.resolve() });
+  }
   let consumed: Promise<void> = Promise.resolve(); // onChunk calls, in order
   let written = 0;
   let reported = 0;
@@ -97,12 +104,12 @@ export async function copyRange(src: FileHandle, srcOffset: number, dst: FileHan
     if (failure) break;
     const want = Math.min(CHUNK, length - done);
     // past the end of the source the rest reads as zeros (a sparse or short file)
-    const hasData = await readSparse(src, slot.buf, srcOffset + done, want, o.sourceMap);
+    const hasData = await readSparse(src, slot.buf, srcOffset + done, want, o.sourceMap, direct && o.directSource);
     const chunk = hasData ? slot.buf.subarray(0, want) : (zeroChunk ??= Buffer.alloc(CHUNK)).subarray(0, want);
     const dstPos = dstOffset + done;
     const runs = hasData ? dataRuns(chunk, dstPos) : [];
     for (const [a, b] of runs) written += b - a;
-    const writes = Promise.all(runs.map(([a, b]) => writeRange(dst, o.direct, chunk, a, b, dstPos + a)));
+    const writes = Promise.all(runs.map(([a, b]) => writeRange(dst, direct, chunk, a, b, dstPos + a)));
     const onChunk = o.onChunk;
     if (onChunk) consumed = consumed.then(() => (failure ? undefined : onChunk(chunk)));
     const consumedHere = consumed;
