@@ -24,7 +24,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile, rm, stat, symlink, rename } from 'node:fs/promises';
 import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cpus, totalmem, loadavg } from 'node:os';
 import { populateTree, makeExt4, makeSdcard, ext4Used, readStamp, GENERATOR_VERSION, MIX } from './lib/rootfs.mjs';
 import { measure, median } from './lib/measure.mjs';
@@ -100,6 +100,8 @@ function machine() {
     kernel: sh('uname', ['-r']),
     os: firstLine(sh('sh', ['-c', '. /etc/os-release && echo "$PRETTY_NAME"'])),
     node: process.version,
+    // what otapack's "zlib" codec runs on (libdeflate when native/ is built, else node:zlib)
+    deflate: sh(process.execPath, ['--input-type=module', '-e', `import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist', 'compress', 'native-deflate.js')).href)}).then((m) => console.log(m.deflateEngine()))`]) || '?',
     otapack: `${JSON.parse(sh('cat', [join(ROOT, 'package.json')]) || '{}').version ?? '?'} (${sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']) || '?'}${sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src']) ? ', with uncommitted changes' : ''})`,
     tools: {
       zstd: firstLine(sh('zstd', ['--version'])),
@@ -359,7 +361,7 @@ function report(o, m, images, { results, failures }, prof, start, began, ended) 
   lines.push('**Machine**');
   lines.push('');
   lines.push(`- CPU: ${m.cpu}, ${m.cores} cores; RAM ${m.ram}; kernel ${m.kernel}; ${m.os}`);
-  lines.push(`- Node ${m.node}; otapack ${m.otapack}`);
+  lines.push(`- Node ${m.node}; otapack ${m.otapack}; gzip (\"zlib\") deflate engine: ${m.deflate}`);
   lines.push(`- ${Object.entries(m.tools).map(([k, v]) => `${k}: ${v}`).join('; ')}`);
   lines.push('');
   lines.push('**Inputs** (ext4 from `mke2fs -d` of a tree: ' + Object.entries(MIX).map(([k, v]) => `${Math.round(v * 100)} % ${k === 'elf' ? 'real ELF binaries/libraries' : k === 'text' ? 'real text files' : k === 'random' ? 'incompressible blobs' : 'generated logs/databases'}`).join(', ') + ')');

@@ -3,7 +3,7 @@
 import { parentPort } from 'node:worker_threads';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { deflateBlock, type DeflateRequest } from './parallel-gzip.js';
+import { deflateBlock, type DeflateRequest } from './deflate-block.js';
 
 // Every block leaves ~1 MiB of short-lived output buffers behind; V8 would let tens of MiB of
 // them pile up before collecting. A minor collection every few blocks keeps the thread small.

@@ -1,98 +1,31 @@
 // gzip on every core, written here (the way pigz does it) because it is the fastest correct
-// "zlib" codec available: node:zlib's deflate is markedly faster than the system zlib that
-// gzip and pigz use, and worker threads put it on every core without any extra program.
+// "zlib" codec available: worker threads put the deflate on every core without any extra
+// program, and the deflate itself is libdeflate (native/deflate.c, built by `npm run build`)
+// or, where that is not built, node:zlib, which is still markedly faster than the system zlib
+// that gzip and pigz use.
 //
 // The input is cut into 1 MiB blocks. Each block is deflated on its own (in a worker thread)
-// with the previous block's last 32 KiB as its dictionary, so matches reach back across block
-// edges as in a single stream, and ends with a sync flush, which byte-aligns it: the blocks
-// concatenate into ONE deflate stream, framed as ONE gzip member (a multi-member file may be cut
-// short by a consumer's inflate). The last block finishes the stream; the CRC-32 and length of
-// the whole input follow. The bytes depend only on the input, the level and the zlib of the
-// Node version, never on the number of cores. Zero blocks and incompressible blocks skip zlib's
-// match search (deflateBlock), which roughly halves the CPU time on a typical rootfs image.
+// and ends with a sync flush, which byte-aligns it: the blocks concatenate into ONE deflate
+// stream, framed as ONE gzip member (a multi-member file may be cut short by a consumer's
+// inflate). With node:zlib a block gets the previous block's last 32 KiB as its dictionary, so
+// matches reach back across block edges; libdeflate has no dictionary (about 0.3 % larger
+// output, far less CPU). The last block finishes the stream; the CRC-32 and length of the whole
+// input follow. The bytes depend only on the input, the level and the deflate engine, never on
+// the number of cores. Zero blocks and incompressible blocks skip the match search
+// (deflateBlock), which roughly halves the CPU time on a typical rootfs image.
 import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { crc32, deflateRawSync, constants } from 'node:zlib';
+import { crc32 } from 'node:zlib';
 import type { Worker } from 'node:worker_threads';
 import { OtapackError } from '../errors.js';
+import { dataMap, readSparse } from '../disk/extents.js';
 import { workerScript, startWorker } from '../util/worker.js';
 import type { CompressJob, Input } from './compressor.js';
 
-export const BLOCK = 1 << 20;
+export { BLOCK, deflateBlock, sampleEntropy, STORE_ENTROPY, type DeflateRequest, type DeflateReply } from './deflate-block.js';
+import { BLOCK, deflateBlock, type DeflateRequest, type DeflateReply } from './deflate-block.js';
+
 const DICT = 32 << 10;
-
-export interface DeflateRequest { id: number; data: Uint8Array; dict?: Uint8Array; level: number; last: boolean }
-export interface DeflateReply { id: number; out: Uint8Array; data: Uint8Array }
-
-/**
- * Deflates one block: a byte-aligned piece (sync flush), or the final one. Two kinds of block
- * skip zlib's search, which is where gzip's time goes on a disk image:
- * - all zeros (free space, holes) after a zero dictionary: the piece is the same every time, so
- *   it is deflated once per level and shape and then reused (the bytes do not change);
- * - incompressible data (compressed or encrypted files; order-0 entropy of a sample above
- *   STORE_ENTROPY bits/byte): zlib gains under 1 % on it at 35–40 MiB/s, so it goes out as
- *   stored deflate blocks at memory speed. The stream stays valid deflate; only the choice of
- *   block type differs, and it depends on the bytes alone (deterministic).
- */
-export function deflateBlock(r: Omit<DeflateRequest, 'id'>): Buffer {
-  if (r.level > 0 && r.data.length > 0) {
-    if (isZero(r.data) && (!r.dict || isZero(r.dict))) {
-      const key = `${r.level}:${r.data.length}:${r.dict ? r.dict.length : 0}:${r.last}`;
-      let piece = zeroPieces.get(key);
-      if (!piece) zeroPieces.set(key, (piece = zlibBlock(r)));
-      return Buffer.from(piece); // a copy: the worker hands its output's memory over to the main thread
-    }
-    if (sampleEntropy(r.data) > STORE_ENTROPY) return storedBlocks(r.data, r.last);
-  }
-  return zlibBlock(r);
-}
-
-function zlibBlock(r: Omit<DeflateRequest, 'id'>): Buffer {
-  return deflateRawSync(r.data, {
-    level: r.level,
-    memLevel: 9, // zlib's largest hash table: ~10 % faster, the same ratio within 0.1 %
-    chunkSize: 256 << 10,
-    finishFlush: r.last ? constants.Z_FINISH : constants.Z_SYNC_FLUSH,
-    ...(r.dict ? { dictionary: r.dict } : {}),
-  });
-}
-
-export const STORE_ENTROPY = 7.95;
-const zeroPieces = new Map<string, Buffer>();
-let zeroRef = Buffer.alloc(BLOCK);
-
-function isZero(b: Uint8Array): boolean {
-  if (zeroRef.length < b.length) zeroRef = Buffer.alloc(b.length);
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).compare(zeroRef, 0, b.length) === 0;
-}
-
-/** Order-0 entropy (bits per byte) of every 16th byte: random or compressed data is near 8. */
-export function sampleEntropy(b: Uint8Array): number {
-  const counts = new Uint32Array(256);
-  let n = 0;
-  for (let i = 0; i < b.length; i += 16, n++) counts[b[i]!]!++;
-  let h = 0;
-  for (const c of counts) if (c) h -= (c / n) * Math.log2(c / n);
-  return h;
-}
-
-/** The block as stored deflate blocks (RFC 1951 3.2.4), byte-aligned; BFINAL on the last one if `last`. */
-function storedBlocks(data: Uint8Array, last: boolean): Buffer {
-  const MAX = 65535;
-  const count = Math.ceil(data.length / MAX);
-  const out = Buffer.allocUnsafe(data.length + count * 5);
-  let o = 0;
-  for (let k = 0; k < count; k++) {
-    const a = k * MAX;
-    const len = Math.min(MAX, data.length - a);
-    out[o] = last && k === count - 1 ? 1 : 0; // BFINAL, BTYPE=00, then padding to the byte
-    out.writeUInt16LE(len, o + 1);
-    out.writeUInt16LE(~len & 0xffff, o + 3);
-    out.set(data.subarray(a, a + len), o + 5);
-    o += 5 + len;
-  }
-  return out;
-}
 
 function gzipHeader(level: number): Buffer {
   // magic, CM=deflate, FLG=0, MTIME=0 (as gzip -n), XFL (2: best, 4: fastest), OS=3 (Unix)
@@ -117,17 +50,33 @@ function pool(): { take(): Buffer; give(b: Uint8Array): void } {
 function fileBlocks(path: string, onRead: (n: number) => void): BlockSource {
   const p = pool();
   let pos = 0;
-  const fh = open(path, 'r');
-  fh.catch(() => {});
+  // a large file's holes (free space of a sparse rootfs image) are not read: they are zeros
+  const opened = (async () => {
+    const f = await open(path, 'r');
+    try {
+      const { size } = await f.stat();
+      return { f, size, map: size >= SPARSE_MIN ? await dataMap(path) : undefined };
+    } catch (e) {
+      await f.close();
+      throw e;
+    }
+  })();
+  opened.catch(() => {});
   return {
     async next() {
-      const f = await fh;
+      const { f, size, map } = await opened;
       const b = p.take();
       let n = 0;
-      while (n < BLOCK) {
-        const { bytesRead } = await f.read(b, n, BLOCK - n, pos + n);
-        if (bytesRead === 0) break;
-        n += bytesRead;
+      if (map && pos < size) {
+        n = Math.min(BLOCK, size - pos);
+        if (!(await readSparse(f, b, pos, n, map))) b.fill(0, 0, n);
+      } else {
+        // no map (or past the size seen at the start: the file grew): read to the end of the file
+        while (n < BLOCK) {
+          const { bytesRead } = await f.read(b, n, BLOCK - n, pos + n);
+          if (bytesRead === 0) break;
+          n += bytesRead;
+        }
       }
       pos += n;
       onRead(n);
@@ -135,9 +84,11 @@ function fileBlocks(path: string, onRead: (n: number) => void): BlockSource {
       return b.subarray(0, n);
     },
     recycle: p.give,
-    async close() { await (await fh).close(); },
+    async close() { await (await opened).f.close(); },
   };
 }
+
+const SPARSE_MIN = 64 << 20; // below this, asking filefrag for the data map costs more than it saves
 
 /** Collects pushed chunks into blocks; the feed waits while enough blocks are queued. */
 function feedBlocks(feed: (write: (chunk: Buffer) => Promise<void>) => Promise<void>, onRead: (n: number) => void, maxQueued: number): BlockSource {
@@ -244,13 +195,21 @@ export function parallelGzip(input: Input, level: number, threads = availablePar
   const source = 'path' in input ? fileBlocks(input.path, onRead) : feedBlocks(input.feed, onRead, inFlight);
   let aborted = false;
   let deflaters: Deflaters | undefined;
+  let starting: Promise<Deflaters | undefined> | undefined;
   let settle!: { resolve(): void; reject(e: unknown): void };
   const done = new Promise<void>((resolve, reject) => { settle = { resolve, reject }; });
   done.catch(() => {});
 
   async function* run(): AsyncGenerator<Buffer> {
     try {
-      deflaters = await Deflaters.start(Math.max(1, threads));
+      // the workers take ~70 ms to start: until they are up, this thread deflates the first blocks
+      // itself (the bytes do not depend on where a block is deflated)
+      starting = Deflaters.start(Math.max(1, threads)).then((d) => {
+        deflaters = d;
+        if (aborted) void d?.stop();
+        return d;
+      });
+      starting.catch(() => {}); // workers that cannot start leave the work to this thread
       const deflate = async (data: Buffer, dict: Buffer | undefined, last: boolean, id: number): Promise<Buffer> => {
         if (!deflaters) {
           const out = deflateBlock({ data, dict, level, last });
@@ -294,7 +253,7 @@ export function parallelGzip(input: Input, level: number, threads = availablePar
       settle.reject(err);
       throw err;
     } finally {
-      await deflaters?.stop();
+      await starting?.then((d) => d?.stop(), () => {});
       await source.close().catch(() => {});
       if (aborted) settle.reject(new OtapackError('INTERRUPTED', 'compression stopped'));
     }
