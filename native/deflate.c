@@ -15,6 +15,8 @@
  *
  * JS API (context-aware, so every worker thread gets its own state):
  *   deflate(data: Uint8Array, level: number, last: boolean): Buffer
+ *   crc32(crc: number, data: Uint8Array): number   (gzip's CRC-32, as zlib's crc32(); carry-less
+ *     multiply, ~5x node:zlib's on this CPU - it runs over the whole input in the main thread)
  *   version(): string   (libdeflate's version)
  */
 #include <libdeflate.h>
@@ -309,6 +311,23 @@ static napi_value js_deflate(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value js_crc32(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return fail(env, "crc32(crc, data)");
+  uint32_t crc;
+  if (napi_get_value_uint32(env, argv[0], &crc) != napi_ok) return fail(env, "crc must be a number");
+  napi_typedarray_type type;
+  size_t n;
+  void *data;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, argv[1], &type, &n, &data, &ab, &off) != napi_ok || type != napi_uint8_array) return fail(env, "data must be a Uint8Array");
+  napi_value v;
+  napi_create_uint32(env, libdeflate_crc32(crc, data, n), &v);
+  return v;
+}
+
 static napi_value js_version(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value v;
@@ -326,8 +345,9 @@ NAPI_MODULE_INIT() {
   napi_set_instance_data(env, s, free_state, NULL);
   napi_property_descriptor props[] = {
     { "deflate", NULL, js_deflate, NULL, NULL, NULL, napi_default, NULL },
+    { "crc32", NULL, js_crc32, NULL, NULL, NULL, napi_default, NULL },
     { "version", NULL, js_version, NULL, NULL, NULL, napi_default, NULL },
   };
-  napi_define_properties(env, exports, 2, props);
+  napi_define_properties(env, exports, 3, props);
   return exports;
 }

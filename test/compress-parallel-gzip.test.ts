@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync, openSync, ftruncateSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { inflateRawSync } from 'node:zlib';
+import { crc32, inflateRawSync } from 'node:zlib';
 import { execa } from 'execa';
 import { parallelGzip as fromSources } from '../src/compress/parallel-gzip.js';
 
@@ -113,6 +113,8 @@ test('the native deflate (libdeflate) makes byte-aligned, non-final pieces that 
       const stream = Buffer.concat([...pieces, native.deflate(text.subarray(0, 5000), level, true)]);
       expect(inflateRawSync(stream).equals(Buffer.concat([...inputs, text.subarray(0, 5000)])), `level ${level}`).toBe(true);
     }
+    // its CRC-32 (the gzip trailer's) is zlib's, continued from any value
+    for (const d of inputs) for (const start of [0, 1, 0xffffffff, 0x12345678]) expect(native.crc32(start, d)).toBe(crc32(d, start));
   }
   // the same sample through both engines: valid gzip (judged by GNU gzip), thread-count independent
   const data = sample();

@@ -4,9 +4,11 @@
 // node:zlib. Both engines write valid gzip; the bytes differ between them (each engine is
 // deterministic), so which one ran is reported by `deflateEngine()`.
 import { createRequire } from 'node:module';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 
 interface NativeDeflate {
   deflate(data: Uint8Array, level: number, last: boolean): Buffer;
+  crc32(crc: number, data: Uint8Array): number;
   version(): string;
 }
 
@@ -33,4 +35,10 @@ export function nativeDeflate(): NativeDeflate | null {
 export function deflateEngine(): string {
   const n = nativeDeflate();
   return n ? `libdeflate ${n.version()}` : `node:zlib ${process.versions.zlib}`;
+}
+
+/** gzip's CRC-32 of `data` continuing `crc` (the same value either way; libdeflate's is faster). */
+export function crc32(data: Uint8Array, crc = 0): number {
+  const n = nativeDeflate();
+  return n ? n.crc32(crc >>> 0, data) : zlibCrc32(data, crc);
 }

@@ -15,10 +15,10 @@
 // (deflateBlock), which roughly halves the CPU time on a typical rootfs image.
 import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { crc32 } from 'node:zlib';
 import type { Worker } from 'node:worker_threads';
 import { OtapackError } from '../errors.js';
 import { dataMap, readSparse } from '../disk/extents.js';
+import { crc32 } from './native-deflate.js';
 import { workerScript, startWorker } from '../util/worker.js';
 import type { CompressJob, Input } from './compressor.js';
 
