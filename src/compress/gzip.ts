@@ -1,5 +1,5 @@
 // "zlib" in sw-description means gzip framing (RFC 1952). The payload is compressed on every
-// core by parallel-gzip.ts (node:zlib in worker threads, one gzip member: SWUpdate's inflate may
+// core by parallel-gzip.ts (libdeflate or node:zlib in worker threads, one gzip member: SWUpdate's inflate may
 // stop after the first member of a multi-member stream). It replaced pigz, which runs the same
 // scheme on the system zlib and was about a quarter slower here.
 import type { Compressor, CompressJob, Input } from './compressor.js';
