@@ -25,7 +25,11 @@ export function deflateBlock(r: Omit<DeflateRequest, 'id'>): Buffer {
       const key = `${r.level}:${r.data.length}:${r.dict ? r.dict.length : 0}:${r.last}`;
       let piece = zeroPieces.get(key);
       if (!piece) zeroPieces.set(key, (piece = zlibBlock(r)));
-      return Buffer.from(piece); // a copy: the worker hands its output's memory over to the main thread
+      // a copy in memory of its own: the worker hands its output's memory over to the main thread
+      // (a small Buffer.from() would sit in Node's shared 8 KiB pool, which is cloned whole instead)
+      const copy = Buffer.allocUnsafeSlow(piece.length);
+      piece.copy(copy);
+      return copy;
     }
     if (sampleEntropy(r.data) > STORE_ENTROPY) return storedBlocks(r.data, r.last);
   }

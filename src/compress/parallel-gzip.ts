@@ -18,7 +18,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { OtapackError } from '../errors.js';
 import { dataMap, readSparse } from '../disk/extents.js';
-import { crc32 } from './native-deflate.js';
+import { crc32, nativeDeflate } from './native-deflate.js';
 import { workerScript, startWorker } from '../util/worker.js';
 import type { CompressJob, Input } from './compressor.js';
 
@@ -195,21 +195,13 @@ export function parallelGzip(input: Input, level: number, threads = availablePar
   const source = 'path' in input ? fileBlocks(input.path, onRead) : feedBlocks(input.feed, onRead, inFlight);
   let aborted = false;
   let deflaters: Deflaters | undefined;
-  let starting: Promise<Deflaters | undefined> | undefined;
   let settle!: { resolve(): void; reject(e: unknown): void };
   const done = new Promise<void>((resolve, reject) => { settle = { resolve, reject }; });
   done.catch(() => {});
 
   async function* run(): AsyncGenerator<Buffer> {
     try {
-      // the workers take ~70 ms to start: until they are up, this thread deflates the first blocks
-      // itself (the bytes do not depend on where a block is deflated)
-      starting = Deflaters.start(Math.max(1, threads)).then((d) => {
-        deflaters = d;
-        if (aborted) void d?.stop();
-        return d;
-      });
-      starting.catch(() => {}); // workers that cannot start leave the work to this thread
+      deflaters = await Deflaters.start(Math.max(1, threads));
       const deflate = async (data: Buffer, dict: Buffer | undefined, last: boolean, id: number): Promise<Buffer> => {
         if (!deflaters) {
           const out = deflateBlock({ data, dict, level, last });
@@ -225,6 +217,11 @@ export function parallelGzip(input: Input, level: number, threads = availablePar
       let size = 0;
       let id = 0;
       let dict: Buffer | undefined;
+      // libdeflate takes no dictionary. node:zlib's comes from two buffers used in turn: a block's
+      // dictionary is copied (structured clone, or used in-thread) as it is dispatched, before the
+      // buffer is refilled. A fresh 32 KiB copy per block left V8 up to ~64 MiB of dead external
+      // memory to collect when blocks came fast (the holes of a sparse image).
+      const dicts = nativeDeflate() ? undefined : [Buffer.allocUnsafe(DICT), Buffer.allocUnsafe(DICT)];
       const queue: Promise<Buffer>[] = [];
       let held = await source.next(); // one block is held back until we know whether it is the last
       for (;;) {
@@ -234,7 +231,8 @@ export function parallelGzip(input: Input, level: number, threads = availablePar
         const last = next === undefined;
         crc = crc32(block, crc);
         size += block.length;
-        const nextDict = block.length >= DICT ? Buffer.from(block.subarray(block.length - DICT)) : undefined;
+        let nextDict: Buffer | undefined;
+        if (dicts && block.length >= DICT) block.copy((nextDict = dicts[id % 2]!), 0, block.length - DICT);
         queue.push(deflate(block, dict, last, id++));
         queue[queue.length - 1]!.catch(() => {});
         dict = nextDict;
@@ -253,7 +251,7 @@ export function parallelGzip(input: Input, level: number, threads = availablePar
       settle.reject(err);
       throw err;
     } finally {
-      await starting?.then((d) => d?.stop(), () => {});
+      await deflaters?.stop();
       await source.close().catch(() => {});
       if (aborted) settle.reject(new OtapackError('INTERRUPTED', 'compression stopped'));
     }
