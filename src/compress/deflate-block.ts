@@ -1,6 +1,6 @@
 // One block of parallel gzip (parallel-gzip.ts), deflated into a byte-aligned piece of the single
 // deflate stream. Kept apart from the streaming code so the worker threads that run it load only
-// this and node:zlib (their start-up is part of every gzip bundle's time).
+// this, native-deflate.ts and node:zlib (their start-up is part of every gzip bundle's time).
 import { deflateRawSync, constants } from 'node:zlib';
 import { nativeDeflate } from './native-deflate.js';
 
