@@ -16,6 +16,7 @@ export { resolveSigner, type SignerOptions } from './crypto/resolve-signer.js';
 export { loadAesKey, loadPrivateKey, loadCertificates, parseAesKey, type AesKey } from './crypto/keys.js';
 export { parseCertificates, type CertInfo } from './crypto/x509.js';
 export type { Signer, SignerKind } from './crypto/signer.js';
+export { verifyCms, verifyChain, type CmsVerdict, type ChainVerdict, type TrustStore, type CertPurpose } from './crypto/cms-verify.js';
 
 // disk images
 export { convertImage, inspectImage, type ConvertOptions, type ConvertOutcome } from './convert/convert.js';

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { generateKeySet, certPem, privateKeyPem, type KeyType } from '../src/crypto/keygen.js';
 import { KeyObjectSigner, schemeFor } from '../src/crypto/signer.js';
-import { signCms, parseCms, findSignerCert, verifySignerInfo, predictCmsSize } from '../src/crypto/cms.js';
-import { validateChain } from '../src/crypto/trust.js';
+import { signCms, parseCms, findSignerCert, predictCmsSize } from '../src/crypto/cms.js';
+import { verifyCms, verifyChain } from '../src/crypto/cms-verify.js';
 import { parseCertificates } from '../src/crypto/x509.js';
 import { tmp } from './helpers/run.js';
 
@@ -35,8 +35,10 @@ describe('CMS interop with openssl', () => {
     writeFileSync(join(dir, 'content2'), Buffer.concat([content, Buffer.from(' ')]));
     const r2 = await execa('openssl', ['cms', '-verify', '-binary', '-inform', 'DER', '-in', s, '-content', join(dir, 'content2'), '-CAfile', anchor, '-out', '/dev/null'], { reject: false });
     expect(r2.exitCode).not.toBe(0);
-    const p = parseCms(sig);
-    expect(verifySignerInfo(p.signers[0]!, Buffer.concat([content, Buffer.from(' ')]), ks.signingCert.x509.publicKey)).toMatch(/message digest does not match/);
+    const v = await verifyCms(sig, Buffer.concat([content, Buffer.from(' ')]));
+    expect(v.signatureOk).toBe(false);
+    expect(v.signatureProblem).toMatch(/content verify error|digest/i);
+    expect((await verifyCms(sig, content)).signatureOk).toBe(true);
   });
 
   test.each([['detached'], ['-noattr'], ['-nodetach'], ['-md sha512']])('openssl %s signatures verify with otapack', async (variant) => {
@@ -51,23 +53,25 @@ describe('CMS interop with openssl', () => {
     const p = parseCms(readFileSync(s));
     const cert = findSignerCert(p, p.signers[0]!)!;
     expect(cert.subject).toBe('CN=openssl');
-    expect(verifySignerInfo(p.signers[0]!, p.eContent ?? content, cert.x509.publicKey)).toBeUndefined();
-    expect(validateChain(cert, p.certificates, parseCertificates(readFileSync(crt), 'crt'), 'emailProtection', new Date()).ok).toBe(true);
+    const v = await verifyCms(readFileSync(s), content, { anchors: parseCertificates(readFileSync(crt), 'crt'), purpose: 'emailProtection' });
+    expect(v.signatureOk).toBe(true);
+    expect(v.trusted).toBe(true);
   });
 
-  test('trust rules match the client: partial chains, purpose, expiry', async () => {
+  // the verdicts themselves are held to the real client in verify-trust-differential.test.ts;
+  // here: the reasons are named, and --time reaches OpenSSL
+  test('chain reasons: partial chain, purpose, expiry, --time', async () => {
     const ks = generateKeySet({ cn: 'leaf', days: 30, type: 'ec256', ca: true });
     const now = new Date();
-    // leaf alone in the trust file: partial chain, refused like SWUpdate does
-    const partial = validateChain(ks.signingCert, [], [ks.signingCert], 'emailProtection', now);
+    const partial = await verifyChain(ks.signingCert, { anchors: [ks.signingCert], purpose: 'emailProtection' });
     expect(partial.ok).toBe(false);
-    expect(partial.problems.join()).toMatch(/partial chain/);
-    expect(validateChain(ks.signingCert, [], [ks.ca!.cert], 'codeSigning', now).ok).toBe(true);
+    expect(partial.reason).toMatch(/no partial chains/);
+    expect((await verifyChain(ks.signingCert, { anchors: [ks.ca!.cert], purpose: 'codeSigning' })).ok).toBe(true);
     const later = new Date(now.getTime() + 40 * 86400_000);
-    expect(validateChain(ks.signingCert, [], [ks.ca!.cert], 'emailProtection', later).problems.join()).toMatch(/expired on/);
+    expect((await verifyChain(ks.signingCert, { anchors: [ks.ca!.cert], purpose: 'emailProtection', at: later })).reason).toMatch(/expired on/);
     const earlier = new Date(now.getTime() - 10 * 86400_000);
-    expect(validateChain(ks.signingCert, [], [ks.ca!.cert], 'emailProtection', earlier).problems.join()).toMatch(/not valid before/);
+    expect((await verifyChain(ks.signingCert, { anchors: [ks.ca!.cert], purpose: 'emailProtection', at: earlier })).reason).toMatch(/not valid before/);
     // the CA key itself (KU keyCertSign only) is not a valid signer
-    expect(validateChain(ks.ca!.cert, [], [ks.ca!.cert], 'emailProtection', now).problems.join()).toMatch(/neither digitalSignature nor nonRepudiation/);
+    expect((await verifyChain(ks.ca!.cert, { anchors: [ks.ca!.cert], purpose: 'emailProtection' })).reason).toMatch(/unsuitable certificate purpose/);
   });
 });

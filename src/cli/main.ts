@@ -77,7 +77,8 @@ signingOptions(
     .requiredOption('-o, --output <file>', 'output .swu'),
 )
   .option('--signature <file>', 'attach this DER CMS signature (made elsewhere over the bytes `otapack manifest` prints)')
-  .option('--trust <file>', 'with --signature: also require the signature to chain to these certificates')
+  .option('--trust <file>', 'with --signature: also require the signature to chain to these certificates, as devices check it')
+  .addOption(new Option('--cert-purpose <purpose>', 'with --trust: the certificate purpose devices check').choices(['emailProtection', 'codeSigning']).default('emailProtection'))
   .option('--json', 'print the result as JSON on stdout')
   .action(lazy('sign'));
 

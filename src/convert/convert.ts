@@ -12,6 +12,7 @@ import { loadAesKey, parsePrivateKey, parseAesKey } from '../crypto/keys.js';
 import { parseCertificates, certPem, type CertInfo } from '../crypto/x509.js';
 import { KeyObjectSigner, schemeFor, type Signer } from '../crypto/signer.js';
 import { writeKeyFiles } from '../crypto/key-files.js';
+import { verifyChain } from '../crypto/cms-verify.js';
 import type { AesKey } from '../crypto/keys.js';
 import { loadConvertConfig, type ConvertConfig } from './config.js';
 import { detectLayout } from './detect.js';
@@ -68,16 +69,20 @@ export async function inspectImage(input: string, configPath?: string): Promise<
   return withInput(input, tmpdir(), async (raw) => planConversion(await detectLayout(raw), cfg, input));
 }
 
-/** The certificates devices will trust: --trust, else the self-signed root of the signing chain. */
-function trustAnchor(signer: Signer | undefined, trust: CertInfo[] | undefined): string | undefined {
-  if (trust) return trust.map((c) => certPem(c.der)).join('');
+/**
+ * The certificates devices will trust: --trust, else the signing chain's self-signed root and its
+ * intermediates (the client builds chains from its trust file only, never from the certificates
+ * a signature carries).
+ */
+function trustAnchors(signer: Signer | undefined, trust: CertInfo[] | undefined): CertInfo[] | undefined {
+  if (trust) return trust;
   if (!signer) return undefined;
   const all = [signer.cert, ...signer.chain];
   const root = all.find((c) => c.selfIssued && (c === signer.cert || c.isCA !== false));
   if (!root) {
     throw new OtapackError('KEY', `the signing certificate is issued by ${signer.cert.issuer}; give the CA certificate devices must trust with --trust (or in --chain)`);
   }
-  return certPem(root.der);
+  return [root, ...signer.chain.filter((c) => c !== root && !c.selfIssued)];
 }
 
 /** Development keys in OUTDIR/keys: reused when present so re-runs keep the same trust anchor. */
@@ -113,7 +118,13 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   if (cfg.update.encrypt && !aes) throw new OtapackError('KEY', `${cfg.file}: update.encrypt is set but no AES key was given (--aes-key or $OTAPACK_AES_KEY)`);
   if (!cfg.update.encrypt) aes = undefined;
   const trustCerts = o.trust ? parseCertificates(await readFile(o.trust).catch((e) => { throw ioError('KEY', o.trust!, e); }), `trust file ${o.trust}`) : undefined;
-  const trustPem = trustAnchor(signer, trustCerts);
+  const anchors = trustAnchors(signer, trustCerts);
+  if (signer && anchors) {
+    // the devices' verdict on our own signer, before any work: a mismatch would brick updates
+    const v = await verifyChain(signer.cert, { anchors, purpose: cfg.update.certPurpose, origin: o.trust ?? 'the trust file convert installs' });
+    if (!v.ok) throw new OtapackError('KEY', `devices would refuse every bundle signed by ${signer.cert.subject}: ${v.reason}`);
+  }
+  const trustPem = anchors?.map((c) => certPem(c.der)).join('');
   if (!trustPem) reporter.warn('unsigned, and no --trust given: the converted devices get no trust anchor and will refuse every update until one is installed');
   return withInput(o.input, dirname(join(o.outDir, 'x')), async (raw, compressed) => {
     const layout = await stage('convert: detect layout', () => detectLayout(raw));

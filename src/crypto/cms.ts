@@ -1,7 +1,7 @@
 // CMS SignedData (RFC 5652), detached, DER: the shape `openssl cms -sign -binary -nosmimecap
 // -outform DER` produces and SWUpdate's CMS_verify accepts. node-forge's ASN.1 builds and reads
 // the structure; node:crypto computes digests and signatures.
-import { createHash, verify as cryptoVerify, constants, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import {
   seq, set, oid, octets, ctx, smallInt, time, algId, toDer, fromDer, readOid, readOctets, readTime,
   isSeq, isSet, isCtx, Type, Class, OID, fromBin, type Asn1,
@@ -183,40 +183,6 @@ function pssSaltFromParams(p: Asn1 | undefined): { hash: string; salt: number } 
     }
   }
   return { hash, salt };
-}
-
-/**
- * Checks one SignerInfo's signature over `content` with `key`. Returns a reason on failure.
- */
-export function verifySignerInfo(si: ParsedSignerInfo, content: Uint8Array, key: KeyObject): string | undefined {
-  const hash = si.digestAlg;
-  if (!hash || !['sha256', 'sha384', 'sha512', 'sha1'].includes(hash)) return `unsupported digest algorithm ${hash ?? '(none)'}`;
-  let signed: Buffer;
-  if (si.signedAttrsDer) {
-    if (si.contentType !== OID.data) return 'signed content type is not id-data';
-    const digest = createHash(hash).update(content).digest();
-    if (!si.messageDigest || !digest.equals(si.messageDigest)) return 'message digest does not match the signed content (sw-description changed after signing)';
-    signed = si.signedAttrsDer;
-  } else {
-    signed = Buffer.from(content);
-  }
-  const alg = si.sigAlgOid;
-  let ok = false;
-  try {
-    if (alg === OID.rsassaPss) {
-      const { hash: ph, salt } = pssSaltFromParams(si.sigAlgParams);
-      ok = cryptoVerify(ph, signed, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: salt }, si.signature);
-    } else if (alg === OID.rsaEncryption || alg === OID.sha256WithRSA || alg === OID.sha384WithRSA || alg === OID.sha512WithRSA) {
-      ok = cryptoVerify(hash, signed, { key, padding: constants.RSA_PKCS1_PADDING }, si.signature);
-    } else if (alg === OID.ecPublicKey || alg === OID.ecdsaSha256 || alg === OID.ecdsaSha384 || alg === OID.ecdsaSha512) {
-      ok = cryptoVerify(hash, signed, { key, dsaEncoding: 'der' }, si.signature);
-    } else {
-      return `unsupported signature algorithm ${alg ?? '(none)'}`;
-    }
-  } catch (e) {
-    return `signature cannot be checked (${(e as Error).message})`;
-  }
-  return ok ? undefined : 'signature value does not verify with the signer certificate';
 }
 
 /** Signing-key type and signature algorithm in words, for reports. */

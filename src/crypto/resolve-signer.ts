@@ -7,7 +7,7 @@ import { KeyObjectSigner, schemeFor, type SignInput, type Signer } from './signe
 import { Pkcs11Signer } from './signer-pkcs11.js';
 import { CommandSigner } from './signer-command.js';
 import { isPkcs11Uri } from './pkcs11-uri.js';
-import { daysLeft } from './trust.js';
+import { daysLeft } from './x509.js';
 import type { CertInfo } from './x509.js';
 
 export interface SignerOptions {

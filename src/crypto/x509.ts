@@ -118,3 +118,6 @@ export const certPem = (der: Buffer): string =>
 export const commonName = (c: CertInfo): string => /CN=([^,\n]+)/.exec(c.subject)?.[1] ?? c.subject;
 
 export const issuerAndSerialDer = (c: CertInfo): Buffer => Buffer.concat([toDer(c.issuerNode), toDer(c.serialNode)]);
+
+/** Days until the certificate expires (negative when expired). */
+export const daysLeft = (c: CertInfo, now: Date): number => Math.floor((c.notAfter.getTime() - now.getTime()) / 86_400_000);

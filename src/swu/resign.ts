@@ -11,8 +11,8 @@ import { MAGIC_CRC, byteSum, encodeHeader, encodeTrailer, headerSpan, pad4, type
 import { readManifest } from './manifest-read.js';
 import { encodePrefix } from './bundle.js';
 import { PositionalWriter, writeAll } from './positional-writer.js';
-import { signCms, parseCms, findSignerCert, verifySignerInfo, describeAlgorithm, CmsFormatError } from '../crypto/cms.js';
-import { validateChain } from '../crypto/trust.js';
+import { signCms } from '../crypto/cms.js';
+import { verifyCms, type CertPurpose } from '../crypto/cms-verify.js';
 import { checkCertDates } from '../crypto/resolve-signer.js';
 import { schemeName, type Signer, type SignerKind } from '../crypto/signer.js';
 import type { CertInfo } from '../crypto/x509.js';
@@ -72,6 +72,8 @@ export interface ResignOptions {
   expectCert?: CertInfo;
   /** With `signature`: anchors it must chain to. */
   trust?: CertInfo[];
+  /** With `trust`: the purpose devices check (default emailProtection). */
+  purpose?: CertPurpose;
   expiryWarningDays?: number;
   now?: Date;
   reporter?: Reporter;
@@ -103,34 +105,36 @@ export interface ResignResult {
   replacedSignature: boolean;
 }
 
-/** Checks a signature made elsewhere before attaching it; throws a KEY error naming the problem. */
-export function checkDetachedSignature(sig: Buffer, manifest: Buffer, o: Pick<ResignOptions, 'expectCert' | 'trust' | 'now' | 'expiryWarningDays'> & { warn?: (m: string) => void }): { subject: string; algorithm: string; cert: CertInfo } {
-  let cms;
-  try {
-    cms = parseCms(sig);
-  } catch (e) {
-    throw new OtapackError('KEY', `signature: not a DER CMS signature (${e instanceof CmsFormatError ? e.message : (e as Error).message}); make it with openssl cms -sign -binary -outform DER -nosmimecap`);
+/**
+ * Checks a signature made elsewhere before attaching it, with the device's verdict
+ * (crypto/cms-verify.ts); throws a KEY error naming the problem.
+ */
+export async function checkDetachedSignature(
+  sig: Buffer, manifest: Buffer, o: Pick<ResignOptions, 'expectCert' | 'trust' | 'now' | 'expiryWarningDays' | 'purpose'> & { warn?: (m: string) => void },
+): Promise<{ subject: string; algorithm: string; cert: CertInfo }> {
+  const now = o.now ?? new Date();
+  const store = o.trust ? { anchors: o.trust, purpose: o.purpose ?? 'emailProtection' as const, at: o.now, origin: 'the --trust file' } : undefined;
+  const v = await verifyCms(sig, manifest, store);
+  if (!v.cms && !v.signatureOk) {
+    throw new OtapackError('KEY', `signature: not a DER CMS signature the client can read (${v.signatureProblem}); make it with openssl cms -sign -binary -outform DER -nosmimecap`);
   }
-  const si = cms.signers[0]!;
-  const cert = findSignerCert(cms, si);
-  if (!cert) throw new OtapackError('KEY', 'signature: the signer certificate is not embedded (do not use -nocerts)');
-  const bad = verifySignerInfo(si, cms.eContent ?? manifest, cert.x509.publicKey);
-  if (bad) throw new OtapackError('KEY', `signature does not match this bundle's sw-description: ${bad}`);
-  if (cms.eContent && !cms.eContent.equals(manifest)) throw new OtapackError('KEY', 'signature does not match this bundle\'s sw-description: it embeds other content');
+  if (!v.signatureOk) throw new OtapackError('KEY', `signature does not match this bundle's sw-description: ${v.signatureProblem}`);
+  const first = v.signers[0];
+  const cert = first?.cert;
+  if (!first || !cert) throw new OtapackError('KEY', 'signature: the signer certificate is not embedded (do not use -nocerts)');
   if (o.expectCert && !o.expectCert.der.equals(cert.der)) {
     const id = (c: CertInfo): string => `${c.subject}, SHA-256 fingerprint ${c.fingerprint.slice(0, 16)}…`;
     throw new OtapackError('KEY', `signature was made with another certificate (${id(cert)}) than the one given with --cert (${id(o.expectCert)})`);
   }
-  const now = o.now ?? new Date();
   const warnDays = o.expiryWarningDays ?? 90;
   checkCertDates(cert, now, warnDays, o.warn);
-  for (const c of cms.certificates) if (c !== cert) checkCertDates(c, now, warnDays, o.warn, c.isCA ? 'CA certificate in the signature' : 'certificate in the signature');
-  if (o.trust) {
-    const chain = validateChain(cert, cms.certificates, o.trust, 'emailProtection', now);
-    if (!chain.ok) throw new OtapackError('KEY', `signature by ${cert.subject} is not trusted: ${chain.problems.join('; ')}`);
-    for (const c of chain.chain) if (!cms.certificates.includes(c)) checkCertDates(c, now, warnDays, o.warn, 'trust anchor');
+  for (const c of v.cms?.certificates ?? []) if (!c.der.equals(cert.der)) checkCertDates(c, now, warnDays, o.warn, c.isCA ? 'CA certificate in the signature' : 'certificate in the signature');
+  if (store) {
+    if (!v.trusted) throw new OtapackError('KEY', `signature by ${cert.subject} is not trusted: ${[...new Set(v.signers.map((s) => s.chain?.reason ?? 'no signer certificate'))].join('; ')}`);
+    const chain = v.signers.find((s) => s.chain?.ok)!.chain!.chain;
+    for (const c of chain.slice(1)) checkCertDates(c, now, warnDays, o.warn, 'trust anchor');
   }
-  return { subject: cert.subject, algorithm: describeAlgorithm(si), cert };
+  return { subject: cert.subject, algorithm: first.algorithm, cert };
 }
 
 export async function resignBundle(o: ResignOptions): Promise<ResignResult> {
@@ -154,7 +158,7 @@ export async function resignBundle(o: ResignOptions): Promise<ResignResult> {
     let sig: Buffer;
     let who: { subject: string; algorithm: string; cert: CertInfo; method: ResignResult['method'] };
     if (o.signature) {
-      who = { ...checkDetachedSignature(o.signature, layout.manifest, { ...o, warn: (m) => reporter.warn(m) }), method: 'attached' };
+      who = { ...(await checkDetachedSignature(o.signature, layout.manifest, { ...o, warn: (m) => reporter.warn(m) })), method: 'attached' };
       sig = o.signature;
     } else if (o.signer) {
       sig = await signCms(layout.manifest, o.signer, o.now ?? new Date());

@@ -10,8 +10,8 @@ import { silentReporter, type Reporter } from '../util/reporter.js';
 import { CpioReader, safeName, type CpioEntry } from './cpio-reader.js';
 import { MAGIC_CRC, byteSum } from './cpio.js';
 import { readManifest, ManifestError, type ParsedManifest, type ManifestRef } from './manifest-read.js';
-import { parseCms, findSignerCert, verifySignerInfo, describeAlgorithm, CmsFormatError } from '../crypto/cms.js';
-import { validateChain, daysLeft, type CertPurpose } from '../crypto/trust.js';
+import { verifyCms, type CertPurpose } from '../crypto/cms-verify.js';
+import { daysLeft } from '../crypto/x509.js';
 import { aesCipherName, type AesKey } from '../crypto/keys.js';
 import type { CertInfo } from '../crypto/x509.js';
 import { decompressSink } from '../compress/decompress.js';
@@ -257,54 +257,42 @@ async function readEntryData(
 async function checkSignature(
   sig: Buffer, manifest: Buffer, report: VerifyReport, add: (id: string, s: CheckStatus, m: string) => void, o: VerifyOptions, now: Date,
 ): Promise<void> {
-  let cms;
-  try {
-    cms = parseCms(sig);
-  } catch (e) {
-    add('signature', 'fail', `sw-description.sig is not a DER CMS signature: ${e instanceof CmsFormatError ? e.message : (e as Error).message}`);
-    return;
-  }
+  const store = o.trust ? { anchors: o.trust, purpose: o.purpose ?? 'emailProtection', at: o.now, origin: o.trustOrigin } : undefined;
+  const v = await verifyCms(sig, manifest, store);
   const signers: NonNullable<VerifyReport['signature']>['signers'] = [];
-  const problems: string[] = [];
-  const trustProblems: string[] = [];
-  const dated: CertInfo[] = [];
-  let anyTrusted = false;
-  let content = manifest;
-  if (cms.eContent && !cms.eContent.equals(manifest)) problems.push('the signature embeds content that differs from sw-description');
-  if (cms.eContent) content = cms.eContent;
-  for (const si of cms.signers) {
-    const cert = findSignerCert(cms, si);
-    if (!cert) { problems.push('signer certificate not embedded in the signature (the client needs it)'); continue; }
-    const bad = verifySignerInfo(si, content, cert.x509.publicKey);
-    if (bad) problems.push(`${cert.subject}: ${bad}`);
-    const entry: (typeof signers)[number] = {
-      subject: cert.subject, issuer: cert.issuer, algorithm: describeAlgorithm(si), signingTime: si.signingTime?.toISOString(),
-      notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString(), fingerprint: cert.fingerprint, valid: !bad,
-    };
-    dated.push(cert);
-    if (o.trust) {
-      const chain = validateChain(cert, cms.certificates, o.trust, o.purpose ?? 'emailProtection', now);
-      entry.trusted = chain.ok;
-      entry.chain = chain.chain.map((c) => c.subject);
-      if (chain.ok && !bad) anyTrusted = true;
-      trustProblems.push(...chain.problems);
-      dated.push(...chain.chain);
-    }
-    signers.push(entry);
+  for (const s of v.signers) {
+    if (!s.cert) continue;
+    signers.push({
+      subject: s.cert.subject, issuer: s.cert.issuer, algorithm: s.algorithm, signingTime: s.signingTime?.toISOString(),
+      notBefore: s.cert.notBefore.toISOString(), notAfter: s.cert.notAfter.toISOString(), fingerprint: s.cert.fingerprint, valid: v.signatureOk,
+      ...(s.chain ? { trusted: s.chain.ok && v.signatureOk, chain: s.chain.chain.map((c) => c.subject) } : {}),
+    });
   }
-  // without a trust file the chain is unknown: date every certificate the signature carries
-  if (!o.trust) dated.push(...cms.certificates);
   report.signature = { signers };
-  const desc = signers.map((s) => `${s.subject} (${s.algorithm}${s.signingTime ? `, signed ${s.signingTime.slice(0, 10)}` : ''})`).join(', ');
-  add('signature', problems.length ? 'fail' : 'pass', problems.length ? problems.join('; ') : `valid CMS signature by ${desc}`);
-  if (!o.trust) {
-    add('trust', 'fail', `not checked: give --trust with the certificate(s) devices trust; the signer ${signers.map((s) => s.subject).join(', ')} is otherwise unproven`);
+  if (!v.signatureOk) {
+    add('signature', 'fail', `sw-description.sig: ${v.signatureProblem ?? 'invalid'}; the client refuses it ("Signature verification failed")`);
   } else {
-    add('trust', anyTrusted ? 'pass' : 'fail', anyTrusted
-      ? `signer chains to ${o.trustOrigin ?? 'the trust file'} (purpose ${o.purpose ?? 'emailProtection'}): ${signers.find((s) => s.trusted)?.chain?.join(' <- ')}`
-      : [...new Set(trustProblems)].join('; ') || 'no signer is trusted');
+    const desc = signers.map((s) => `${s.subject} (${s.algorithm}${s.signingTime ? `, signed ${s.signingTime.slice(0, 10)}` : ''})`).join(', ');
+    add('signature', 'pass', `valid CMS signature by ${desc || 'an unnamed signer'}`);
   }
-  checkExpiry([...new Set(dated)], now, o.expiryWarningDays ?? 90, add);
+  if (!store) {
+    add('trust', 'fail', `not checked: give --trust with the certificate(s) devices trust; the signer ${signers.map((s) => s.subject).join(', ') || '(unknown)'} is otherwise unproven`);
+  } else if (!v.signatureOk) {
+    add('trust', 'fail', 'not checked: the client checks the signer\'s chain only after the signature verifies');
+  } else {
+    const good = v.signers.find((s) => s.chain?.ok);
+    add('trust', good ? 'pass' : 'fail', good
+      ? `signer chains to ${o.trustOrigin ?? 'the trust file'} (purpose ${store.purpose}): ${good.chain!.chain.map((c) => c.subject).join(' <- ')}`
+      : `the device refuses it ("Authentication of all signatures failed"): ${[...new Set(v.signers.map((s) => s.chain?.reason ?? 'signer certificate not found'))].join('; ')}`);
+  }
+  // dates: the chain the device builds when known, else every certificate the signature carries
+  const dated = new Set<CertInfo>();
+  for (const s of v.signers) {
+    if (s.cert) dated.add(s.cert);
+    for (const c of s.chain?.chain ?? []) dated.add(c);
+  }
+  if (!store) for (const c of v.cms?.certificates ?? []) dated.add(c);
+  checkExpiry([...dated], now, o.expiryWarningDays ?? 90, add);
 }
 
 const ymd = (d: Date): string => d.toISOString().slice(0, 10);

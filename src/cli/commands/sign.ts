@@ -6,6 +6,7 @@ import { OtapackError, ioError } from '../../errors.js';
 import { formatBytes } from '../../util/units.js';
 import { cliReporter, printJson, say, bold } from '../output.js';
 import { signerOptions } from '../signing.js';
+import type { CertPurpose } from '../../crypto/cms-verify.js';
 
 export async function run(args: unknown[], o: Record<string, unknown>): Promise<number> {
   const reporter = cliReporter({ quiet: !!o.quiet });
@@ -24,7 +25,7 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
   const expectCert = signature && o.cert ? (await loadCertificates(String(o.cert), undefined, 'certificate'))?.[0] : undefined;
   const trust = o.trust ? await loadCertificates(String(o.trust), undefined, 'trust file') : undefined;
   const r = await resignBundle({
-    input: String(args[0]), output: String(o.output), signer, signature, expectCert, trust, expiryWarningDays, reporter,
+    input: String(args[0]), output: String(o.output), signer, signature, expectCert, trust, purpose: o.certPurpose as CertPurpose | undefined, expiryWarningDays, reporter,
   });
   if (o.json) {
     printJson({

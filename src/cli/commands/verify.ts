@@ -1,7 +1,7 @@
 import { verifyBundle, type CheckStatus } from '../../swu/verify.js';
 import { OtapackError } from '../../errors.js';
 import { loadAesKey, loadCertificates } from '../../crypto/keys.js';
-import type { CertPurpose } from '../../crypto/trust.js';
+import type { CertPurpose } from '../../crypto/cms-verify.js';
 import { parseExpiryWarning } from '../../crypto/resolve-signer.js';
 import { formatBytes } from '../../util/units.js';
 import { cliReporter, printJson, say, bold, green, red, yellow, dim } from '../output.js';
