@@ -121,7 +121,7 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   const anchors = trustAnchors(signer, trustCerts);
   if (signer && anchors) {
     // the devices' verdict on our own signer, before any work: a mismatch would brick updates
-    const v = await verifyChain(signer.cert, { anchors, purpose: cfg.update.certPurpose, origin: o.trust ?? 'the trust file convert installs' });
+    const v = await verifyChain(signer.cert, { anchors, purpose: cfg.update.certPurpose, origin: o.trust ?? 'the trust file convert installs' }, signer.chain);
     if (!v.ok) throw new OtapackError('KEY', `devices would refuse every bundle signed by ${signer.cert.subject}: ${v.reason}`);
   }
   const trustPem = anchors?.map((c) => certPem(c.der)).join('');
