@@ -108,7 +108,7 @@ function numberToken(s: string, at: number): Tok | undefined {
   const after = s[q];
   if (q > d0 && q - d0 <= 9 && after !== '.' && after !== 'e' && after !== 'E' && after !== 'L' && !(q - d0 === 1 && s[d0] === '0' && (after === 'x' || after === 'X'))) {
     const text = s.slice(at, q);
-    return { k: 'int', at, text, node: { t: 'int', v: Number(text) } };
+    return { k: 'int', at, text, node: { t: 'int', v: Number(text) | 0 } }; // | 0: no -0 in C
   }
   // flex: the longest match wins, the earlier rule on a tie (float, int, int64, hex, hex64)
   const cands: [TokKind | 'hex' | 'hex64', string][] = [

@@ -199,7 +199,7 @@ export function parseJsonC(bytes: string): JsonNode {
     }
     if (isDouble) while (buf.length > 1 && /[eE+-]$/.test(buf)) buf = buf.slice(0, -1);
     if (!isDouble && /^-?[0-9]/.test(buf)) {
-      if (buf.length <= 15) return { t: 'int', v: Number(buf) };
+      if (buf.length <= 15) return { t: 'int', v: Number(buf) || 0 }; // || 0: no -0 in C
       // strtoll for a negative number, strtoull otherwise: both saturate
       return { t: 'int', v: saturate(buf, -(1n << 63n), (1n << 64n) - 1n) };
     }
@@ -421,7 +421,7 @@ export function readManifest(text: string | Uint8Array): ParsedManifest {
     let isSet = false;
     for (const kind of ARTIFACT_KINDS) {
       const list = child(g, kind);
-      if (!list || !(list.t === 'list' || list.t === 'array' || list.t === 'group')) continue;
+      if (!list || !(list.t === 'list' || list.t === 'array' || (list.t === 'group' && syntax === 'libconfig'))) continue;
       isSet = true;
       elements(list, syntax).forEach((item, i) => {
         if (!isGroup(item)) return;
