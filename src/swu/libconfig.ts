@@ -232,6 +232,13 @@ class Scanner {
   }
 }
 
+// The parser below accepts grammar.y's language and also counts the height of the state stack
+// bison would have (one state per symbol, plus the initial one), so that "memory exhausted" falls
+// exactly where it does on the device. Per grammar.y: a setting is NAME $@ EQUALS value
+// terminator; a group is '{' $@ settings '}'; a list or array is '(' $@ values ')'; an empty
+// optional part and each completed left-recursive list (settings, values) hold one state.
+// `v` is the height under a group's or vector's opening token, `hs` the height under a group's
+// first setting (one more once its first setting has been reduced to a setting_list).
 interface GroupFrame { kind: 'group'; node: { t: 'group'; m: Map<string, LcNode> }; hs: number; v: number; count: number; name?: string; close: 'eof' | '}' }
 interface VectorFrame { kind: 'vector'; node: { t: 'list' | 'array'; items: LcNode[] }; v: number; close: ')' | ']' }
 
