@@ -145,7 +145,7 @@ export async function resignBundle(o: ResignOptions): Promise<ResignResult> {
     const layout = await readLayout(reader);
     let manifest;
     try {
-      manifest = readManifest(layout.manifest.toString('utf8'));
+      manifest = readManifest(layout.manifest);
     } catch (e) {
       throw new OtapackError('INPUT', `${o.input}: sw-description is not valid libconfig or JSON (${(e as Error).message})`);
     }

@@ -109,7 +109,7 @@ export async function verifyBundle(path: string, o: VerifyOptions = {}): Promise
     else {
       try {
         manifestBytes = await reader.readEntry(mEntry, MAX_MANIFEST);
-        manifest = readManifest(manifestBytes.toString('utf8'));
+        manifest = readManifest(manifestBytes); // bytes as the client reads them (no UTF-8 decoding)
         const problems: string[] = [];
         if (!manifest.software) problems.push('no "software" group');
         if (!manifest.hardwareCompatibility?.length) problems.push('no hardware-compatibility (SWUpdate requires it)');
