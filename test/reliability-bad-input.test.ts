@@ -159,7 +159,7 @@ describe('certificates that devices would refuse are refused', () => {
     // and verify, judged at a later device time, fails trust on expiry
     const v = await otapack(['verify', join(dir, 'soon.swu'), '--trust', c.cert, '--time', new Date(Date.now() + 60 * DAY).toISOString()]);
     expect(v.code).toBe(1);
-    expect(v.stderr).toMatch(/FAIL\s+trust\s+certificate CN=soon expired on/);
+    expect(v.stderr).toMatch(/FAIL\s+trust\s+.*CN=soon: expired on \d{4}-\d\d-\d\d/);
   });
   test('a certificate for the wrong purpose', async () => {
     const both = join(dir, 'both.swu');
@@ -176,7 +176,7 @@ describe('certificates that devices would refuse are refused', () => {
     expect((await otapack(['bundle', spec, '-o', out, '--key', k, '--cert', c])).code).toBe(0);
     const v = await otapack(['verify', out, '--trust', c]);
     expect(v.code).toBe(1);
-    expect(v.stderr).toMatch(/FAIL\s+trust\s+signer certificate CN=tls-only has an extended key usage without emailProtection/);
+    expect(v.stderr).toMatch(/FAIL\s+trust\s+.*CN=tls-only: unsuitable certificate purpose .*its extended key usage serverAuth is without emailProtection/);
   });
 });
 

@@ -166,8 +166,27 @@ function explain(cert: CertInfo, error: NonNullable<ChainVerdict['error']>, chai
   if (error.code === 18 && chain.length <= 1) return `${base}: the signer is self-signed and not in ${file}`;
   if (error.code === 10) return `${who}: expired on ${at?.notAfter.toISOString().slice(0, 10) ?? '?'} (OpenSSL verify error 10 at depth ${error.depth}); the device refuses the signature`;
   if (error.code === 9) return `${who}: not valid before ${at?.notBefore.toISOString().slice(0, 10) ?? '?'} (OpenSSL verify error 9 at depth ${error.depth}); the device refuses the signature`;
-  if (error.code === 26) return `${base}: not usable for --cert-purpose ${store.purpose} (key usage / extended key usage / CA constraints)`;
+  if (error.code === 26) return `${base}: not usable for --cert-purpose ${store.purpose}${purposeHint(at, error.depth, store.purpose)}`;
   return base;
+}
+
+const EKU_NAMES: Record<string, string> = {
+  [OID.ekuEmailProtection]: 'emailProtection', [OID.ekuCodeSigning]: 'codeSigning', '1.3.6.1.5.5.7.3.1': 'serverAuth',
+  '1.3.6.1.5.5.7.3.2': 'clientAuth', '2.5.29.37.0': 'anyExtendedKeyUsage', '1.3.6.1.5.5.7.3.8': 'timeStamping', '1.3.6.1.5.5.7.3.9': 'OCSPSigning',
+};
+
+/** Which extension most likely made OpenSSL call the purpose unsuitable: words for the report only. */
+function purposeHint(c: CertInfo | undefined, depth: number, purpose: CertPurpose): string {
+  if (!c) return '';
+  const want = purpose === 'codeSigning' ? OID.ekuCodeSigning : OID.ekuEmailProtection;
+  if (c.extKeyUsage && !c.extKeyUsage.includes(want)) {
+    return ` (its extended key usage ${c.extKeyUsage.map((o) => EKU_NAMES[o] ?? o).join(', ')} is without ${purpose})`;
+  }
+  if (depth === 0 && purpose === 'emailProtection' && c.keyUsage && !c.keyUsage.has('digitalSignature') && !c.keyUsage.has('nonRepudiation')) {
+    return ` (its key usage ${[...c.keyUsage].join(', ')} has neither digitalSignature nor nonRepudiation)`;
+  }
+  if (depth > 0) return ' (not a usable CA: basicConstraints / keyUsage keyCertSign)';
+  return '';
 }
 
 /**
