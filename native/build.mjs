@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const src = join(here, 'deflate.c');
+const walker = join(here, 'deflate-walk.h'); // included by deflate.c (and by the fuzz driver)
 const out = join(here, 'build', 'otapack_deflate.node');
 const required = process.env.OTAPACK_NATIVE_REQUIRED === '1';
 
@@ -27,7 +28,7 @@ const nodeInclude = [join(dirname(process.execPath), '..', 'include', 'node'), '
 if (!nodeInclude) skip("Node's headers (node_api.h) not found");
 const cc = process.env.CC || 'cc';
 if (spawnSync(cc, ['--version'], { stdio: 'ignore' }).status !== 0) skip(`no C compiler (${cc}); apt-get install gcc libc6-dev`);
-if (existsSync(out) && statSync(out).mtimeMs > statSync(src).mtimeMs && statSync(out).mtimeMs > statSync(fileURLToPath(import.meta.url)).mtimeMs) process.exit(0);
+if (existsSync(out) && [src, walker, fileURLToPath(import.meta.url)].every((f) => statSync(out).mtimeMs > statSync(f).mtimeMs)) process.exit(0);
 
 mkdirSync(dirname(out), { recursive: true });
 const tmp = join(dirname(out), `otapack_deflate.${process.pid}.tmp.node`); // .node: require() loads it as an addon
