@@ -21,6 +21,7 @@ import { applyPlan, type ConvertResult } from './apply.js';
 import { stage } from '../util/profile.js';
 import { makeOutputDir } from '../util/atomic-file.js';
 import { refuseOverwritingInputs, keyInputs } from '../util/no-clobber.js';
+import { REPRODUCIBLE_EPOCH } from '../util/reproducible.js';
 
 export interface ConvertOptions extends Omit<SignerOptions, 'env' | 'now'> {
   input: string;
@@ -119,6 +120,8 @@ async function devKeys(outDir: string, exists: boolean): Promise<{ signer: Signe
 export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   const reporter = o.reporter ?? silentReporter;
   const cfg: ConvertConfig = await loadConvertConfig(o.config);
+  // --reproducible without SOURCE_DATE_EPOCH: a fixed time, not the clock (util/reproducible.ts)
+  const timestamp = o.timestamp ?? (o.reproducible ? REPRODUCIBLE_EPOCH : undefined);
   // every input is checked before anything is generated or written
   await checkInput(o.input);
   const fromCli = o.key !== undefined || o.signCommand !== undefined;
@@ -164,7 +167,7 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
       layout.image = o.input; // reports and messages name the user's file
       const plan = planConversion(layout, cfg, o.input);
       for (const w of plan.warnings) reporter.warn(w);
-      const r = await applyPlan({ plan, cfg, input: raw, outDir: o.outDir, signer, aes, trustPem: trustPem ?? '', timestamp: o.timestamp, reproducible: o.reproducible, imageSha256: o.imageSha256, reporter, extraOutputs });
+      const r = await applyPlan({ plan, cfg, input: raw, outDir: o.outDir, signer, aes, trustPem: trustPem ?? '', timestamp, reproducible: o.reproducible, imageSha256: o.imageSha256, reporter, extraOutputs });
       return { ...r, devKeys: devDir, input: { path: o.input, compressed } };
     });
     outDirs.keep();
