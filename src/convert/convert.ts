@@ -22,6 +22,7 @@ import { stage } from '../util/profile.js';
 import { makeOutputDir } from '../util/atomic-file.js';
 import { refuseOverwritingInputs, keyInputs } from '../util/no-clobber.js';
 import { REPRODUCIBLE_EPOCH } from '../util/reproducible.js';
+import { findOtapackDisk, alreadyConverted, type OtapackDisk } from './otapack-disk.js';
 
 export interface ConvertOptions extends Omit<SignerOptions, 'env' | 'now'> {
   input: string;
@@ -71,9 +72,19 @@ async function withInput<T>(input: string, workParent: string, fn: (raw: string,
   }
 }
 
-export async function inspectImage(input: string, configPath?: string): Promise<ConvertPlan> {
+/** What inspect shows: the conversion plan, or, for a disk otapack already converted, its A/B layout. */
+export async function inspectInput(input: string, configPath?: string): Promise<{ plan: ConvertPlan; abDisk?: undefined } | { abDisk: OtapackDisk; plan?: undefined }> {
   const cfg = await loadConvertConfig(configPath);
-  return withInput(input, tmpdir(), async (raw) => planConversion(await detectLayout(raw), cfg, input));
+  return withInput(input, tmpdir(), async (raw) => {
+    const abDisk = await findOtapackDisk(raw, input);
+    return abDisk ? { abDisk } : { plan: planConversion(await detectLayout(raw), cfg, input) };
+  });
+}
+
+export async function inspectImage(input: string, configPath?: string): Promise<ConvertPlan> {
+  const r = await inspectInput(input, configPath);
+  if (r.abDisk) throw alreadyConverted(r.abDisk);
+  return r.plan;
 }
 
 /** The certificates devices will trust: --trust, else the self-signed root of the signing chain. */
@@ -163,6 +174,8 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   const outDirs = await makeOutputDir(o.outDir);
   try {
     const r = await withInput(o.input, dirname(join(o.outDir, 'x')), async (raw, compressed) => {
+      const abDisk = await findOtapackDisk(raw, o.input);
+      if (abDisk) throw alreadyConverted(abDisk);
       const layout = await stage('convert: detect layout', () => detectLayout(raw));
       layout.image = o.input; // reports and messages name the user's file
       const plan = planConversion(layout, cfg, o.input);
