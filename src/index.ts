@@ -18,6 +18,7 @@ export { parseCertificates, type CertInfo } from './crypto/x509.js';
 export type { Signer, SignerKind } from './crypto/signer.js';
 
 // disk images
-export { convertImage, inspectImage, type ConvertOptions, type ConvertOutcome } from './convert/convert.js';
+export { convertImage, inspectImage, inspectInput, type ConvertOptions, type ConvertOutcome } from './convert/convert.js';
+export type { OtapackDisk } from './convert/otapack-disk.js';
 export type { ConvertPlan } from './convert/plan.js';
 export { readPartitionTable, writePartitionTable, type PartitionTable, type Partition, type NewPartition } from './disk/table.js';
