@@ -19,6 +19,7 @@ export type { Signer, SignerKind } from './crypto/signer.js';
 export { verifyCms, verifyChain, type CmsVerdict, type ChainVerdict, type TrustStore, type CertPurpose } from './crypto/cms-verify.js';
 
 // disk images
-export { convertImage, inspectImage, type ConvertOptions, type ConvertOutcome } from './convert/convert.js';
+export { convertImage, inspectImage, inspectInput, type ConvertOptions, type ConvertOutcome } from './convert/convert.js';
+export type { OtapackDisk } from './convert/otapack-disk.js';
 export type { ConvertPlan } from './convert/plan.js';
 export { readPartitionTable, writePartitionTable, type PartitionTable, type Partition, type NewPartition } from './disk/table.js';

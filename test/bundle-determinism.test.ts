@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { otapack, tmp } from './helpers/run.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { swupdateOk } from './helpers/swupdate.js';
 import { keygen, makeExt4, writeSpec, abSpec, type KeyDir } from './helpers/bundle-fixtures.js';
 
@@ -24,7 +25,7 @@ beforeAll(async () => {
   encSpec = writeSpec(dir, 'enc.yaml', abSpec({ slotA: '/dev/mmcblk0p2', slotB: '/dev/mmcblk0p3', file: payload, compress: 'zlib', encrypt: true }));
 });
 
-const build = async (name: string, args: string[], e: Record<string, string> = env): Promise<string> => {
+const build = async (name: string, args: string[], e: Record<string, string | undefined> = env): Promise<string> => {
   const out = join(dir, name);
   const r = await otapack(['bundle', ...args, '-o', out], { env: e });
   expect(r.code, r.stderr).toBe(0);
@@ -51,6 +52,22 @@ describe('deterministic bundles', () => {
     expect(sha(c)).toBe(sha(d));
     const v = await otapack(['verify', c, '--allow-unsigned', '--aes-key', keys.aes]);
     expect(v.code, v.stderr).toBe(0);
+  });
+
+  test('--reproducible without SOURCE_DATE_EPOCH: signed and encrypted, identical across runs at different times, the same as SOURCE_DATE_EPOCH=1704067200, and the client accepts it', async () => {
+    const args = [encSpec, '--key', keys.key, '--cert', keys.cert, '--aes-key', keys.aes, '--reproducible'];
+    const noEpoch = { SOURCE_DATE_EPOCH: undefined };
+    const a = await build('n1.swu', args, noEpoch);
+    await sleep(1100);
+    const b = await build('n2.swu', args, noEpoch);
+    expect(sha(b)).toBe(sha(a));
+    expect(sha(await build('n3.swu', args, { SOURCE_DATE_EPOCH: '1704067200' }))).toBe(sha(a));
+    // the twin: without --reproducible the signing time (and the ivt) come from the clock and chance
+    const c = await build('n4.swu', args.slice(0, -1), noEpoch);
+    expect(sha(c)).not.toBe(sha(a));
+    // the fixed signing time (2024-01-01) is older than this certificate: the client does not mind
+    const r = await swupdateOk(a, { check: true, cert: keys.cert, aesKey: keys.aes, select: 'stable,copy2' });
+    expect(r.ok, r.output).toBe(true);
   });
 
   test('signed with RSA PKCS#1 v1.5: identical with SOURCE_DATE_EPOCH, and the client accepts it', async () => {

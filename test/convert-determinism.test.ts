@@ -7,8 +7,9 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { otapack, tmp } from './helpers/run.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { keygen, type KeyDir } from './helpers/bundle-fixtures.js';
-import { buildBuildrootImage, buildEfiImage, type FixtureImage } from './helpers/images.js';
+import { buildBuildrootImage, buildEfiImage, buildArmbianImage, type FixtureImage } from './helpers/images.js';
 
 let dir: string;
 let keys: KeyDir;
@@ -20,8 +21,8 @@ beforeAll(async () => {
 });
 
 let lastStderr = '';
-async function convert(img: FixtureImage, out: string, epoch: string, env: Record<string, string> = {}): Promise<Record<string, string>> {
-  const r = await otapack(['convert', img.path, '-o', out, '--key', keys.key, '--cert', keys.cert, '--aes-key', keys.aes, '--reproducible', '-q'], { env: { SOURCE_DATE_EPOCH: epoch, ...env } });
+async function convert(img: FixtureImage, out: string, epoch: string | undefined, env: Record<string, string> = {}, flags = ['--reproducible']): Promise<Record<string, string>> {
+  const r = await otapack(['convert', img.path, '-o', out, '--key', keys.key, '--cert', keys.cert, '--aes-key', keys.aes, ...flags, '-q'], { env: { SOURCE_DATE_EPOCH: epoch, ...env } });
   expect(r.code, r.stderr).toBe(0);
   lastStderr = r.stderr;
   const base = img.path.replace(/^.*\//, '').replace(/\.img$/, '');
@@ -45,6 +46,36 @@ describe('convert --reproducible', () => {
       expect(c.img).not.toBe(a.img);
       expect(c.swu).not.toBe(a.swu);
     });
+  }
+});
+
+// --reproducible is reproducible by itself: without SOURCE_DATE_EPOCH every time otapack would
+// take from the clock is the documented fixed time, 2024-01-01T00:00:00Z (src/util/reproducible.ts).
+test('--reproducible without SOURCE_DATE_EPOCH: byte-identical across folders and wall-clock times, the same as SOURCE_DATE_EPOCH=1704067200', async () => {
+  const img = await buildBuildrootImage(join(dir, 'no-epoch'));
+  const a = await convert(img, join(dir, 'no-epoch-1'), undefined);
+  await sleep(1100); // every timestamp the tools could take from the clock moves on
+  const b = await convert(img, join(dir, 'elsewhere/no-epoch-2'), undefined);
+  expect(b).toEqual(a);
+  expect(await convert(img, join(dir, 'no-epoch-3'), '1704067200')).toEqual(a);
+  const v = await otapack(['verify', join(dir, 'no-epoch-1', `${img.path.replace(/^.*\//, '').replace(/\.img$/, '')}.swu`), '--trust', keys.cert, '--aes-key', keys.aes, '--json']);
+  expect(v.code, v.stderr).toBe(0);
+  expect((JSON.parse(v.stdout) as { signature: { signers: { signingTime: string }[] } }).signature.signers[0]!.signingTime).toBe('2024-01-01T00:00:00.000Z');
+  // the twin that shows the comparison can fail: without --reproducible the clock shows through
+  const c = await convert(img, join(dir, 'no-epoch-4'), undefined, {}, []);
+  await sleep(1100);
+  const d = await convert(img, join(dir, 'no-epoch-5'), undefined, {}, []);
+  expect(d.img).not.toBe(c.img);
+  expect(d.swu).not.toBe(c.swu);
+});
+
+test('--reproducible without SOURCE_DATE_EPOCH for the other layouts: EFI (GRUB, ESP) and Armbian (a new FAT boot partition)', async () => {
+  for (const [name, build] of [['efi', buildEfiImage], ['armbian', buildArmbianImage]] as const) {
+    const img = await build(join(dir, `no-epoch-${name}`));
+    const a = await convert(img, join(dir, `no-epoch-${name}-1`), undefined);
+    await sleep(1100);
+    const b = await convert(img, join(dir, `no-epoch-${name}-2`), undefined);
+    expect(b, name).toEqual(a);
   }
 });
 

@@ -113,6 +113,11 @@ describe('--json output matches docs/json.md', () => {
     expect(e.input.table.kind).toBe('gpt');
   });
 
+  test('inspect of a disk otapack already converted: its A/B layout, no plan', async () => {
+    const ab = check(await otapack(['inspect', join(dir, 'conv/sdcard.img'), '--json']), 'otapack.abdisk/1');
+    expect(ab).toMatchObject({ slotA: 2, slotB: 3, bootPartition: 1, dataPartition: 4, bootloader: 'uboot', markedBy: 2 });
+  });
+
   test('errors: one otapack.error/1 object on stdout whose exitCode is the exit status', async () => {
     const missing = await otapack(['bundle', join(dir, 'nope.yaml'), '-o', join(dir, 'x.swu'), '--unsigned', '--json']);
     expect(missing.code).not.toBe(0);

@@ -2,7 +2,7 @@
 // that command runs, so `otapack --help` and small verifies start fast.
 import { Command, Option, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
-import { installSignalHandlers, runAction, setDebug } from './run.js';
+import { installSignalHandlers, runAction, setDebug, setJsonMode, printJsonError } from './run.js';
 import { setTask } from '../util/cleanup.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -14,8 +14,31 @@ const program = new Command()
   .option('--debug', 'show stack traces and tool details on errors')
   .option('-q, --quiet', 'print only warnings and errors')
   .showHelpAfterError('(run otapack --help for usage)')
+  // the parser's message on one line ("unknown option '--ouput' (Did you mean --output?)");
+  // set before the commands are added, which copy it
+  .configureOutput({ outputError: (str, write) => write(str.replace(/\n(?=.)/g, ' ')) })
   .exitOverride()
-  .hook('preAction', (cmd) => setDebug(!!cmd.optsWithGlobals().debug));
+  .hook('preAction', (cmd, action) => {
+    setDebug(!!cmd.optsWithGlobals().debug);
+    checkRequired(action);
+  });
+
+// commander checks mandatory options before unknown ones, so a typo (`--ouput x`) would be
+// reported as a missing --output instead of "unknown option '--ouput' (Did you mean --output?)".
+// Required options are plain options checked here, once the parser has refused unknown ones.
+const required = new Set<Option>();
+function requiredOption(flags: string, description: string): Option {
+  const o = new Option(flags, description);
+  required.add(o);
+  return o;
+}
+function checkRequired(cmd: Command): void {
+  for (const o of cmd.options) {
+    if (required.has(o) && cmd.getOptionValue(o.attributeName()) === undefined) {
+      cmd.error(`error: required option '${o.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue', exitCode: 2 });
+    }
+  }
+}
 
 type Opts = Record<string, unknown>;
 const lazy = (mod: string) => (...args: unknown[]) => {
@@ -43,7 +66,7 @@ const signingOptions = (c: Command): Command =>
 program
   .command('keygen')
   .description('create a signing key, its certificate and an AES-256 key (development or release)')
-  .requiredOption('--out <dir>', 'directory for signing.key, signing.crt, aes.key (and ca.key, ca.crt with --ca)')
+  .addOption(requiredOption('--out <dir>', 'directory for signing.key, signing.crt, aes.key (and ca.key, ca.crt with --ca)'))
   .option('--cn <name>', 'certificate common name', 'otapack signer')
   .option('--org <name>', 'certificate organisation')
   .option('--days <n>', 'certificate lifetime in days (default 7300, 20 years)')
@@ -59,7 +82,7 @@ signingOptions(
     .command('bundle')
     .description('build a SWUpdate .swu bundle from a YAML spec')
     .argument('<spec>', 'bundle spec (YAML)')
-    .requiredOption('-o, --output <file>', 'output .swu'),
+    .addOption(requiredOption('-o, --output <file>', 'output .swu')),
 )
   .option('--aes-key <file>', 'AES key file "KEYHEX IVHEX" for images with encrypt: true (or $OTAPACK_AES_KEY)')
   .option('--unsigned', 'build without a signature (devices with signature checking refuse it)')
@@ -74,7 +97,7 @@ signingOptions(
     .command('sign')
     .description('sign or re-sign a bundle without recompressing anything, or attach a signature made elsewhere')
     .argument('<bundle>', 'input .swu')
-    .requiredOption('-o, --output <file>', 'output .swu'),
+    .addOption(requiredOption('-o, --output <file>', 'output .swu')),
 )
   .option('--signature <file>', 'attach this DER CMS signature (made elsewhere over the bytes `otapack manifest` prints)')
   .option('--trust <file>', 'with --signature: also require the signature to chain to these certificates, as devices check it')
@@ -107,7 +130,7 @@ signingOptions(
     .command('convert')
     .description('turn a disk image into an A/B disk, its bmap and a signed update bundle')
     .argument('<image>', 'input disk image (.img, .img.gz, .img.xz, .img.zst)')
-    .requiredOption('-o, --output <dir>', 'output folder for <name>.img, .bmap, .swu, .json')
+    .addOption(requiredOption('-o, --output <dir>', 'output folder for <name>.img, .bmap, .swu, .json'))
     .option('-c, --config <file>', 'otapack.yaml'),
 )
   .option('--trust <file>', 'certificate(s) devices will trust (default: the self-signed signing certificate or the root of --chain)')
@@ -128,8 +151,16 @@ program
 
 program.commands.forEach((c) => c.exitOverride());
 
+/** --json anywhere before a `--`: known before the parser has run (or failed). */
+const wantsJson = (argv: string[]): boolean => {
+  const args = argv.slice(2);
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).includes('--json');
+};
+
 export async function main(argv: string[]): Promise<void> {
   installSignalHandlers();
+  setJsonMode(wantsJson(argv));
   try {
     await program.parseAsync(argv);
   } catch (e) {
@@ -138,6 +169,8 @@ export async function main(argv: string[]): Promise<void> {
         process.exitCode = 0;
         return;
       }
+      // the parser has printed its message on stderr; with --json stdout still gets the error object
+      if (wantsJson(argv)) printJsonError('USAGE', 2, e.message.replace(/^error: /, '').split('\n').map((l) => l.trim()).filter(Boolean).join(' '));
       process.exitCode = 2;
       return;
     }

@@ -6,6 +6,9 @@ import { profileLines } from '../util/profile.js';
 
 let debug = false;
 export const setDebug = (v: boolean): void => void (debug = v);
+// --json seen on the command line: errors that escape a command (unhandled rejections) still print the object
+let jsonMode = false;
+export const setJsonMode = (v: boolean): void => void (jsonMode = v);
 
 export function installSignalHandlers(): void {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(sig);
@@ -30,11 +33,11 @@ export function installSignalHandlers(): void {
 }
 
 /** With --json, a failed command still prints one JSON object on stdout (docs/json.md, otapack.error/1). */
-function printJsonError(code: string, exitCode: number, message: string): void {
+export function printJsonError(code: string, exitCode: number, message: string): void {
   printJson({ schema: 'otapack.error/1', ok: false, code, exitCode, message });
 }
 
-export function reportError(e: unknown, json = false): number {
+export function reportError(e: unknown, json = jsonMode): number {
   cleanupNow();
   if (e instanceof OtapackError) {
     if (json) printJsonError(e.code, EXIT_CODES[e.code], e.message);

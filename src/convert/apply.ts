@@ -11,7 +11,7 @@ import { open, mkdir, mkdtemp, rm, writeFile, type FileHandle } from 'node:fs/pr
 import { createHash } from 'node:crypto';
 import { join, basename } from 'node:path';
 import { ioError } from '../errors.js';
-import { AtomicFile, writeFileAtomic, syncDir } from '../util/atomic-file.js';
+import { AtomicFile, writeFileAtomic, syncDir, stageFiles, type StagedFiles } from '../util/atomic-file.js';
 import { registerTempDir, unregisterTempDir, commitOutputs } from '../util/cleanup.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { copyRange } from '../disk/sparse-copy.js';
@@ -51,6 +51,8 @@ export interface ApplyOptions {
    */
   imageSha256?: boolean;
   reporter?: Reporter;
+  /** Files published together with the outputs (convert's development keys), never before them. */
+  extraOutputs?: { path: string; data: string; mode: number }[];
 }
 
 export interface OutputFile { path: string; size: number; sha256: string }
@@ -80,6 +82,7 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
   const img = await AtomicFile.create(names.image);
   let inFh: FileHandle | undefined;
   let direct: DirectTarget | undefined;
+  let extras: StagedFiles | undefined;
   try {
     const out = img.handle;
     await out.truncate(plan.imageSize);
@@ -240,7 +243,9 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     // commit: image, bmap, bundle, then the report that describes them
     // (interruptions are held until all four are in place: never a mix of old and new)
     const reportText = JSON.stringify(reportJson(result), null, 2) + '\n';
+    extras = await stageFiles(o.extraOutputs ?? []);
     await stage('convert: commit outputs', () => commitOutputs(async () => {
+      await extras!.commit();
       await img.commit();
       await renameInto(bmapTmp, names.bmap);
       await renameInto(join(work, basename(names.bundle)), names.bundle);
@@ -249,6 +254,7 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     }));
     return result;
   } catch (e) {
+    await extras?.abort();
     await img.abort();
     throw asWriteError(e, names.image);
   } finally {

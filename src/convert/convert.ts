@@ -1,6 +1,6 @@
 // `otapack convert` as a library call: config → input (decompressed if needed) → detection →
 // plan → keys → apply. Also `inspectImage`, the same up to the plan, writing nothing.
-import { mkdir, mkdtemp, rm, access, readFile } from 'node:fs/promises';
+import { mkdtemp, rm, access, readFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { OtapackError, ioError } from '../errors.js';
@@ -11,14 +11,19 @@ import { resolveSigner, type SignerOptions } from '../crypto/resolve-signer.js';
 import { loadAesKey, parsePrivateKey, parseAesKey } from '../crypto/keys.js';
 import { parseCertificates, certPem, type CertInfo } from '../crypto/x509.js';
 import { KeyObjectSigner, schemeFor, type Signer } from '../crypto/signer.js';
-import { writeKeyFiles } from '../crypto/key-files.js';
+import { keyFileContents } from '../crypto/key-files.js';
+import { generateKeySet } from '../crypto/keygen.js';
 import { verifyChain } from '../crypto/cms-verify.js';
 import type { AesKey } from '../crypto/keys.js';
 import { loadConvertConfig, type ConvertConfig } from './config.js';
 import { detectLayout } from './detect.js';
-import { planConversion, type ConvertPlan } from './plan.js';
+import { planConversion, outputName, type ConvertPlan } from './plan.js';
 import { applyPlan, type ConvertResult } from './apply.js';
 import { stage } from '../util/profile.js';
+import { makeOutputDir } from '../util/atomic-file.js';
+import { refuseOverwritingInputs, keyInputs } from '../util/no-clobber.js';
+import { REPRODUCIBLE_EPOCH } from '../util/reproducible.js';
+import { findOtapackDisk, alreadyConverted, type OtapackDisk } from './otapack-disk.js';
 
 export interface ConvertOptions extends Omit<SignerOptions, 'env' | 'now'> {
   input: string;
@@ -39,12 +44,16 @@ export interface ConvertOutcome extends ConvertResult {
   input: { path: string; compressed: string };
 }
 
-async function withInput<T>(input: string, workParent: string, fn: (raw: string, compressed: string) => Promise<T>): Promise<T> {
+async function checkInput(input: string): Promise<void> {
   try {
     await access(input);
   } catch (e) {
     throw ioError('INPUT', input, e);
   }
+}
+
+async function withInput<T>(input: string, workParent: string, fn: (raw: string, compressed: string) => Promise<T>): Promise<T> {
+  await checkInput(input);
   const work = await mkdtemp(join(workParent, '.otapack-input-')).catch((e) => { throw ioError('IO', `cannot write in ${workParent}`, e); });
   registerTempDir(work);
   try {
@@ -64,9 +73,19 @@ async function withInput<T>(input: string, workParent: string, fn: (raw: string,
   }
 }
 
-export async function inspectImage(input: string, configPath?: string): Promise<ConvertPlan> {
+/** What inspect shows: the conversion plan, or, for a disk otapack already converted, its A/B layout. */
+export async function inspectInput(input: string, configPath?: string): Promise<{ plan: ConvertPlan; abDisk?: undefined } | { abDisk: OtapackDisk; plan?: undefined }> {
   const cfg = await loadConvertConfig(configPath);
-  return withInput(input, tmpdir(), async (raw) => planConversion(await detectLayout(raw), cfg, input));
+  return withInput(input, tmpdir(), async (raw) => {
+    const abDisk = await findOtapackDisk(raw, input);
+    return abDisk ? { abDisk } : { plan: planConversion(await detectLayout(raw), cfg, input) };
+  });
+}
+
+export async function inspectImage(input: string, configPath?: string): Promise<ConvertPlan> {
+  const r = await inspectInput(input, configPath);
+  if (r.abDisk) throw alreadyConverted(r.abDisk);
+  return r.plan;
 }
 
 /**
@@ -85,35 +104,71 @@ function trustAnchors(signer: Signer | undefined, trust: CertInfo[] | undefined)
   return [root, ...signer.chain.filter((c) => c !== root && !c.selfIssued)];
 }
 
-/** Development keys in OUTDIR/keys: reused when present so re-runs keep the same trust anchor. */
-async function devKeys(outDir: string, reporter: Reporter): Promise<{ signer: Signer; aes: AesKey; dir: string }> {
+/** A file convert publishes with its outputs. */
+export interface ExtraOutput { path: string; data: string; mode: number }
+
+const devKeyPaths = (outDir: string): { dir: string; key: string; cert: string; aes: string } => {
   const dir = join(outDir, 'keys');
-  const paths = { key: join(dir, 'signing.key'), cert: join(dir, 'signing.crt'), aes: join(dir, 'aes.key') };
-  const exists = await access(paths.key).then(() => true, () => false);
-  if (!exists) await writeKeyFiles(dir, { cn: 'otapack development key', days: 3650, type: 'rsa3072', ca: false, force: true });
-  reporter.warn(`no signing key given: ${exists ? 'reusing' : 'generated'} a DEVELOPMENT key pair in ${dir}; devices made from this image trust only it. Use --key/--cert (or $OTAPACK_SIGNING_KEY/$OTAPACK_SIGNING_CERT) with your release key for production.`);
-  const key = parsePrivateKey({ data: await readFile(paths.key), origin: paths.key });
-  const cert = parseCertificates(await readFile(paths.cert), paths.cert)[0]!;
-  return { signer: new KeyObjectSigner(key, cert, [], schemeFor(cert, false), paths.key), aes: parseAesKey({ data: await readFile(paths.aes), origin: paths.aes }), dir };
+  return { dir, key: join(dir, 'signing.key'), cert: join(dir, 'signing.crt'), aes: join(dir, 'aes.key') };
+};
+
+/**
+ * Development keys in OUTDIR/keys: reused when present so re-runs keep the same trust anchor;
+ * otherwise generated in memory here and written only with the other outputs, at the end.
+ */
+async function devKeys(outDir: string, exists: boolean): Promise<{ signer: Signer; aes: AesKey; dir: string; files: ExtraOutput[] }> {
+  const paths = devKeyPaths(outDir);
+  const dir = paths.dir;
+  if (!exists) {
+    const ks = generateKeySet({ cn: 'otapack development key', days: 3650, type: 'rsa3072', ca: false });
+    return {
+      signer: new KeyObjectSigner(ks.signingKey, ks.signingCert, [], schemeFor(ks.signingCert, false), paths.key),
+      aes: { ...ks.aes, origin: paths.aes }, dir,
+      files: keyFileContents(ks).map((f) => ({ path: join(dir, f.name), data: f.data, mode: f.mode })),
+    };
+  }
+  const read = (p: string): Promise<Buffer> => readFile(p).catch((e) => { throw ioError('KEY', p, e); });
+  const key = parsePrivateKey({ data: await read(paths.key), origin: paths.key });
+  const cert = parseCertificates(await read(paths.cert), paths.cert)[0]!;
+  return { signer: new KeyObjectSigner(key, cert, [], schemeFor(cert, false), paths.key), aes: parseAesKey({ data: await read(paths.aes), origin: paths.aes }), dir, files: [] };
 }
 
 export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   const reporter = o.reporter ?? silentReporter;
   const cfg: ConvertConfig = await loadConvertConfig(o.config);
-  await mkdir(o.outDir, { recursive: true }).catch((e) => { throw ioError('IO', `cannot create ${o.outDir}`, e); });
+  // --reproducible without SOURCE_DATE_EPOCH: a fixed time, not the clock (util/reproducible.ts)
+  const timestamp = o.timestamp ?? (o.reproducible ? REPRODUCIBLE_EPOCH : undefined);
+  // every input is checked before anything is generated or written
+  await checkInput(o.input);
   const fromCli = o.key !== undefined || o.signCommand !== undefined;
-  let signer = o.unsigned ? undefined : await resolveSigner({
-    ...o,
-    key: o.key ?? (fromCli ? undefined : cfg.signing.key), cert: o.cert ?? cfg.signing.cert, chain: o.chain ?? cfg.signing.chain,
-    warn: o.warn ?? ((m) => reporter.warn(m)),
-  });
+  const signing = { key: o.key ?? (fromCli ? undefined : cfg.signing.key), cert: o.cert ?? cfg.signing.cert, chain: o.chain ?? cfg.signing.chain };
+  let signer = o.unsigned ? undefined : await resolveSigner({ ...o, ...signing, warn: o.warn ?? ((m) => reporter.warn(m)) });
   let aes = await loadAesKey(o.aesKey);
+  const needDevKeys = !signer && !o.unsigned;
+  const devKeysExist = needDevKeys && await access(devKeyPaths(o.outDir).key).then(() => true, () => false);
+  const name = outputName(o.input);
+  await refuseOverwritingInputs([
+    { path: o.outDir, what: 'folder' },
+    { path: join(o.outDir, `${name}.img`), what: 'A/B disk' },
+    { path: join(o.outDir, `${name}.bmap`), what: 'bmap' },
+    { path: join(o.outDir, `${name}.swu`), what: 'bundle' },
+    { path: join(o.outDir, `${name}.json`), what: 'report' },
+    ...(needDevKeys && !devKeysExist ? Object.entries(devKeyPaths(o.outDir)).filter(([k]) => k !== 'dir').map(([, path]) => ({ path, what: 'development key' })) : []),
+  ], [
+    { path: o.input, what: 'input image' },
+    { path: o.config, what: 'config' },
+    ...keyInputs({ ...o, ...signing }),
+    ...cfg.rootfs.files.map((f) => ({ path: f.source, what: 'rootfs.files source', from: cfg.file, tree: true })),
+    ...cfg.data.files.map((f) => ({ path: f.source, what: 'data.files source', from: cfg.file, tree: true })),
+  ]);
   let devDir: string | undefined;
-  if (!signer && !o.unsigned) {
-    const d = await devKeys(o.outDir, reporter);
+  let extraOutputs: ExtraOutput[] = [];
+  if (needDevKeys) {
+    const d = await devKeys(o.outDir, devKeysExist);
     signer = d.signer;
     aes ??= d.aes;
     devDir = d.dir;
+    extraOutputs = d.files;
   }
   if (cfg.update.encrypt && !aes) throw new OtapackError('KEY', `${cfg.file}: update.encrypt is set but no AES key was given (--aes-key or $OTAPACK_AES_KEY)`);
   if (!cfg.update.encrypt) aes = undefined;
@@ -126,12 +181,25 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   }
   const trustPem = anchors?.map((c) => certPem(c.der)).join('');
   if (!trustPem) reporter.warn('unsigned, and no --trust given: the converted devices get no trust anchor and will refuse every update until one is installed');
-  return withInput(o.input, dirname(join(o.outDir, 'x')), async (raw, compressed) => {
-    const layout = await stage('convert: detect layout', () => detectLayout(raw));
-    layout.image = o.input; // reports and messages name the user's file
-    const plan = planConversion(layout, cfg, o.input);
-    for (const w of plan.warnings) reporter.warn(w);
-    const r = await applyPlan({ plan, cfg, input: raw, outDir: o.outDir, signer, aes, trustPem: trustPem ?? '', timestamp: o.timestamp, reproducible: o.reproducible, imageSha256: o.imageSha256, reporter });
-    return { ...r, devKeys: devDir, input: { path: o.input, compressed } };
-  });
+  // a failed run removes the folders it made
+  const outDirs = await makeOutputDir(o.outDir);
+  try {
+    const r = await withInput(o.input, dirname(join(o.outDir, 'x')), async (raw, compressed) => {
+      const abDisk = await findOtapackDisk(raw, o.input);
+      if (abDisk) throw alreadyConverted(abDisk);
+      const layout = await stage('convert: detect layout', () => detectLayout(raw));
+      layout.image = o.input; // reports and messages name the user's file
+      const plan = planConversion(layout, cfg, o.input);
+      for (const w of plan.warnings) reporter.warn(w);
+      const r = await applyPlan({ plan, cfg, input: raw, outDir: o.outDir, signer, aes, trustPem: trustPem ?? '', timestamp, reproducible: o.reproducible, imageSha256: o.imageSha256, reporter, extraOutputs });
+      return { ...r, devKeys: devDir, input: { path: o.input, compressed } };
+    });
+    outDirs.keep();
+    // said once the keys exist: a run that fails writes none
+    if (devDir) reporter.warn(`no signing key given: ${devKeysExist ? 'reused' : 'generated'} a DEVELOPMENT key pair in ${devDir}; devices made from this image trust only it. Use --key/--cert (or $OTAPACK_SIGNING_KEY/$OTAPACK_SIGNING_CERT) with your release key for production.`);
+    return r;
+  } catch (e) {
+    await outDirs.undo();
+    throw e;
+  }
 }

@@ -1,10 +1,11 @@
 // Writes a generated key set to a folder: private keys and the AES key 0600, certificates 0644,
-// each file atomically; existing keys are never overwritten unless asked (a lost release key
+// all files published together (or none, and no new folder, when the run fails); existing keys are never overwritten unless asked (a lost release key
 // strands a fleet just as surely as a leaked one).
-import { mkdir, access } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OtapackError } from '../errors.js';
-import { writeFileAtomic } from '../util/atomic-file.js';
+import { stageFiles } from '../util/atomic-file.js';
+import { commitOutputs } from '../util/cleanup.js';
 import { generateKeySet, privateKeyPem, aesKeyLine, certPem, type KeySet, type KeyType } from './keygen.js';
 
 export interface KeyFilesOptions {
@@ -32,8 +33,20 @@ export interface KeyFiles {
   keys: KeySet;
 }
 
+/** The files of a key set: private keys and the AES key 0600, certificates 0644. */
+export function keyFileContents(ks: KeySet, passphrase?: string): { name: string; data: string; mode: number }[] {
+  return [
+    { name: 'signing.key', data: privateKeyPem(ks.signingKey, passphrase), mode: 0o600 },
+    { name: 'signing.crt', data: certPem(ks.signingCert.der) + (ks.ca ? certPem(ks.ca.cert.der) : ''), mode: 0o644 },
+    { name: 'aes.key', data: aesKeyLine(ks.aes), mode: 0o600 },
+    ...(ks.ca ? [
+      { name: 'ca.key', data: privateKeyPem(ks.ca.key, passphrase), mode: 0o600 },
+      { name: 'ca.crt', data: certPem(ks.ca.cert.der), mode: 0o644 },
+    ] : []),
+  ];
+}
+
 export async function writeKeyFiles(dir: string, o: KeyFilesOptions): Promise<KeyFiles> {
-  await mkdir(dir, { recursive: true }).catch((e: NodeJS.ErrnoException) => { throw new OtapackError('IO', `${dir}: cannot create (${e.code})`); });
   const p = (n: string): string => join(dir, n);
   const names = ['signing.key', 'signing.crt', 'aes.key', ...(o.ca ? ['ca.key', 'ca.crt'] : [])];
   if (!o.force) {
@@ -42,13 +55,9 @@ export async function writeKeyFiles(dir: string, o: KeyFilesOptions): Promise<Ke
     }
   }
   const ks = generateKeySet({ cn: o.cn, org: o.org, days: o.days, type: o.type, ca: o.ca });
-  await writeFileAtomic(p('signing.key'), privateKeyPem(ks.signingKey, o.passphrase), 0o600);
-  await writeFileAtomic(p('signing.crt'), certPem(ks.signingCert.der) + (ks.ca ? certPem(ks.ca.cert.der) : ''), 0o644);
-  await writeFileAtomic(p('aes.key'), aesKeyLine(ks.aes), 0o600);
-  if (ks.ca) {
-    await writeFileAtomic(p('ca.key'), privateKeyPem(ks.ca.key, o.passphrase), 0o600);
-    await writeFileAtomic(p('ca.crt'), certPem(ks.ca.cert.der), 0o644);
-  }
+  // all files (and the folder, if new) appear together or not at all
+  const staged = await stageFiles(keyFileContents(ks, o.passphrase).map((f) => ({ path: p(f.name), data: f.data, mode: f.mode })));
+  await commitOutputs(() => staged.commit());
   return {
     directory: dir,
     signingKey: p('signing.key'),

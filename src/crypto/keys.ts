@@ -18,6 +18,17 @@ export interface Secret {
   origin: string;
 }
 
+/** Whether a variable's value is the secret itself (PEM, an AES key line) rather than a path to it. */
+const isSecretText = (v: string): boolean =>
+  v.includes('-----BEGIN') || /^\s*[0-9a-fA-F]{32,64}\s+[0-9a-fA-F]{32}\s*$/.test(v) || /^\s*key\s*=/.test(v);
+
+/** The file readSecret would read (the path, or the one the variable names), if any. */
+export function secretPath(path: string | undefined, envName: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (path) return path;
+  const v = envName ? env[envName] : undefined;
+  return v === undefined || v.trim() === '' || isSecretText(v) ? undefined : v.trim();
+}
+
 /** From an explicit path, else from the environment variable (its text, or a path it names). */
 export async function readSecret(path: string | undefined, envName: string, env: NodeJS.ProcessEnv = process.env): Promise<Secret | undefined> {
   if (path) {
@@ -29,9 +40,7 @@ export async function readSecret(path: string | undefined, envName: string, env:
   }
   const v = env[envName];
   if (v === undefined || v.trim() === '') return undefined;
-  if (v.includes('-----BEGIN') || /^\s*[0-9a-fA-F]{32,64}\s+[0-9a-fA-F]{32}\s*$/.test(v) || /^\s*key\s*=/.test(v)) {
-    return { data: Buffer.from(v), origin: `$${envName}` };
-  }
+  if (isSecretText(v)) return { data: Buffer.from(v), origin: `$${envName}` };
   try {
     return { data: await readFile(v.trim()), origin: `${v.trim()} (from $${envName})` };
   } catch (e) {

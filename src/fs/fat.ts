@@ -62,15 +62,17 @@ export async function writeFat(image: string, offset: number, files: { path: str
       for (let i = 1; i < parts.length; i++) dirs.add('/' + parts.slice(0, i).join('/'));
     }
     const existing = new Set((await listFat(image, offset)).map((p) => p.replace(/\/$/, '').toLowerCase()));
+    // mtools stamps new directories with SOURCE_DATE_EPOCH when set, else with the clock
+    const env = mtime !== undefined ? { ...ENV, SOURCE_DATE_EPOCH: String(mtime) } : ENV;
     for (const d of [...dirs].sort()) {
-      if (!existing.has(d.toLowerCase())) await run('mmd', ['-i', img(image, offset), `::${d}`], { env: ENV, what: `mmd ${d}` });
+      if (!existing.has(d.toLowerCase())) await run('mmd', ['-i', img(image, offset), `::${d}`], { env, what: `mmd ${d}` });
     }
     let i = 0;
     for (const f of files) {
       const local = join(dir, `f${i++}`);
       await writeFile(local, f.data);
       if (mtime !== undefined) await utimes(local, mtime, mtime);
-      await run('mcopy', ['-o', '-m', '-i', img(image, offset), local, `::${f.path}`], { env: ENV, what: `mcopy ${f.path}` });
+      await run('mcopy', ['-o', '-m', '-i', img(image, offset), local, `::${f.path}`], { env, what: `mcopy ${f.path}` });
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

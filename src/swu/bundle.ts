@@ -23,6 +23,7 @@ import { streamPayload } from './payload.js';
 import { writeAll } from './positional-writer.js';
 import { buildManifestTree, renderManifest, type StoredInfo } from './manifest-build.js';
 import { storedName, type ArtifactSpec, type BundleSpec } from './spec.js';
+import { REPRODUCIBLE_EPOCH } from '../util/reproducible.js';
 import { stage } from '../util/profile.js';
 
 export interface BuildOptions {
@@ -30,7 +31,7 @@ export interface BuildOptions {
   output: string;
   signer?: Signer;
   aes?: AesKey;
-  /** cpio mtime for every entry (SOURCE_DATE_EPOCH); 0 by default. */
+  /** cpio mtime for every entry (SOURCE_DATE_EPOCH); 0 by default, REPRODUCIBLE_EPOCH with `reproducible`. */
   mtime?: number;
   /** Derive each ivt from the AES key and the payload, so encrypted bundles are reproducible too. */
   reproducible?: boolean;
@@ -121,7 +122,8 @@ async function planStores(o: BuildOptions): Promise<Store[]> {
 export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
   const reporter = o.reporter ?? silentReporter;
   const format = o.spec.cpioFormat;
-  const mtime = o.mtime ?? 0;
+  // --reproducible without SOURCE_DATE_EPOCH behaves as if it were set to the documented fixed time
+  const mtime = o.mtime ?? (o.reproducible ? REPRODUCIBLE_EPOCH : 0);
   const stores = await stage('bundle: plan', () => planStores(o));
 
   // ivts: random per image, or derived from the key and the payload when asked to be reproducible
@@ -147,7 +149,10 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
   };
   const draft = Buffer.from(renderManifest(buildManifestTree(o.spec, infoFor(new Map())), o.spec.manifestFormat));
   // a fixed signing time makes RSA PKCS#1 signatures reproducible; only when asked for
-  const signingTime = o.signingTime ?? (o.reproducible && o.mtime ? new Date(o.mtime * 1000) : new Date());
+  const signingTime = o.signingTime ?? (o.reproducible ? new Date(mtime * 1000) : new Date());
+  if (o.reproducible && o.signer && o.signer.scheme !== 'pkcs1') {
+    reporter.warn(`--reproducible: ${schemeName(o.signer.scheme)} signatures are randomised, so the signature (and only it) differs between runs; an RSA key without --pss (PKCS#1 v1.5) signs byte-identically`);
+  }
   const sigSize = o.signer ? predictCmsSize(draft, o.signer, signingTime) : 0;
   const prefixSize = (n: number, s: number): number =>
     headerSpan('sw-description') + n + pad4(n) + (o.signer ? headerSpan('sw-description.sig') + s + pad4(s) : 0);

@@ -1,11 +1,11 @@
 // Outputs are written to a temp file in the destination folder, fsynced, then renamed over the
 // final name: a reader (or a crash) sees the old file or the complete new one, never a torso.
-import { open, rename, unlink, stat, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, stat, mkdir, rmdir, type FileHandle } from 'node:fs/promises';
 import { openSync, fsyncSync, closeSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
+import { dirname, basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ioError } from '../errors.js';
-import { registerTemp, unregisterTemp, commitOutputs } from './cleanup.js';
+import { registerTemp, unregisterTemp, commitOutputs, registerCreatedDirs, unregisterCreatedDirs } from './cleanup.js';
 
 export class AtomicFile {
   private constructor(
@@ -73,4 +73,70 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     throw ioError('IO', `cannot write ${path}`, e);
   }
   await f.commit();
+}
+
+export interface CreatedDirs {
+  /** Removes the folders this call created, deepest first, as long as they are empty. */
+  undo(): Promise<void>;
+  /** The run succeeded: the folders stay. */
+  keep(): void;
+}
+
+/** mkdir -p that remembers what it created, so a failed run can leave no new empty folder behind. */
+export async function makeOutputDir(dir: string): Promise<CreatedDirs> {
+  const abs = resolve(dir);
+  const first = await mkdir(abs, { recursive: true }).catch((e) => { throw ioError('IO', `cannot create ${dir}`, e); });
+  const created: string[] = [];
+  if (first) for (let d = abs; d !== dirname(resolve(first)) && d !== dirname(d); d = dirname(d)) created.unshift(d);
+  registerCreatedDirs(created);
+  return {
+    async undo() {
+      unregisterCreatedDirs(created);
+      for (const d of [...created].reverse()) await rmdir(d).catch(() => {});
+    },
+    keep() { unregisterCreatedDirs(created); },
+  };
+}
+
+export interface StagedFiles {
+  /** Renames every file into place (inside the caller's commitOutputs). */
+  commit(): Promise<void>;
+  /** Removes the temp files and the folders made for them. */
+  abort(): Promise<void>;
+}
+
+/** Writes small files to temp names next to their final ones (folders made as needed); nothing is visible until commit. */
+export async function stageFiles(files: { path: string; data: string | Uint8Array; mode?: number }[]): Promise<StagedFiles> {
+  const staged: AtomicFile[] = [];
+  const dirs: CreatedDirs[] = [];
+  const abort = async (): Promise<void> => {
+    for (const f of staged) await f.abort();
+    for (const d of dirs.reverse()) await d.undo();
+  };
+  try {
+    for (const f of files) {
+      dirs.push(await makeOutputDir(dirname(f.path)));
+      const a = await AtomicFile.create(f.path, f.mode);
+      staged.push(a);
+      await a.handle.writeFile(f.data).catch((e) => { throw ioError('IO', `cannot write ${f.path}`, e); });
+    }
+  } catch (e) {
+    await abort();
+    throw e;
+  }
+  return {
+    async commit() {
+      try {
+        while (staged.length) {
+          await staged[0]!.commit();
+          staged.shift();
+        }
+      } catch (e) {
+        await abort();
+        throw e;
+      }
+      for (const d of dirs) d.keep();
+    },
+    abort,
+  };
 }

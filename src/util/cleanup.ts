@@ -1,10 +1,12 @@
 // Process-wide cleanup registry: temp files to delete and child processes to stop when a run is
 // interrupted (SIGINT/SIGTERM) or fails. The CLI installs the signal handlers; library code only
 // registers what it creates, so an interrupted run never leaves a partial file behind.
-import { unlinkSync, rmSync } from 'node:fs';
+import { unlinkSync, rmSync, rmdirSync } from 'node:fs';
 
 const tempPaths = new Set<string>();
 const tempDirs = new Set<string>();
+// folders a run created for its outputs (mkdir -p), parents first: removed again, while empty, when the run fails
+const createdDirs: string[] = [];
 const children = new Set<{ kill(signal?: NodeJS.Signals): boolean }>();
 let task = 'otapack';
 
@@ -12,6 +14,10 @@ export const registerTemp = (path: string): void => void tempPaths.add(path);
 export const unregisterTemp = (path: string): void => void tempPaths.delete(path);
 export const registerTempDir = (path: string): void => void tempDirs.add(path);
 export const unregisterTempDir = (path: string): void => void tempDirs.delete(path);
+export const registerCreatedDirs = (paths: string[]): void => void createdDirs.push(...paths);
+export const unregisterCreatedDirs = (paths: string[]): void => {
+  for (const p of paths) { const i = createdDirs.lastIndexOf(p); if (i >= 0) createdDirs.splice(i, 1); }
+};
 export const registerChild = (c: { kill(signal?: NodeJS.Signals): boolean }): (() => void) => {
   children.add(c);
   return () => void children.delete(c);
@@ -36,6 +42,10 @@ export function cleanupNow(): string[] {
     try { rmSync(d, { recursive: true, force: true }); removed.push(d); } catch { /* ignore */ }
   }
   tempDirs.clear();
+  // rmdir, not rm -r: a folder that holds anything (published outputs, the user's files) stays
+  for (const d of createdDirs.splice(0).reverse()) {
+    try { rmdirSync(d); removed.push(d); } catch { /* not empty, or gone */ }
+  }
   return removed;
 }
 

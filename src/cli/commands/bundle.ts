@@ -7,10 +7,16 @@ import { OtapackError } from '../../errors.js';
 import { formatBytes } from '../../util/units.js';
 import { cliReporter, printJson, say, warn, bold } from '../output.js';
 import { sourceDateEpoch } from '../env.js';
+import { refuseOverwritingInputs, keyInputs } from '../../util/no-clobber.js';
 
 export async function run(args: unknown[], o: Record<string, unknown>): Promise<number> {
   const reporter = cliReporter({ quiet: !!o.quiet });
   const spec = await loadBundleSpec(String(args[0]));
+  await refuseOverwritingInputs([{ path: String(o.output) }], [
+    { path: String(args[0]), what: 'bundle spec' },
+    ...spec.artifacts.map((a) => ({ path: typeof a.source === 'string' ? a.source : undefined, what: 'payload', from: String(args[0]) })),
+    ...keyInputs(o as Parameters<typeof keyInputs>[0]),
+  ]);
   if (o.manifestFormat) spec.manifestFormat = o.manifestFormat as 'libconfig' | 'json';
   if (o.cpioFormat) spec.cpioFormat = o.cpioFormat as 'crc' | 'newc';
   const signer = o.unsigned ? undefined : await resolveSigner(signerOptions(o));

@@ -7,9 +7,15 @@ import { formatBytes } from '../../util/units.js';
 import { cliReporter, printJson, say, bold } from '../output.js';
 import { signerOptions } from '../signing.js';
 import type { CertPurpose } from '../../crypto/cms-verify.js';
+import { refuseOverwritingInputs, keyInputs } from '../../util/no-clobber.js';
 
 export async function run(args: unknown[], o: Record<string, unknown>): Promise<number> {
   const reporter = cliReporter({ quiet: !!o.quiet });
+  // re-signing in place is allowed: the new bundle is renamed over the old one only when complete
+  await refuseOverwritingInputs([{ path: String(o.output) }], [
+    { path: String(args[0]), what: 'bundle', replaceable: true },
+    ...keyInputs(o as Parameters<typeof keyInputs>[0]),
+  ]);
   const expiryWarningDays = parseExpiryWarning(o.expiryWarning);
   let signature: Buffer | undefined;
   if (o.signature) {
