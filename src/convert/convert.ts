@@ -3,7 +3,7 @@
 import { mkdir, mkdtemp, rm, access, readFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { tmpdir } from 'node:os';
-import { OtapackError, ioError } from '../errors.js';
+import { OtapackError, fileError, ioError } from '../errors.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { registerTempDir, unregisterTempDir } from '../util/cleanup.js';
 import { openImageInput } from '../disk/image-input.js';
@@ -42,7 +42,7 @@ async function withInput<T>(input: string, workParent: string, fn: (raw: string,
   try {
     await access(input);
   } catch (e) {
-    throw ioError('INPUT', input, e);
+    throw fileError('INPUT', input, e);
   }
   const work = await mkdtemp(join(workParent, '.otapack-input-')).catch((e) => { throw ioError('IO', `cannot write in ${workParent}`, e); });
   registerTempDir(work);
@@ -51,8 +51,8 @@ async function withInput<T>(input: string, workParent: string, fn: (raw: string,
     try {
       return await fn(opened.path, opened.compressed);
     } catch (e) {
-      // messages name the user's file, not the decompressed temp copy
-      if (e instanceof OtapackError && opened.path !== input) e.message = e.message.split(opened.path).join(input);
+      // errors name the user's file, not the decompressed temp copy
+      if (e instanceof OtapackError && opened.path !== input && e.path === opened.path) throw e.withPath(input);
       throw e;
     } finally {
       await opened.cleanup();
@@ -65,7 +65,11 @@ async function withInput<T>(input: string, workParent: string, fn: (raw: string,
 
 export async function inspectImage(input: string, configPath?: string): Promise<ConvertPlan> {
   const cfg = await loadConvertConfig(configPath);
-  return withInput(input, tmpdir(), async (raw) => planConversion(await detectLayout(raw), cfg, input));
+  return withInput(input, tmpdir(), async (raw) => {
+    const layout = await detectLayout(raw);
+    layout.image = input; // reports and messages name the user's file
+    return planConversion(layout, cfg, input);
+  });
 }
 
 /** The certificates devices will trust: --trust, else the self-signed root of the signing chain. */
@@ -112,7 +116,7 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   }
   if (cfg.update.encrypt && !aes) throw new OtapackError('KEY', `${cfg.file}: update.encrypt is set but no AES key was given (--aes-key or $OTAPACK_AES_KEY)`);
   if (!cfg.update.encrypt) aes = undefined;
-  const trustCerts = o.trust ? parseCertificates(await readFile(o.trust).catch((e) => { throw ioError('KEY', o.trust!, e); }), `trust file ${o.trust}`) : undefined;
+  const trustCerts = o.trust ? parseCertificates(await readFile(o.trust).catch((e) => { throw fileError('KEY', o.trust!, e); }), `trust file ${o.trust}`) : undefined;
   const trustPem = trustAnchor(signer, trustCerts);
   if (!trustPem) reporter.warn('unsigned, and no --trust given: the converted devices get no trust anchor and will refuse every update until one is installed');
   return withInput(o.input, dirname(join(o.outDir, 'x')), async (raw, compressed) => {

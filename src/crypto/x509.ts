@@ -42,7 +42,7 @@ export function splitPem(text: string, label = 'CERTIFICATE'): Buffer[] {
 export function parseCertificates(data: Buffer, what: string): CertInfo[] {
   const text = data.toString('latin1');
   const ders = text.includes('-----BEGIN') ? splitPem(text) : [data];
-  if (ders.length === 0) throw new OtapackError('KEY', `${what}: no PEM CERTIFICATE block found`);
+  if (ders.length === 0) throw new OtapackError('KEY', `${what}: no PEM CERTIFICATE block found`, { reason: 'not-a-certificate', expected: 'PEM CERTIFICATE' });
   return ders.map((d, i) => parseCertificate(d, ders.length > 1 ? `${what} (certificate ${i + 1})` : what));
 }
 
@@ -53,9 +53,26 @@ export function parseCertificate(der: Buffer, what: string): CertInfo {
     x509 = new X509Certificate(der);
     root = fromDer(der);
   } catch {
-    throw new OtapackError('KEY', `${what}: not an X.509 certificate`);
+    throw new OtapackError('KEY', `${what}: not an X.509 certificate`, { reason: 'not-a-certificate' });
   }
-  if (!isSeq(root) || !isSeq(root.value[0])) throw new OtapackError('KEY', `${what}: not an X.509 certificate`);
+  if (!isSeq(root) || !isSeq(root.value[0])) throw new OtapackError('KEY', `${what}: not an X.509 certificate`, { reason: 'not-a-certificate' });
+  // A certificate is embedded in signatures byte for byte and its own signature covers its
+  // encoding: only DER has one encoding. BER (indefinite or long-form lengths …) is refused here
+  // rather than failing later inside the CMS writer.
+  if (!toDer(root).equals(der)) {
+    throw new OtapackError('KEY', `${what}: BER-encoded, not DER (re-encode it with openssl x509 -in CERT -out NEW.pem, or have it reissued)`, {
+      reason: 'ber-encoding', expected: 'DER', actual: 'BER',
+    });
+  }
+  // OpenSSL refuses a certificate whose validity it cannot read ("format error in certificate's
+  // notBefore field"): so does otapack, before an Invalid Date reaches a comparison or a report
+  const notBefore = new Date(x509.validFrom);
+  const notAfter = new Date(x509.validTo);
+  if (!Number.isFinite(notBefore.getTime()) || !Number.isFinite(notAfter.getTime())) {
+    throw new OtapackError('KEY', `${what}: its validity dates cannot be read (notBefore "${x509.validFrom}", notAfter "${x509.validTo}")`, {
+      reason: 'bad-validity', actual: `${x509.validFrom} - ${x509.validTo}`,
+    });
+  }
   const tbs = root.value[0].value;
   let i = 0;
   if (isCtx(tbs[0], 0)) i = 1; // explicit version
@@ -71,8 +88,8 @@ export function parseCertificate(der: Buffer, what: string): CertInfo {
     issuerNode,
     serialNode,
     serialHex: x509.serialNumber,
-    notBefore: new Date(x509.validFrom),
-    notAfter: new Date(x509.validTo),
+    notBefore,
+    notAfter,
     keyUsageCritical: false,
     selfIssued: x509.subject === x509.issuer,
     fingerprint: createHash('sha256').update(der).digest('hex'),
