@@ -78,12 +78,6 @@ export class OtapackError extends Error {
   withPath(path: string): OtapackError {
     return new OtapackError(this.code, this.detail, { ...this.fields(), toolOutput: this.toolOutput, path, cause: this.cause });
   }
-
-  /** The same error with other fields and, optionally, another code. */
-  with(fields: ErrorFields & { code?: ErrorCode }): OtapackError {
-    const { code, ...rest } = fields;
-    return new OtapackError(code ?? this.code, this.detail, { ...this.fields(), toolOutput: this.toolOutput, ...rest, cause: this.cause });
-  }
 }
 
 export const fail = (code: ErrorCode, message: string, cause?: unknown): never => {

@@ -9,6 +9,7 @@ import { otapack, tmp, ROOT, type CliResult } from './helpers/run.js';
 import { keygen, makeExt4, writeSpec, abSpec, type KeyDir } from './helpers/bundle-fixtures.js';
 import { buildArmbianImage, buildEfiImage } from './helpers/images.js';
 import { documentedSchemas, validate } from './helpers/json-schema.js';
+import { ERROR_CODES } from '../src/errors.js';
 
 const schemas = documentedSchemas();
 const exercised = new Set<string>();
@@ -133,6 +134,9 @@ describe('--json output matches docs/json.md', () => {
     await execa('openssl', ['req', '-x509', '-key', ed, '-out', edCrt, '-days', '30', '-subj', '/CN=ed25519']);
     const edErr = check(await otapack(['sign', unsigned, '-o', join(dir, 'x.swu'), '--key', ed, '--cert', edCrt, '--json']), 'otapack.error/1');
     expect(edErr).toMatchObject({ code: 'KEY', exitCode: 5, reason: 'unsupported-key-type', actual: 'ed25519' });
+    // the documented codes are exactly the library's
+    const codes = ((schemas.get('otapack.error/1')!.properties as Record<string, { enum?: string[] }>).code!.enum)!;
+    expect([...codes].sort()).toEqual([...ERROR_CODES].sort());
     const pin = await otapack(['sign', unsigned, '-o', join(dir, 'x.swu'), '--key', 'pkcs11:token=x;object=y?pin-value=314159', '--cert', keys.cert, '--json']);
     expect(check(pin, 'otapack.error/1').message).not.toContain('314159');
   });
