@@ -13,7 +13,7 @@ import { badImages, buildBuildrootImage, buildRockpro64GptImage, buildRpiImage }
 import { encodeHeader, encodeTrailer, byteSum, pad4 } from '../src/swu/cpio.js';
 import { generateKey, makeCertificate, privateKeyPem, certPem } from '../src/crypto/keygen.js';
 import { swupdate, swupdateOk, type ClientRun } from './helpers/swupdate.js';
-import { berWithin, parseDer, encodeDer } from './helpers/der.js';
+import { berWithin, parseDer, encodeDer, type Tlv } from './helpers/der.js';
 
 let dir: string;
 let keys: KeyDir;
@@ -443,6 +443,33 @@ describe('keys and certificates otapack cannot use are named (exit 5); odd ones 
     sig.write('9912AAxx9999', at + 2, 'latin1');
     const { verify } = await bothJudge(withSignature('bad-signing-time', sig), keys.cert);
     expect(verify.stderr).toMatch(/FAIL\s+signature/);
+  });
+
+  test('certificates Node reads only in part: an empty subject or issuer, a key algorithm OpenSSL does not know', async () => {
+    const der = derOf(keys.cert);
+    const variant = (name: string, edit: (cert: Tlv) => void): string => {
+      const t = parseDer(der);
+      edit(t);
+      const p = join(k, `${name}.crt`);
+      writeFileSync(p, pemOf(encodeDer(t)));
+      return p;
+    };
+    // tbsCertificate: [0] version, serial, signature, issuer, validity, subject, subjectPublicKeyInfo, [3] extensions
+    const emptySubject = variant('empty-subject', (c) => { c.children![0]!.children![5] = { id: 0x30, children: [] }; });
+    const emptyIssuer = variant('empty-issuer', (c) => { c.children![0]!.children![3] = { id: 0x30, children: [] }; });
+    for (const anchor of [emptySubject, emptyIssuer]) {
+      const { verify } = await bothJudge(signed, anchor); // otapack verify exited 70 on these before
+      expect(verify.stderr).toMatch(/FAIL\s+trust/);
+    }
+    // the SPKI algorithm OID's last arc changed: rsaEncryption becomes 1.2.840.113549.1.1.9, no key algorithm
+    const unknownAlg = variant('unknown-alg', (c) => {
+      const spki = c.children![0]!.children![6]!;
+      const alg = spki.children![0]!.children![0]!;
+      alg.content = Buffer.from(alg.content!.toString('hex').replace(/01$/, '09'), 'hex');
+    });
+    const re = /unknown-alg\.crt: its public key cannot be read \(an algorithm OpenSSL does not know\)/;
+    expectCleanFailure(await otapack(['verify', signed, '--trust', unknownAlg]), 5, re);
+    expectCleanFailure(await otapack(['bundle', spec, '-o', join(k, 'ua.swu'), '--key', keys.key, '--cert', unknownAlg]), 5, re);
   });
 
   test('directories and files over 2 GiB where a key, certificate, spec or bundle goes', async () => {

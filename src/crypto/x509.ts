@@ -1,7 +1,7 @@
 // Reading certificates: node:crypto's X509Certificate for validity, keys and issuance checks, and
 // a small ASN.1 walk (node-forge) for what Node does not expose: the issuer Name and serial as
 // DER (for CMS), key-usage bits, basic constraints and EKU OIDs.
-import { X509Certificate, createHash } from 'node:crypto';
+import { X509Certificate, createHash, type KeyObject } from 'node:crypto';
 import { OtapackError } from '../errors.js';
 import { fromDer, toDer, readOid, readOctets, isSeq, isCtx, Type, Class, type Asn1, OID, fromBin } from './asn1.js';
 
@@ -73,6 +73,16 @@ export function parseCertificate(der: Buffer, what: string): CertInfo {
       reason: 'bad-validity', actual: `${x509.validFrom} - ${x509.validTo}`,
     });
   }
+  // Node throws on first use of a public key OpenSSL cannot decode (an unknown algorithm): here, once
+  let publicKey: KeyObject;
+  try {
+    publicKey = x509.publicKey;
+  } catch {
+    throw new OtapackError('KEY', `${what}: its public key cannot be read (an algorithm OpenSSL does not know)`, { reason: 'unsupported-key-type' });
+  }
+  // an empty subject or issuer Name is legal DER; Node gives undefined for it
+  const subject = (x509.subject ?? '').replace(/\n/g, ', ');
+  const issuer = (x509.issuer ?? '').replace(/\n/g, ', ');
   const tbs = root.value[0].value;
   let i = 0;
   if (isCtx(tbs[0], 0)) i = 1; // explicit version
@@ -83,19 +93,19 @@ export function parseCertificate(der: Buffer, what: string): CertInfo {
     der,
     x509,
     version: i === 1 ? 3 : 1,
-    subject: x509.subject.replace(/\n/g, ', '),
-    issuer: x509.issuer.replace(/\n/g, ', '),
+    subject: subject || '(empty subject)',
+    issuer: issuer || '(empty issuer)',
     issuerNode,
     serialNode,
     serialHex: x509.serialNumber,
     notBefore,
     notAfter,
     keyUsageCritical: false,
-    selfIssued: x509.subject === x509.issuer,
+    selfIssued: subject === issuer,
     fingerprint: createHash('sha256').update(der).digest('hex'),
-    keyType: x509.publicKey.asymmetricKeyType ?? 'unknown',
+    keyType: publicKey.asymmetricKeyType ?? 'unknown',
   };
-  const det = x509.publicKey.asymmetricKeyDetails;
+  const det = publicKey.asymmetricKeyDetails;
   if (det?.modulusLength) info.keyBits = det.modulusLength;
   if (det?.namedCurve) info.keyBits = det.namedCurve === 'prime256v1' ? 256 : det.namedCurve === 'secp384r1' ? 384 : det.namedCurve === 'secp521r1' ? 521 : undefined;
   const exts = extsWrap && isSeq(extsWrap.value[0]) ? extsWrap.value[0].value : [];

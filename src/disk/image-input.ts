@@ -42,7 +42,9 @@ export async function openImageInput(path: string, workDir: string): Promise<Ima
   try {
     const fh = await open(path, 'r');
     try {
-      if (!(await fh.stat()).isFile()) throw Object.assign(new Error(), { code: 'EISDIR' });
+      const st = await fh.stat();
+      if (st.isDirectory()) throw Object.assign(new Error(), { code: 'EISDIR' });
+      if (!st.isFile()) throw new OtapackError('INPUT', 'not a regular file (a disk image file is expected)', { path, reason: 'not-a-regular-file' });
       compressed = await detectCompression(fh);
     } finally {
       await fh.close();
