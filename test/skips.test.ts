@@ -8,6 +8,7 @@ import { test, expect } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ROOT } from './helpers/run.js';
+import { requires } from './helpers/require-tool.js';
 
 const HELPER = 'test/helpers/require-tool.ts';
 const SELF = 'test/skips.test.ts';
@@ -87,4 +88,21 @@ test('the check is not a rubber stamp: each way of skipping is caught, the sanct
     "  add('decode', 'skip', 'no payload');",
   ];
   for (const code of good) expect(skipViolations('test/x.test.ts', code), code).toEqual([]);
+});
+
+test('requires() skips outside CI and fails under CI=true, naming what is missing', () => {
+  const saved = process.env.CI;
+  const r = { what: 'a test', tools: ['no-such-tool-otapack'], files: ['/no/such/firmware.fd'], install: 'apt-get install nothing' };
+  try {
+    process.env.CI = 'true';
+    expect(() => requires(r)).toThrow(/CI=true and a test: missing no-such-tool-otapack, \/no\/such\/firmware\.fd \(apt-get install nothing\); in CI every requirement is installed, so this fails instead of skipping/);
+    delete process.env.CI;
+    expect(requires(r)).toBe(false);
+    process.env.CI = 'false';
+    expect(requires(r)).toBe(false);
+    expect(requires({ what: 'present', tools: ['sh'], files: ['/'] })).toBe(true);
+  } finally {
+    if (saved === undefined) delete process.env.CI;
+    else process.env.CI = saved;
+  }
 });
