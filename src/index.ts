@@ -1,6 +1,6 @@
 // otapack as a library: everything the CLI does, callable from code. The CLI (src/cli) only
 // parses arguments and prints; it calls exactly these functions.
-export { OtapackError, EXIT_CODES, type ErrorCode } from './errors.js';
+export { OtapackError, ERROR_CODES, type ErrorCode, type ErrorFields } from './errors.js';
 export { silentReporter, type Reporter, type Progress } from './util/reporter.js';
 
 // bundles

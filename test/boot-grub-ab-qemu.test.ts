@@ -3,16 +3,19 @@
 // each boot with mtools + decodeGrubenv and grub-editenv. The board step is a stub grub.cfg inside
 // each slot that prints a marker and halts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeGrubenv, encodeGrubenv } from '../src/boot/grubenv.js';
 import { generateGrubAbConfig, initialGrubAbEnv, patchGrubCfg, type GrubAbOptions } from '../src/boot/grub-ab.js';
 import { parseAbMarkers } from '../src/boot/uboot-ab.js';
 import { bootOvmf, buildDisk, buildGrubEfi, GPT_PART_GUID, OVMF_CODE, readFatFile, writeFatFile, type BootRun, type Disk } from './helpers/boot-disk.js';
 import { makeTmp, must, saveArtifact, tool } from './helpers/boot-tools.js';
+import { requires } from './helpers/require-tool.js';
 
-const have = existsSync(OVMF_CODE) && existsSync('/usr/lib/grub/x86_64-efi/loadenv.mod')
-  && tool('sh', ['-c', 'command -v qemu-system-x86_64 && command -v grub-mkimage']).status === 0;
+const have = requires({
+  what: 'GRUB A/B under QEMU', files: [OVMF_CODE, '/usr/lib/grub/x86_64-efi/loadenv.mod'], tools: ['qemu-system-x86_64', 'grub-mkimage'],
+  install: 'apt-get install ovmf grub-efi-amd64-bin grub-common qemu-system-x86',
+});
 const tmp = makeTmp('grub-ab');
 const timings: string[] = [];
 afterAll(() => {

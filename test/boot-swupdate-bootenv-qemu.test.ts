@@ -5,8 +5,9 @@
 //           on trial; fw_setenv (what a commit does on the device) makes it permanent.
 //   GRUB:   swupdate -B grub rewrites /boot/grub/grubenv (compiled in; a tmpfs over /boot inside a
 //           private mount namespace), then OVMF + GRUB boots slot B on trial.
-// Needs root for unshare -m; skipped otherwise. Success is judged by SWUpdate's output, not its exit
-// code (racy on small bundles in this build), with up to 3 attempts.
+// Needs root for unshare -m; skipped otherwise, but failed under CI (test/helpers/require-tool.ts).
+// Success is judged by SWUpdate's output, not its exit code (racy on small bundles in this build),
+// with up to 3 attempts.
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -18,11 +19,15 @@ import { decodeGrubenv, encodeGrubenv } from '../src/boot/grubenv.js';
 import { generateGrubAbConfig, initialGrubAbEnv, type GrubAbOptions } from '../src/boot/grub-ab.js';
 import { bootOvmf, bootUboot, buildDisk, buildGrubEfi, OVMF_CODE, readFatFile, UBOOT_BIN, writeFatFile } from './helpers/boot-disk.js';
 import { makeTmp, must, saveArtifact, tool } from './helpers/boot-tools.js';
+import { requires } from './helpers/require-tool.js';
 
-const isRoot = process.getuid?.() === 0 && tool('unshare', ['-m', 'true']).status === 0;
-const haveTools = tool('sh', ['-c', 'command -v swupdate && command -v openssl && command -v cpio && command -v fw_setenv']).status === 0;
-const canUboot = isRoot && haveTools && existsSync(UBOOT_BIN);
-const canGrub = isRoot && haveTools && existsSync(OVMF_CODE);
+const base = {
+  root: true, tools: ['swupdate', 'openssl', 'cpio', 'fw_setenv', 'unshare'],
+  checks: [['a private mount namespace (unshare -m)', process.getuid?.() === 0 && tool('unshare', ['-m', 'true']).status === 0]] as [string, boolean][],
+  install: 'run as root; apt-get install swupdate openssl cpio libubootenv-tool u-boot-qemu qemu-system-arm ovmf qemu-system-x86',
+};
+const canUboot = requires({ ...base, what: 'SWUpdate -B uboot into U-Boot under QEMU', files: [UBOOT_BIN], tools: [...base.tools, 'qemu-system-aarch64'] });
+const canGrub = requires({ ...base, what: 'SWUpdate -B grub into GRUB under QEMU', files: [OVMF_CODE], tools: [...base.tools, 'qemu-system-x86_64'] });
 const tmp = makeTmp('swu-bootenv');
 afterAll(() => tmp.cleanup());
 const time = 1700000000;

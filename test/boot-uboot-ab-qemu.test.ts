@@ -3,18 +3,19 @@
 // file is read back on the host after each boot with mtools + decodeUbootEnv and fw_printenv -c.
 // Board steps are stubs that print a marker and power off, so no kernel is needed.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeUbootEnv, encodeUbootEnv } from '../src/boot/uboot-env.js';
 import { encodeScriptImage } from '../src/boot/uboot-image.js';
 import { buildUbootAbScript, initialUbootAbEnv, parseAbMarkers, type UbootAbOptions } from '../src/boot/uboot-ab.js';
 import { bootUboot, buildDisk, deleteFatFile, DISK_ID, GPT_PART_GUID, readFatFile, writeFatFile, UBOOT_BIN, type BootRun, type Disk } from './helpers/boot-disk.js';
 import { makeTmp, saveArtifact, tool } from './helpers/boot-tools.js';
+import { requires } from './helpers/require-tool.js';
 import { FAKE_ARM64_KERNEL } from './helpers/boot-fake-kernel.js';
 import { ARMBIAN_CMD, ARMBIAN_ENV_TXT } from './helpers/boot-fixtures.js';
 import { patchBootScript, patchExtlinuxConf } from '../src/boot/board-script.js';
 
-const haveQemu = existsSync(UBOOT_BIN) && tool('sh', ['-c', 'command -v qemu-system-aarch64']).status === 0;
+const haveQemu = requires({ what: 'U-Boot A/B under QEMU', files: [UBOOT_BIN], tools: ['qemu-system-aarch64'], install: 'apt-get install u-boot-qemu qemu-system-arm' });
 const tmp = makeTmp('uboot-ab');
 const time = 1700000000;
 const timings: string[] = [];

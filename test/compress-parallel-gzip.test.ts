@@ -10,6 +10,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { crc32, inflateRawSync } from 'node:zlib';
 import { execa } from 'execa';
 import { parallelGzip as fromSources } from '../src/compress/parallel-gzip.js';
+import { requires } from './helpers/require-tool.js';
+import { ROOT } from './helpers/run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'otapack-pgz-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -97,26 +99,35 @@ test('incompressible blocks go out stored (exact size), zero blocks reuse one pi
   expect(Buffer.from((await execa('gzip', ['-dc', join(dir, 'mixed.gz')], { encoding: 'buffer', stripFinalNewline: false })).stdout).equals(mixed)).toBe(true);
 }, 120_000);
 
-test('the native deflate (libdeflate) makes byte-aligned, non-final pieces that chain into one stream; node:zlib still works', async () => {
+// CI installs libdeflate-dev and builds with OTAPACK_NATIVE_REQUIRED=1: there the addon must exist
+const haveNative = requires({
+  what: 'the native deflate addon', files: [join(ROOT, 'native/build/otapack_deflate.node')],
+  install: 'apt-get install gcc libdeflate-dev, then npm run build',
+});
+
+test.skipIf(!haveNative)('the native deflate (libdeflate) is the engine and makes byte-aligned, non-final pieces that chain into one stream', async () => {
   const { deflateEngine, nativeDeflate } = await import('../dist/compress/native-deflate.js');
+  const native = nativeDeflate();
+  expect(native, 'the addon is built but does not load (or OTAPACK_DEFLATE=zlib is set)').not.toBeNull();
+  expect(deflateEngine()).toMatch(/^libdeflate \d/);
+  const text = Buffer.from(readFileSync(new URL('../README.md', import.meta.url), 'utf8').repeat(30));
+  const six = Buffer.from(randomBytes(300_000).map((b) => 0x30 + (b & 0x3f)));
+  // sizes around the stored-block and byte limits, and every end-of-stream bit position
+  const inputs = [text.subarray(0, 1), text.subarray(0, 3), six.subarray(0, 999), text.subarray(0, 65_535), six.subarray(0, 65_536), text.subarray(0, 70_001), six, randomBytes(20_000), Buffer.alloc(100_000), text];
+  for (const level of [1, 4, 6, 9, 12]) {
+    const pieces = inputs.map((d) => native!.deflate(d, level, false));
+    for (const p of pieces) expect(p.subarray(-4)).toEqual(Buffer.from([0, 0, 0xff, 0xff]));
+    const stream = Buffer.concat([...pieces, native!.deflate(text.subarray(0, 5000), level, true)]);
+    expect(inflateRawSync(stream).equals(Buffer.concat([...inputs, text.subarray(0, 5000)])), `level ${level}`).toBe(true);
+  }
+  // its CRC-32 (the gzip trailer's) is zlib's, continued from any value
+  for (const d of inputs) for (const start of [0, 1, 0xffffffff, 0x12345678]) expect(native!.crc32(start, d)).toBe(crc32(d, start));
+});
+
+test('the same sample through the native and node:zlib engines: valid gzip both, each thread-count independent', async () => {
+  const { nativeDeflate } = await import('../dist/compress/native-deflate.js');
   const { parallelGzip: compiled } = await import('../dist/compress/parallel-gzip.js');
   const native = nativeDeflate();
-  // CI installs libdeflate-dev and builds with OTAPACK_NATIVE_REQUIRED=1: there it must be the engine
-  if (process.env.CI) expect(deflateEngine()).toMatch(/^libdeflate \d/);
-  if (native) {
-    const text = Buffer.from(readFileSync(new URL('../README.md', import.meta.url), 'utf8').repeat(30));
-    const six = Buffer.from(randomBytes(300_000).map((b) => 0x30 + (b & 0x3f)));
-    // sizes around the stored-block and byte limits, and every end-of-stream bit position
-    const inputs = [text.subarray(0, 1), text.subarray(0, 3), six.subarray(0, 999), text.subarray(0, 65_535), six.subarray(0, 65_536), text.subarray(0, 70_001), six, randomBytes(20_000), Buffer.alloc(100_000), text];
-    for (const level of [1, 4, 6, 9, 12]) {
-      const pieces = inputs.map((d) => native.deflate(d, level, false));
-      for (const p of pieces) expect(p.subarray(-4)).toEqual(Buffer.from([0, 0, 0xff, 0xff]));
-      const stream = Buffer.concat([...pieces, native.deflate(text.subarray(0, 5000), level, true)]);
-      expect(inflateRawSync(stream).equals(Buffer.concat([...inputs, text.subarray(0, 5000)])), `level ${level}`).toBe(true);
-    }
-    // its CRC-32 (the gzip trailer's) is zlib's, continued from any value
-    for (const d of inputs) for (const start of [0, 1, 0xffffffff, 0x12345678]) expect(native.crc32(start, d)).toBe(crc32(d, start));
-  }
   // the same sample through both engines: valid gzip (judged by GNU gzip), thread-count independent
   const data = sample();
   const path = join(dir, 'engines.bin');

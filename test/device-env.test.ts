@@ -8,6 +8,7 @@ import { execa } from 'execa';
 import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, tmp } from './helpers/run.js';
+import { requires } from './helpers/require-tool.js';
 
 const TEMPLATE = readFileSync(join(ROOT, 'templates/device/otapack-env'), 'utf8');
 
@@ -66,7 +67,8 @@ describe('otapack-env with U-Boot (libubootenv fw_setenv)', () => {
 
 describe('otapack-env with GRUB (shell fallback under BusyBox, judged by grub-editenv)', () => {
   const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((b) => existsSync(b));
-  test.skipIf(!busybox)('set rewrites the 1 KiB grubenv block, keeps the other variables, and grub-editenv reads it', async () => {
+  const haveBusybox = requires({ what: 'otapack-env under BusyBox', checks: [['busybox', !!busybox]], tools: ['grub-editenv'], install: 'apt-get install busybox-static grub-common' });
+  test.skipIf(!haveBusybox)('set rewrites the 1 KiB grubenv block, keeps the other variables, and grub-editenv reads it', async () => {
     const dir = tmp('otapack-grubenv-');
     const grubenv = join(dir, 'grubenv');
     await execa('grub-editenv', [grubenv, 'create']);

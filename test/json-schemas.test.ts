@@ -9,6 +9,7 @@ import { otapack, tmp, ROOT, type CliResult } from './helpers/run.js';
 import { keygen, makeExt4, writeSpec, abSpec, type KeyDir } from './helpers/bundle-fixtures.js';
 import { buildArmbianImage, buildEfiImage } from './helpers/images.js';
 import { documentedSchemas, validate } from './helpers/json-schema.js';
+import { ERROR_CODES } from '../src/errors.js';
 
 const schemas = documentedSchemas();
 const exercised = new Set<string>();
@@ -121,10 +122,26 @@ describe('--json output matches docs/json.md', () => {
   test('errors: one otapack.error/1 object on stdout whose exitCode is the exit status', async () => {
     const missing = await otapack(['bundle', join(dir, 'nope.yaml'), '-o', join(dir, 'x.swu'), '--unsigned', '--json']);
     expect(missing.code).not.toBe(0);
-    expect(check(missing, 'otapack.error/1').exitCode).toBe(missing.code);
+    // structured fields: the file and the errno name, so no consumer parses the message
+    expect(check(missing, 'otapack.error/1')).toMatchObject({ exitCode: missing.code, code: 'CONFIG', path: join(dir, 'nope.yaml'), reason: 'ENOENT' });
     const wrongKey = await otapack(['sign', unsigned, '-o', join(dir, 'x.swu'), '--key', keys.key, '--cert', ca.cert, '--json']);
     expect(wrongKey.code).toBe(5);
-    expect(check(wrongKey, 'otapack.error/1')).toMatchObject({ code: 'KEY', exitCode: 5 });
+    expect(check(wrongKey, 'otapack.error/1')).toMatchObject({ code: 'KEY', exitCode: 5, reason: 'key-cert-mismatch' });
+    // a tool that failed: its name and exit status
+    const xz = join(dir, 'broken.img.xz');
+    writeFileSync(xz, Buffer.concat([Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), Buffer.alloc(64, 0x41)]));
+    const tool = await otapack(['inspect', xz, '--json']);
+    expect(check(tool, 'otapack.error/1')).toMatchObject({ code: 'INPUT', exitCode: 4, path: xz, tool: 'xz', status: 1, reason: 'corrupt-compressed-input' });
+    // a key type SWUpdate bundles cannot be signed with: what was expected and what was found
+    const ed = join(dir, 'ed25519.key');
+    const edCrt = join(dir, 'ed25519.crt');
+    await execa('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', ed]);
+    await execa('openssl', ['req', '-x509', '-key', ed, '-out', edCrt, '-days', '30', '-subj', '/CN=ed25519']);
+    const edErr = check(await otapack(['sign', unsigned, '-o', join(dir, 'x.swu'), '--key', ed, '--cert', edCrt, '--json']), 'otapack.error/1');
+    expect(edErr).toMatchObject({ code: 'KEY', exitCode: 5, reason: 'unsupported-key-type', actual: 'ed25519' });
+    // the documented codes are exactly the library's
+    const codes = ((schemas.get('otapack.error/1')!.properties as Record<string, { enum?: string[] }>).code!.enum)!;
+    expect([...codes].sort()).toEqual([...ERROR_CODES].sort());
     const pin = await otapack(['sign', unsigned, '-o', join(dir, 'x.swu'), '--key', 'pkcs11:token=x;object=y?pin-value=314159', '--cert', keys.cert, '--json']);
     expect(check(pin, 'otapack.error/1').message).not.toContain('314159');
   });

@@ -35,10 +35,17 @@ test('import otapack: writeKeyFiles, loadBundleSpec, resolveSigner, buildBundle,
   expect(good.checks.filter((c) => c.status === 'fail')).toEqual([]);
   expect(good.ok).toBe(true);
   expect((await lib.extractManifest(out)).toString('utf8')).toContain('rootfs.ext4.zst.enc');
-  await swupdateOk(out, { cert: kf.signingCert, aesKey: kf.aesKey, hw: 'otapack:1.0', check: true });
+  // the spec is an A/B one: the client installs a slot's collection (without -e it finds nothing to
+  // install, which this test once awaited and ignored)
+  for (const select of ['stable,copy1', 'stable,copy2']) {
+    const client = await swupdateOk(out, { cert: kf.signingCert, aesKey: kf.aesKey, hw: 'otapack:1.0', select, check: true });
+    expect(client.ok, `the real client refused the library's bundle (${select}):\n${client.output}`).toBe(true);
+  }
 
-  // errors are OtapackError with an exit code, not crashes; a flipped payload byte fails verify
-  await expect(lib.loadBundleSpec(join(dir, 'missing.yaml'))).rejects.toBeInstanceOf(lib.OtapackError);
+  // errors are OtapackError with a code and structured fields, not crashes; a flipped payload byte fails verify
+  const missing = join(dir, 'missing.yaml');
+  await expect(lib.loadBundleSpec(missing)).rejects.toBeInstanceOf(lib.OtapackError);
+  await expect(lib.loadBundleSpec(missing)).rejects.toMatchObject({ code: 'CONFIG', path: missing, reason: 'ENOENT' });
   const bad = readFileSync(out);
   bad[bad.length - 2048] ^= 0xff;
   writeFileSync(join(dir, 'bad.swu'), bad);

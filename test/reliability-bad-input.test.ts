@@ -4,7 +4,7 @@
 // its input. (Bundle-spec and key-file cases live in bundle-bad-input.test.ts.)
 import { describe, test, expect, beforeAll } from 'vitest';
 import { readFileSync, writeFileSync, readdirSync, existsSync, statSync, mkdirSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, sign as signWith } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { otapack, tmp, expectCleanFailure, type CliResult } from './helpers/run.js';
@@ -12,6 +12,8 @@ import { keygen, makeExt4, writeSpec, abSpec, type KeyDir } from './helpers/bund
 import { badImages, buildBuildrootImage, buildRockpro64GptImage, buildRpiImage } from './helpers/images.js';
 import { encodeHeader, encodeTrailer, byteSum, pad4 } from '../src/swu/cpio.js';
 import { generateKey, makeCertificate, privateKeyPem, certPem } from '../src/crypto/keygen.js';
+import { swupdate, swupdateOk, type ClientRun } from './helpers/swupdate.js';
+import { berWithin, parseDer, encodeDer, type Tlv } from './helpers/der.js';
 
 let dir: string;
 let keys: KeyDir;
@@ -280,5 +282,218 @@ describe('hostile or broken bundles: verify names the problem, sign and manifest
   });
   test('a referenced payload that is missing', async () => {
     refused(await run('missing-payload', cpio([['sw-description', manifest], ['sw-description.sig', sig]])), /FAIL\s+references\s+.*"b\.ext4\.zst", which is not in the bundle/, /references "b\.ext4\.zst", which is not in the bundle/);
+  });
+});
+
+describe('keys and certificates otapack cannot use are named (exit 5); odd ones it can use agree with the client; never exit 70', () => {
+  let k: string;
+  let spec: string;
+  let signed: string;
+  let image: string;
+  const openssl = async (args: string[]): Promise<void> => void (await execa('openssl', args));
+  /** A key (openssl genpkey options) and a self-signed certificate for it. */
+  const pair = async (name: string, genpkey: string[]): Promise<{ key: string; cert: string }> => {
+    const key = join(k, `${name}.key`);
+    const cert = join(k, `${name}.crt`);
+    if (genpkey[1] === 'dsa') {
+      // DSA keys come from parameters made first (genpkey cannot do both in one step)
+      await openssl(['genpkey', '-genparam', ...genpkey, '-out', `${key}.param`]);
+      await openssl(['genpkey', '-paramfile', `${key}.param`, '-out', key]);
+    } else await openssl(['genpkey', ...genpkey, '-out', key]);
+    await openssl(['req', '-x509', '-key', key, '-out', cert, '-days', '30', '-subj', `/CN=${name}`]);
+    return { key, cert };
+  };
+  const derOf = (pem: string): Buffer => Buffer.from(readFileSync(pem, 'utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  const pemOf = (der: Buffer): string => certPem(der);
+  /** The bundle's three entries, and a way to put them back together with another signature. */
+  const entries = (swu: string): [string, Buffer][] => {
+    const b = readFileSync(swu);
+    const out: [string, Buffer][] = [];
+    for (let at = 0; ;) {
+      const nameLen = parseInt(b.subarray(at + 94, at + 102).toString(), 16);
+      const size = parseInt(b.subarray(at + 54, at + 62).toString(), 16);
+      const name = b.subarray(at + 110, at + 110 + nameLen - 1).toString();
+      if (name === 'TRAILER!!!') return out;
+      const data = at + 110 + nameLen + pad4(110 + nameLen);
+      out.push([name, b.subarray(data, data + size)]);
+      at = data + size + pad4(size);
+    }
+  };
+  const archive = (list: [string, Buffer][]): Buffer => {
+    const parts: Buffer[] = [];
+    let pos = 0;
+    list.forEach(([name, data], i) => {
+      const h = encodeHeader(name, { size: data.length, check: byteSum(data), ino: i + 1 }, 'crc');
+      parts.push(h, data, Buffer.alloc(pad4(data.length)));
+      pos += h.length + data.length + pad4(data.length);
+    });
+    parts.push(encodeTrailer(pos, 'crc'));
+    return Buffer.concat(parts);
+  };
+  const withSignature = (name: string, sig: Buffer): string => {
+    const p = join(k, `${name}.swu`);
+    writeFileSync(p, archive(entries(signed).map(([n, d]) => [n, n === 'sw-description.sig' ? sig : d])));
+    return p;
+  };
+  /** otapack verify and the real client, on the same bundle and anchor: the same verdict. */
+  const bothJudge = async (swu: string, trust: string): Promise<{ verify: CliResult; client: ClientRun }> => {
+    const verify = await otapack(['verify', swu, '--trust', trust]);
+    const client = await (verify.code === 0 ? swupdateOk : swupdate)(swu, { check: true, cert: trust, select: 'stable,copy2' });
+    expect(verify.code, verify.stderr).not.toBe(70);
+    expect(verify.code === 0, `otapack verify exit ${verify.code}, client ${client.ok ? 'accepts' : 'refuses'}:\n${verify.stderr}\n${client.output.split('\n').filter((l) => /ERROR/.test(l)).join('\n')}`).toBe(client.ok);
+    return { verify, client };
+  };
+
+  beforeAll(async () => {
+    k = join(dir, 'odd-keys');
+    mkdirSync(k, { recursive: true });
+    const p = await makeExt4(join(k, 'p.ext4'), 4);
+    spec = writeSpec(k, 'p.yaml', abSpec({ slotA: '/dev/a', slotB: '/dev/b', file: p }));
+    signed = join(k, 'signed.swu');
+    expect((await otapack(['bundle', spec, '-o', signed, '--key', keys.key, '--cert', keys.cert])).code).toBe(0);
+    image = (await buildBuildrootImage(join(dir, 'odd-img'))).path;
+  });
+
+  test.each([
+    ['Ed25519', ['-algorithm', 'ed25519'], /CN=Ed25519: Ed25519 keys cannot sign SWUpdate bundles; otapack signs with RSA .* or EC/],
+    ['Ed448', ['-algorithm', 'ed448'], /Ed448 keys cannot sign SWUpdate bundles/],
+    ['DSA', ['-algorithm', 'dsa', '-pkeyopt', 'dsa_paramgen_bits:1024'], /DSA keys cannot sign SWUpdate bundles/],
+    ['RSA-PSS restricted to SHA-512', ['-algorithm', 'rsa-pss', '-pkeyopt', 'rsa_keygen_bits:2048', '-pkeyopt', 'rsa_pss_keygen_md:sha512', '-pkeyopt', 'rsa_pss_keygen_mgf1_md:sha512'], /its RSA-PSS key is restricted to digest sha512, MGF1 digest sha512/],
+    ['RSA-PSS restricted to 64-byte salts', ['-algorithm', 'rsa-pss', '-pkeyopt', 'rsa_keygen_bits:2048', '-pkeyopt', 'rsa_pss_keygen_md:sha256', '-pkeyopt', 'rsa_pss_keygen_mgf1_md:sha256', '-pkeyopt', 'rsa_pss_keygen_saltlen:64'], /restricted to salt length of at least 64 bytes; otapack signs RSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt/],
+  ] as [string, string[], RegExp][])('%s key: bundle, sign and convert refuse it, naming the key type', async (name, genpkey, re) => {
+    const c = await pair(name.replace(/\W+/g, '_'), genpkey);
+    const reName = new RegExp(re.source.replace(/^CN=Ed25519/, `CN=${name}`));
+    const out = join(k, 'x.swu');
+    expectCleanFailure(await otapack(['bundle', spec, '-o', out, '--key', c.key, '--cert', c.cert]), 5, reName);
+    expectCleanFailure(await otapack(['sign', signed, '-o', out, '--key', c.key, '--cert', c.cert]), 5, reName);
+    expect(existsSync(out)).toBe(false);
+    const conv = join(k, `conv-${name.replace(/\W+/g, '_')}`);
+    expectCleanFailure(await otapack(['convert', image, '-o', conv, '--key', c.key, '--cert', c.cert]), 5, reName);
+    expectNothingLeft(conv);
+  });
+
+  test('an Ed25519 certificate as the trust anchor: verify and the client both refuse the bundle', async () => {
+    const ed = await pair('ed-anchor', ['-algorithm', 'ed25519']);
+    const { verify } = await bothJudge(signed, ed.cert);
+    expect(verify.stderr).toMatch(/FAIL\s+trust/);
+  });
+
+  test('BER (not DER) certificates as --cert, in --chain, in --trust: one KEY line each', async () => {
+    const der = derOf(keys.cert);
+    const ber = join(k, 'ber.crt');
+    writeFileSync(ber, pemOf(berWithin(der, der))); // the certificate's own length in long form
+    const re = /ber\.crt: BER-encoded, not DER \(re-encode it with openssl x509 -in CERT -out NEW\.pem, or have it reissued\)/;
+    const out = join(k, 'ber.swu');
+    expectCleanFailure(await otapack(['bundle', spec, '-o', out, '--key', keys.key, '--cert', ber]), 5, re);
+    expectCleanFailure(await otapack(['bundle', spec, '-o', out, '--key', keys.key, '--cert', keys.cert, '--chain', ber]), 5, re);
+    expectCleanFailure(await otapack(['verify', signed, '--trust', ber]), 5, re);
+    expectCleanFailure(await otapack(['convert', image, '-o', join(k, 'conv-ber'), '--unsigned', '--trust', ber]), 5, re);
+    expect(existsSync(out)).toBe(false);
+    // the advice works: openssl writes it back as DER, the same certificate
+    await openssl(['x509', '-in', ber, '-out', join(k, 'fixed.pem')]);
+    expect(derOf(join(k, 'fixed.pem')).equals(der)).toBe(true);
+  });
+
+  test('a BER certificate inside a bundle\'s signature: verify judges as the client does', async () => {
+    const sig = entries(signed).find(([n]) => n === 'sw-description.sig')![1];
+    const swu = withSignature('ber-in-sig', berWithin(sig, derOf(keys.cert)));
+    await bothJudge(swu, keys.cert);
+  });
+
+  test('an X.509 v1 certificate and one with a negative serial sign bundles the client accepts, and verify agrees', async () => {
+    const ecKey = join(k, 'odd.key');
+    await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', ecKey]);
+    const v1 = join(k, 'v1.crt');
+    await openssl(['req', '-new', '-key', ecKey, '-subj', '/CN=v1', '-out', join(k, 'v1.csr')]);
+    await openssl(['x509', '-req', '-in', join(k, 'v1.csr'), '-signkey', ecKey, '-days', '30', '-out', v1]);
+    expect((await execa('openssl', ['x509', '-in', v1, '-noout', '-text'])).stdout).toMatch(/Version: 1 \(0x0\)/);
+    const neg = join(k, 'neg.crt');
+    await openssl(['req', '-x509', '-key', ecKey, '-subj', '/CN=negative serial', '-days', '30', '-set_serial', '-12345', '-out', neg]);
+    expect((await execa('openssl', ['x509', '-in', neg, '-noout', '-serial'])).stdout).toBe('serial=-3039');
+    for (const cert of [v1, neg]) {
+      const out = join(k, `${cert.endsWith('v1.crt') ? 'v1' : 'neg'}.swu`);
+      const r = await otapack(['bundle', spec, '-o', out, '--key', ecKey, '--cert', cert]);
+      expect(r.code, r.stderr).toBe(0);
+      const { verify } = await bothJudge(out, cert);
+      expect(verify.code).toBe(0);
+    }
+  });
+
+  test('a certificate whose validity OpenSSL cannot read: refused as --cert; inside a signature, verify and the client refuse', async () => {
+    // a real certificate with its notBefore turned into "99AA01000000Z", re-signed with its key
+    const ecKey = join(k, 'badtime.key');
+    const good = join(k, 'badtime-src.crt');
+    await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', ecKey]);
+    await openssl(['req', '-x509', '-key', ecKey, '-subj', '/CN=bad time', '-days', '30', '-out', good]);
+    const cert = parseDer(derOf(good));
+    const [tbs, alg] = cert.children!;
+    tbs!.children![4]!.children![0]!.content = Buffer.from('99AA01000000Z');
+    const sig = signWith('sha256', encodeDer(tbs!), { key: createPrivateKey(readFileSync(ecKey)), dsaEncoding: 'der' });
+    const bad = join(k, 'badtime.crt');
+    writeFileSync(bad, pemOf(encodeDer({ id: 0x30, children: [tbs!, alg!, { id: 0x03, content: Buffer.concat([Buffer.from([0]), sig]) }] })));
+    expect((await execa('openssl', ['x509', '-in', bad, '-noout', '-dates'])).stdout).toMatch(/notBefore=Bad time value/);
+    expectCleanFailure(await otapack(['bundle', spec, '-o', join(k, 'bt.swu'), '--key', ecKey, '--cert', bad]), 5, /badtime\.crt: its validity dates cannot be read \(notBefore "Bad time value"/);
+    // signed elsewhere (openssl cms), embedded as it is: otapack verify exited 70 here before
+    const manifest = join(k, 'bt-manifest');
+    writeFileSync(manifest, entries(signed)[0]![1]);
+    const cms = join(k, 'bt.sig');
+    await openssl(['cms', '-sign', '-binary', '-nosmimecap', '-outform', 'DER', '-in', manifest, '-signer', bad, '-inkey', ecKey, '-out', cms]);
+    const { verify } = await bothJudge(withSignature('badtime-in-sig', readFileSync(cms)), bad.replace('badtime.crt', 'badtime-src.crt'));
+    expect(verify.stderr).toMatch(/FAIL\s+signature\s+.*an embedded certificate cannot be parsed/);
+  });
+
+  test('a signature whose signing time is not a time: verify names the signature, the client refuses', async () => {
+    const sig = Buffer.from(entries(signed).find(([n]) => n === 'sw-description.sig')![1]);
+    const at = sig.indexOf(Buffer.from('170d', 'hex'), sig.indexOf(Buffer.from('2a864886f70d010905', 'hex'))); // signingTime's UTCTime
+    sig.write('9912AAxx9999', at + 2, 'latin1');
+    const { verify } = await bothJudge(withSignature('bad-signing-time', sig), keys.cert);
+    expect(verify.stderr).toMatch(/FAIL\s+signature/);
+  });
+
+  test('certificates Node reads only in part: an empty subject or issuer, a key algorithm OpenSSL does not know', async () => {
+    const der = derOf(keys.cert);
+    const variant = (name: string, edit: (cert: Tlv) => void): string => {
+      const t = parseDer(der);
+      edit(t);
+      const p = join(k, `${name}.crt`);
+      writeFileSync(p, pemOf(encodeDer(t)));
+      return p;
+    };
+    // tbsCertificate: [0] version, serial, signature, issuer, validity, subject, subjectPublicKeyInfo, [3] extensions
+    const emptySubject = variant('empty-subject', (c) => { c.children![0]!.children![5] = { id: 0x30, children: [] }; });
+    const emptyIssuer = variant('empty-issuer', (c) => { c.children![0]!.children![3] = { id: 0x30, children: [] }; });
+    for (const anchor of [emptySubject, emptyIssuer]) {
+      const { verify } = await bothJudge(signed, anchor); // otapack verify exited 70 on these before
+      expect(verify.stderr).toMatch(/FAIL\s+trust/);
+    }
+    // the SPKI algorithm OID's last arc changed: rsaEncryption becomes 1.2.840.113549.1.1.9, no key algorithm
+    const unknownAlg = variant('unknown-alg', (c) => {
+      const spki = c.children![0]!.children![6]!;
+      const alg = spki.children![0]!.children![0]!;
+      alg.content = Buffer.from(alg.content!.toString('hex').replace(/01$/, '09'), 'hex');
+    });
+    const re = /unknown-alg\.crt: its public key cannot be read \(an algorithm OpenSSL does not know\)/;
+    expectCleanFailure(await otapack(['verify', signed, '--trust', unknownAlg]), 5, re);
+    expectCleanFailure(await otapack(['bundle', spec, '-o', join(k, 'ua.swu'), '--key', keys.key, '--cert', unknownAlg]), 5, re);
+  });
+
+  test('directories and files over 2 GiB where a key, certificate, spec or bundle goes', async () => {
+    const d = join(k, 'a-directory');
+    mkdirSync(d, { recursive: true });
+    const huge = join(k, 'huge.bin');
+    writeFileSync(huge, '');
+    await execa('truncate', ['-s', '3G', huge]);
+    const out = join(k, 'y.swu');
+    for (const f of [d, huge]) {
+      const why = f === d ? /is a directory/ : /file is larger than 2 GiB/;
+      expectCleanFailure(await otapack(['bundle', spec, '-o', out, '--key', f, '--cert', keys.cert]), 5, why);
+      expectCleanFailure(await otapack(['bundle', spec, '-o', out, '--key', keys.key, '--cert', f]), 5, why);
+      expectCleanFailure(await otapack(['verify', signed, '--trust', f]), 5, why);
+      expectCleanFailure(await otapack(['sign', signed, '-o', out, '--signature', f]), 5, why);
+      expectCleanFailure(await otapack(['bundle', f, '-o', out, '--unsigned']), 3, why);
+    }
+    expectCleanFailure(await otapack(['verify', d]), 4, /a-directory: not a regular file/);
+    expectCleanFailure(await otapack(['convert', d, '-o', join(k, 'conv-dir'), '--unsigned']), 4, /a-directory: is a directory/);
+    expect(existsSync(out)).toBe(false);
   });
 });

@@ -4,6 +4,7 @@ import { Command, Option, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { installSignalHandlers, runAction, setDebug, setJsonMode, printJsonError } from './run.js';
 import { setTask } from '../util/cleanup.js';
+import { EXIT_CODES, EXIT_OK } from './exit-codes.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -166,12 +167,12 @@ export async function main(argv: string[]): Promise<void> {
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
-        process.exitCode = 0;
+        process.exitCode = EXIT_OK;
         return;
       }
       // the parser has printed its message on stderr; with --json stdout still gets the error object
-      if (wantsJson(argv)) printJsonError('USAGE', 2, e.message.replace(/^error: /, '').split('\n').map((l) => l.trim()).filter(Boolean).join(' '));
-      process.exitCode = 2;
+      if (wantsJson(argv)) printJsonError('USAGE', EXIT_CODES.USAGE, e.message.replace(/^error: /, '').split('\n').map((l) => l.trim()).filter(Boolean).join(' '));
+      process.exitCode = EXIT_CODES.USAGE;
       return;
     }
     throw e;

@@ -1,5 +1,6 @@
 // The CLI edge: turns thrown errors into one line and an exit status, handles interruption.
-import { OtapackError, EXIT_CODES, ioError } from '../errors.js';
+import { OtapackError, fileError, ioError } from '../errors.js';
+import { EXIT_CODES, errorCodeOf } from './exit-codes.js';
 import { cleanupNow, currentTask, holdDuringCommit, outputsCommitted } from '../util/cleanup.js';
 import { red, printJson } from './output.js';
 import { profileLines } from '../util/profile.js';
@@ -33,35 +34,36 @@ export function installSignalHandlers(): void {
 }
 
 /** With --json, a failed command still prints one JSON object on stdout (docs/json.md, otapack.error/1). */
-export function printJsonError(code: string, exitCode: number, message: string): void {
-  printJson({ schema: 'otapack.error/1', ok: false, code, exitCode, message });
+export function printJsonError(code: string, exitCode: number, message: string, fields: Record<string, unknown> = {}): void {
+  printJson({ schema: 'otapack.error/1', ok: false, code, exitCode, message, ...fields });
 }
 
 export function reportError(e: unknown, json = jsonMode): number {
   cleanupNow();
+  const code = errorCodeOf(e);
+  const exit = EXIT_CODES[code];
   if (e instanceof OtapackError) {
-    if (json) printJsonError(e.code, EXIT_CODES[e.code], e.message);
+    if (json) printJsonError(e.code, exit, e.message, e.fields());
     process.stderr.write(`${red('otapack: error:')} ${e.message}\n`);
+    if (debug && e.toolOutput) process.stderr.write(`${e.tool ?? 'tool'} said:\n${e.toolOutput}\n`);
     if (debug && e.cause) process.stderr.write(`${(e.cause as Error).stack ?? String(e.cause)}\n`);
     if (debug) process.stderr.write(`${e.stack}\n`);
-    return EXIT_CODES[e.code];
+    return exit;
   }
   const err = e as NodeJS.ErrnoException;
-  if (err?.code?.startsWith?.('commander.')) return 2;
+  if (code === 'USAGE') return exit; // commander printed its own message
   // a system error that reached here unwrapped: still one line and the I/O status
-  if (err?.code && /^E[A-Z]+$/.test(err.code) && err.syscall) {
-    const message = ioError('IO', err.path ?? err.syscall, err).message;
-    if (json) printJsonError('IO', EXIT_CODES.IO, message);
-    process.stderr.write(`${red('otapack: error:')} ${message}
-`);
-    if (debug) process.stderr.write(`${err.stack}
-`);
-    return EXIT_CODES.IO;
+  if (code === 'IO') {
+    const wrapped = err.path ? fileError('IO', err.path, err) : ioError('IO', err.syscall ?? 'I/O', err);
+    if (json) printJsonError('IO', exit, wrapped.message, wrapped.fields());
+    process.stderr.write(`${red('otapack: error:')} ${wrapped.message}\n`);
+    if (debug) process.stderr.write(`${err.stack}\n`);
+    return exit;
   }
-  if (json) printJsonError('INTERNAL', EXIT_CODES.INTERNAL, err?.message ?? String(e));
+  if (json) printJsonError('INTERNAL', exit, err?.message ?? String(e));
   process.stderr.write(`${red('otapack: internal error:')} ${err?.message ?? String(e)}${debug ? '' : ' (run with --debug for details)'}\n`);
   if (debug) process.stderr.write(`${err?.stack ?? ''}\n`);
-  return EXIT_CODES.INTERNAL;
+  return exit;
 }
 
 /** Runs a command action; sets the exit code from its result or its error. */

@@ -63,7 +63,7 @@ async function wireUboot(o: WireOptions): Promise<BootWiring> {
   if (board.kind === 'uboot-script' && board.where === 'boot') {
     const raw = await readFat(image, boot.start, board.path);
     const dec = raw ? decodeScriptImage(raw) : undefined;
-    if (!dec || !dec.dataCrcOk) throw new OtapackError('INPUT', `${L.image}: ${board.path} on the boot partition is not a valid U-Boot script image`);
+    if (!dec || !dec.dataCrcOk) throw new OtapackError('INPUT', `${board.path} on the boot partition is not a valid U-Boot script image`, { path: L.image });
     const patched = patchBootScript(dec.text, { oldRootPart: oldRoot, scriptPart: L.boot!.number, bootPartMove: move, name: board.path });
     edits.push(...patched.edits.map((e) => ({ ...e, file: `boot partition ${board.path} -> /otapack/board.scr` })));
     writes.push({ path: '/otapack/board.scr', data: encodeScriptImage(patched.text, dec.name || 'board boot script', { time: o.timestamp }) });
@@ -73,7 +73,7 @@ async function wireUboot(o: WireOptions): Promise<BootWiring> {
   } else if (board.kind === 'uboot-script' && board.where === 'rootfs') {
     const raw = await readExt4(image, A.start, board.path, 'the rootfs');
     const dec = decodeScriptImage(raw);
-    if (!dec.dataCrcOk) throw new OtapackError('INPUT', `${L.image}: ${board.path} in the rootfs is not a valid U-Boot script image`);
+    if (!dec.dataCrcOk) throw new OtapackError('INPUT', `${board.path} in the rootfs is not a valid U-Boot script image`, { path: L.image });
     const patched = patchBootScript(dec.text, { oldRootPart: oldRoot, oldRootIsDefault: oldRoot === 1, name: board.path });
     edits.push(...patched.edits.map((e) => ({ ...e, file: `rootfs ${board.path}` })));
     rootfsFiles.push({ path: board.path, kind: 'file', data: encodeScriptImage(patched.text, dec.name || 'boot script', { time: o.timestamp }), mode: 0o644 });
@@ -123,7 +123,7 @@ async function wireUboot(o: WireOptions): Promise<BootWiring> {
   // distro boot tries extlinux.conf before boot.scr on the partition it scans: none may remain there
   for (const f of ['/extlinux/extlinux.conf', '/boot/extlinux/extlinux.conf']) {
     if (L.bootFiles.some((x) => x.toLowerCase() === f) && !(board.kind === 'extlinux' && board.where === 'boot' && board.path === f)) {
-      throw new OtapackError('INPUT', `${L.image}: the boot partition holds ${f} besides ${'path' in board ? board.path : 'the boot files'}; U-Boot would boot it and bypass the A/B logic`);
+      throw new OtapackError('INPUT', `the boot partition holds ${f} besides ${'path' in board ? board.path : 'the boot files'}; U-Boot would boot it and bypass the A/B logic`, { path: L.image });
     }
   }
   return { bootloader: 'uboot', bootPartition: boot.number, bootFiles, boardStep: describeStep(step), edits, initialEnv: env, envFile: `/${ENV_FILE}`, bootlimit: cfg.bootlimit, rootfsFiles };

@@ -3,7 +3,7 @@
 import { dirname, resolve, isAbsolute } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { ConfigReader, type ConfigMap } from '../util/yaml-config.js';
-import { parseSize } from '../util/units.js';
+import { readSize } from '../util/units.js';
 import { COMPRESSIONS, type CompressionId } from '../compress/compressor.js';
 import { OtapackError } from '../errors.js';
 
@@ -76,7 +76,9 @@ export async function parseConvertConfig(reader: ConfigReader, data: unknown, ba
   c.storage.table = st.oneOf('table', ['keep', 'mbr', 'gpt'] as const, 'keep');
   const size = (k: string): number | undefined => {
     if (!st.has(k)) return undefined;
-    try { return parseSize(st.raw(k), k); } catch (e) { throw st.err(k, (e as Error).message.replace(/^[^:]+: /, '')); }
+    const r = readSize(st.raw(k));
+    if ('problem' in r) throw st.err(k, r.problem);
+    return r.bytes;
   };
   c.storage.slotSize = size('slot-size');
   c.storage.dataSize = size('data-size');

@@ -3,7 +3,7 @@
 import { mkdtemp, rm, access, readFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { tmpdir } from 'node:os';
-import { OtapackError, ioError } from '../errors.js';
+import { OtapackError, fileError, ioError } from '../errors.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { registerTempDir, unregisterTempDir } from '../util/cleanup.js';
 import { openImageInput } from '../disk/image-input.js';
@@ -48,7 +48,7 @@ async function checkInput(input: string): Promise<void> {
   try {
     await access(input);
   } catch (e) {
-    throw ioError('INPUT', input, e);
+    throw fileError('INPUT', input, e);
   }
 }
 
@@ -61,8 +61,8 @@ async function withInput<T>(input: string, workParent: string, fn: (raw: string,
     try {
       return await fn(opened.path, opened.compressed);
     } catch (e) {
-      // messages name the user's file, not the decompressed temp copy
-      if (e instanceof OtapackError && opened.path !== input) e.message = e.message.split(opened.path).join(input);
+      // errors name the user's file, not the decompressed temp copy
+      if (e instanceof OtapackError && opened.path !== input && e.path === opened.path) throw e.withPath(input);
       throw e;
     } finally {
       await opened.cleanup();
@@ -78,7 +78,10 @@ export async function inspectInput(input: string, configPath?: string): Promise<
   const cfg = await loadConvertConfig(configPath);
   return withInput(input, tmpdir(), async (raw) => {
     const abDisk = await findOtapackDisk(raw, input);
-    return abDisk ? { abDisk } : { plan: planConversion(await detectLayout(raw), cfg, input) };
+    if (abDisk) return { abDisk };
+    const layout = await detectLayout(raw);
+    layout.image = input; // reports and messages name the user's file
+    return { plan: planConversion(layout, cfg, input) };
   });
 }
 
@@ -172,7 +175,7 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   }
   if (cfg.update.encrypt && !aes) throw new OtapackError('KEY', `${cfg.file}: update.encrypt is set but no AES key was given (--aes-key or $OTAPACK_AES_KEY)`);
   if (!cfg.update.encrypt) aes = undefined;
-  const trustCerts = o.trust ? parseCertificates(await readFile(o.trust).catch((e) => { throw ioError('KEY', o.trust!, e); }), `trust file ${o.trust}`) : undefined;
+  const trustCerts = o.trust ? parseCertificates(await readFile(o.trust).catch((e) => { throw fileError('KEY', o.trust!, e); }), `trust file ${o.trust}`) : undefined;
   const anchors = trustAnchors(signer, trustCerts);
   if (signer && anchors) {
     // the devices' verdict on our own signer, before any work: a mismatch would brick updates

@@ -84,8 +84,8 @@ export async function detectLayout(image: string): Promise<DetectedLayout> {
   const table = await readPartitionTable(image);
   if (table.usedBackupGpt) {
     // a converter must not guess on a damaged disk: name the problem and the way out
-    const why = (table.warnings.find((w) => /primary GPT/.test(w)) ?? 'the primary GPT is damaged').replace(/; using the backup GPT at LBA \d+/, '');
-    throw new OtapackError('INPUT', `${image}: ${why}, while the backup GPT is intact; repair the image first (e.g. gdisk's recovery menu, "use backup GPT header")`);
+    const why = table.primaryGptProblem ? `primary GPT is corrupt (${table.primaryGptProblem})` : 'the primary GPT is damaged';
+    throw new OtapackError('INPUT', `${why}, while the backup GPT is intact; repair the image first (e.g. gdisk's recovery menu, "use backup GPT header")`, { path: image, reason: 'corrupt-partition-table' });
   }
   const notes: string[] = [...table.warnings];
   // ---- the rootfs: a Linux-typed (or unknown-typed) ext2/3/4 that looks like a root
@@ -97,8 +97,8 @@ export async function detectLayout(image: string): Promise<DetectedLayout> {
   }
   if (candidates.length === 0) {
     const corrupt = table.partitions.find((p) => isLinuxType(p.type));
-    if (corrupt) throw new OtapackError('INPUT', `${image}: partition ${corrupt.number} is a Linux partition but holds no readable ext2/3/4 filesystem (corrupt superblock?)`);
-    throw new OtapackError('INPUT', `${image}: no Linux root filesystem found (no ext2/3/4 partition); otapack converts images with an ext4 rootfs`);
+    if (corrupt) throw new OtapackError('INPUT', `partition ${corrupt.number} is a Linux partition but holds no readable ext2/3/4 filesystem (corrupt superblock?)`, { path: image });
+    throw new OtapackError('INPUT', `no Linux root filesystem found (no ext2/3/4 partition); otapack converts images with an ext4 rootfs`, { path: image });
   }
   const roots: typeof candidates = [];
   for (const c of candidates) if (await looksLikeRoot(image, c.p)) roots.push(c);
@@ -106,11 +106,11 @@ export async function detectLayout(image: string): Promise<DetectedLayout> {
   // prefer the biggest root-looking filesystem (a separate /home or data partition is smaller)
   const chosen = [...pick].sort((a, b) => b.fs.size - a.fs.size)[0]!;
   if (!roots.length) notes.push(`partition ${chosen.p.number} has no /etc, /sbin/init or /bin/sh; treating it as the rootfs anyway`);
-  if (chosen.fs.size > chosen.p.size) throw new OtapackError('INPUT', `${image}: the ext4 filesystem in partition ${chosen.p.number} (${chosen.fs.size} bytes) is larger than its partition (${chosen.p.size} bytes)`);
+  if (chosen.fs.size > chosen.p.size) throw new OtapackError('INPUT', `the ext4 filesystem in partition ${chosen.p.number} (${chosen.fs.size} bytes) is larger than its partition (${chosen.p.size} bytes)`, { path: image });
   const root = chosen.p;
   const after = table.partitions.filter((p) => p.start > root.start);
   if (after.length) {
-    throw new OtapackError('INPUT', `${image}: partition(s) ${after.map((p) => p.number).join(', ')} follow the rootfs; otapack needs the rootfs to be the last partition so slots B and data can follow it`);
+    throw new OtapackError('INPUT', `partition(s) ${after.map((p) => p.number).join(', ')} follow the rootfs; otapack needs the rootfs to be the last partition so slots B and data can follow it`, { path: image });
   }
 
   // ---- the boot partition: FAT before the root
@@ -151,7 +151,7 @@ export async function detectLayout(image: string): Promise<DetectedLayout> {
     const inRoot = '/boot/grub/grub.cfg';
     const text = await rootText(inRoot);
     if (text !== undefined) return { ...base, kind: 'efi', bootloader: 'grub', board: { kind: 'grub', where: 'rootfs', path: inRoot }, rootSpec: rootArg(text) };
-    throw new OtapackError('INPUT', `${image}: EFI system partition ${boot.number} has no grub.cfg (looked in /EFI/BOOT, /boot/grub, /grub and the rootfs's /boot/grub); otapack's EFI support drives GRUB`);
+    throw new OtapackError('INPUT', `EFI system partition ${boot.number} has no grub.cfg (looked in /EFI/BOOT, /boot/grub, /grub and the rootfs's /boot/grub); otapack's EFI support drives GRUB`, { path: image });
   }
 
   // ---- U-Boot with its files on a FAT boot partition (Buildroot)
@@ -168,7 +168,7 @@ export async function detectLayout(image: string): Promise<DetectedLayout> {
       return { ...base, kind: 'buildroot', bootloader: 'uboot', board: { kind: 'extlinux', where: 'boot', path: ext }, rootSpec: rootArg(text) };
     }
     if (has('/cmdline.txt') || has('/config.txt')) {
-      throw new OtapackError('INPUT', `${image}: boots with the Raspberry Pi firmware (config.txt/cmdline.txt) and no U-Boot; A/B switching needs U-Boot (build the image with U-Boot as the kernel in config.txt) or GRUB`);
+      throw new OtapackError('INPUT', `boots with the Raspberry Pi firmware (config.txt/cmdline.txt) and no U-Boot; A/B switching needs U-Boot (build the image with U-Boot as the kernel in config.txt) or GRUB`, { path: image });
     }
   }
 
@@ -200,5 +200,5 @@ export async function detectLayout(image: string): Promise<DetectedLayout> {
     notes.push(`no boot script found; the generated boot script loads /boot/${kernel} from the slot`);
     return { ...base, kind: boot ? 'buildroot' : 'armbian', bootloader: 'uboot', board: { kind: 'kernel-only', kernel: `/boot/${kernel}`, initrd: initrd ? `/boot/${initrd}` : undefined } };
   }
-  throw new OtapackError('INPUT', `${image}: found the rootfs (partition ${root.number}) but no boot configuration: no boot.scr, extlinux.conf or grub.cfg on a boot partition or in /boot, and no kernel in /boot`);
+  throw new OtapackError('INPUT', `found the rootfs (partition ${root.number}) but no boot configuration: no boot.scr, extlinux.conf or grub.cfg on a boot partition or in /boot, and no kernel in /boot`, { path: image });
 }

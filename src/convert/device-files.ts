@@ -3,6 +3,7 @@
 // environment and commit commands with their init wiring. Pure: returns file contents.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { OtapackError } from '../errors.js';
 import type { ConvertConfig } from './config.js';
 import { byRole, type ConvertPlan } from './plan.js';
 
@@ -21,7 +22,7 @@ export interface Injection {
 const TEMPLATES = fileURLToPath(new URL('../../templates/device/', import.meta.url));
 const template = (name: string, values: Record<string, string> = {}): string =>
   readFileSync(TEMPLATES + name, 'utf8').replace(/@@([A-Z_]+)@@/g, (_m, k: string) => {
-    if (!(k in values)) throw new Error(`template ${name}: no value for @@${k}@@`);
+    if (!(k in values)) throw new OtapackError('INTERNAL', `template ${name}: no value for @@${k}@@`);
     return values[k]!;
   });
 

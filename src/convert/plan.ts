@@ -131,14 +131,14 @@ export function planConversion(layout: DetectedLayout, cfg: ConvertConfig, input
   // ---- checks the table format imposes
   if (table === 'mbr') {
     if (parts.length > 4) {
-      throw new OtapackError('LIMIT', `${layout.image}: ${parts.length} partitions are needed (${parts.map((p) => p.role).join(', ')}) but an MBR holds 4 primary partitions; set storage.table: gpt`);
+      throw new OtapackError('LIMIT', `${parts.length} partitions are needed (${parts.map((p) => p.role).join(', ')}) but an MBR holds 4 primary partitions; set storage.table: gpt`, { path: layout.image });
     }
     if (imageSize > MBR_MAX) throw new OtapackError('LIMIT', `${fmt(imageSize)} disk exceeds the 2 TiB an MBR can address; set storage.table: gpt`);
   }
   if (table === 'gpt' && layout.table.kind === 'mbr') {
     const clash = layout.rawBootloader.find((r) => r.start < 34 * 512 && r.end > 512);
-    if (clash) throw new OtapackError('CONFIG', `${layout.image}: raw boot loader bytes at offset ${clash.start} sit where a GPT's partition entries go (sectors 1-33); keep the MBR (storage.table: keep)`);
-    if (headEnd < 34 * 512) throw new OtapackError('CONFIG', `${layout.image}: the first partition starts at sector ${headEnd / 512}, inside the space a GPT needs; keep the MBR`);
+    if (clash) throw new OtapackError('CONFIG', `raw boot loader bytes at offset ${clash.start} sit where a GPT's partition entries go (sectors 1-33); keep the MBR (storage.table: keep)`, { path: layout.image });
+    if (headEnd < 34 * 512) throw new OtapackError('CONFIG', `the first partition starts at sector ${headEnd / 512}, inside the space a GPT needs; keep the MBR`, { path: layout.image });
   }
   for (const p of parts) {
     p.device = partitionDevice(device, p.number);

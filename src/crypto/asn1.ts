@@ -124,15 +124,17 @@ export function readOctets(a: Asn1 | undefined): Buffer | undefined {
   return undefined;
 }
 
+/** A UTCTime or GeneralizedTime; undefined when absent or not a real time (forge yields Invalid Date for "991399…"). */
 export function readTime(a: Asn1 | undefined): Date | undefined {
   if (!a || a.tagClass !== C.UNIVERSAL || typeof a.value !== 'string') return undefined;
+  let d: Date | undefined;
   try {
-    if (a.type === T.UTCTIME) return asn1.utcTimeToDate(a.value);
-    if (a.type === T.GENERALIZEDTIME) return asn1.generalizedTimeToDate(a.value);
+    if (a.type === T.UTCTIME) d = asn1.utcTimeToDate(a.value);
+    else if (a.type === T.GENERALIZEDTIME) d = asn1.generalizedTimeToDate(a.value);
   } catch {
     return undefined;
   }
-  return undefined;
+  return d && Number.isFinite(d.getTime()) ? d : undefined;
 }
 
 export const Type = T;

@@ -2,7 +2,7 @@
 // variable (for CI). Error messages name the file or the variable, never any of its content.
 import { readFile } from 'node:fs/promises';
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { OtapackError, ioError } from '../errors.js';
+import { OtapackError, errnoOf, fileError } from '../errors.js';
 import { parseCertificates, type CertInfo } from './x509.js';
 
 export const ENV = {
@@ -35,7 +35,7 @@ export async function readSecret(path: string | undefined, envName: string, env:
     try {
       return { data: await readFile(path), origin: path };
     } catch (e) {
-      throw ioError('KEY', path, e);
+      throw fileError('KEY', path, e);
     }
   }
   const v = env[envName];
@@ -44,7 +44,7 @@ export async function readSecret(path: string | undefined, envName: string, env:
   try {
     return { data: await readFile(v.trim()), origin: `${v.trim()} (from $${envName})` };
   } catch (e) {
-    throw new OtapackError('KEY', `$${envName}: neither key text nor a readable file (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new OtapackError('KEY', `$${envName}: neither key text nor a readable file (${(e as NodeJS.ErrnoException).code ?? 'error'})`, { reason: errnoOf(e) });
   }
 }
 
@@ -52,7 +52,8 @@ export function parsePrivateKey(s: Secret, passphrase?: string): KeyObject {
   const text = s.data.toString('latin1');
   const isPem = text.includes('-----BEGIN');
   if (isPem && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
-    throw new OtapackError('KEY', `${s.origin}: not a private key (found ${/-----BEGIN ([A-Z0-9 ]+)-----/.exec(text)?.[1] ?? 'other PEM data'})`);
+    const found = /-----BEGIN ([A-Z0-9 ]+)-----/.exec(text)?.[1] ?? 'other PEM data';
+    throw new OtapackError('KEY', `${s.origin}: not a private key (found ${found})`, { reason: 'not-a-private-key', expected: 'PRIVATE KEY', actual: found });
   }
   const encrypted = /ENCRYPTED/.test(text);
   try {
@@ -66,12 +67,15 @@ export function parsePrivateKey(s: Secret, passphrase?: string): KeyObject {
         try { return createPrivateKey({ key: s.data, format: 'der', type }); } catch { /* next */ }
       }
     }
-    const msg = String((e as Error).message ?? '');
     if (encrypted && (passphrase === undefined || passphrase === '')) {
-      throw new OtapackError('KEY', `${s.origin}: the key is encrypted; give its passphrase in $${ENV.passphrase}`);
+      throw new OtapackError('KEY', `${s.origin}: the key is encrypted; give its passphrase in $${ENV.passphrase}`, { reason: 'key-encrypted' });
     }
-    if (encrypted || /bad decrypt|passphrase/i.test(msg)) throw new OtapackError('KEY', `${s.origin}: wrong passphrase for the encrypted key`);
-    throw new OtapackError('KEY', `${s.origin}: not a usable private key (PEM or DER, PKCS#1, PKCS#8 or SEC1 expected)`);
+    // OpenSSL's error code, not its text: a wrong passphrase fails the decryption
+    const code = (e as { code?: string }).code;
+    if (encrypted || code === 'ERR_OSSL_BAD_DECRYPT' || code === 'ERR_MISSING_PASSPHRASE') {
+      throw new OtapackError('KEY', `${s.origin}: wrong passphrase for the encrypted key`, { reason: 'wrong-passphrase' });
+    }
+    throw new OtapackError('KEY', `${s.origin}: not a usable private key (PEM or DER, PKCS#1, PKCS#8 or SEC1 expected)`, { reason: 'not-a-private-key' });
   }
 }
 
@@ -91,7 +95,7 @@ export async function loadCertificates(path: string | undefined, envName: string
 export function assertKeyMatchesCert(key: KeyObject, cert: CertInfo, keyOrigin: string): void {
   const a = createPublicKey(key).export({ format: 'der', type: 'spki' });
   const b = cert.x509.publicKey.export({ format: 'der', type: 'spki' });
-  if (!a.equals(b)) throw new OtapackError('KEY', `${keyOrigin}: the private key does not match the certificate ${cert.subject}`);
+  if (!a.equals(b)) throw new OtapackError('KEY', `${keyOrigin}: the private key does not match the certificate ${cert.subject}`, { reason: 'key-cert-mismatch' });
 }
 
 export interface AesKey {

@@ -100,8 +100,9 @@ export async function resolveSigner(o: SignerOptions): Promise<Signer | undefine
   const key = parsePrivateKey(keySecret, env[ENV.passphrase]);
   const [cert, ...rest] = certs;
   assertKeyMatchesCert(key, cert!, keySecret.origin);
+  if (o.pss && cert!.keyType === 'ec') throw new OtapackError('KEY', '--pss needs an RSA key; this key is EC');
+  const scheme = schemeFor(cert!, !!o.pss); // before the date checks: an unusable key type is the first thing to fix
   const chain = [...rest, ...(await chainExtra())];
   checkSigningChainDates(cert!, chain, now, warnDays, o.warn);
-  if (o.pss && cert!.keyType === 'ec') throw new OtapackError('KEY', '--pss needs an RSA key; this key is EC');
-  return new KeyObjectSigner(key, cert!, chain, schemeFor(cert!, !!o.pss), keySecret.origin);
+  return new KeyObjectSigner(key, cert!, chain, scheme, keySecret.origin);
 }

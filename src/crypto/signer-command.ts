@@ -105,11 +105,7 @@ export class CommandSigner implements Signer {
     this.chain = o.chain ?? [];
     this.input = o.input ?? 'der';
     if (o.pss && o.cert.keyType === 'ec') throw new OtapackError('KEY', '--pss needs an RSA key; this certificate has an EC key');
-    try {
-      this.scheme = schemeFor(o.cert, !!o.pss);
-    } catch {
-      throw new OtapackError('KEY', `certificate ${o.cert.subject}: key type ${o.cert.keyType} is not supported (RSA or EC)`);
-    }
+    this.scheme = schemeFor(o.cert, !!o.pss);
     this.signatureLength = maxSignatureLength(o.cert);
     // the program's name only: arguments may carry tokens or account names
     this.description = `signing command "${basename(this.argv[0]!)}"`;

@@ -220,12 +220,7 @@ export class Pkcs11Signer implements Signer {
       }
     }
     if (o.pss && cert.keyType === 'ec') throw new OtapackError('KEY', '--pss needs an RSA key; this key is EC');
-    let scheme: SigScheme;
-    try {
-      scheme = schemeFor(cert, !!o.pss);
-    } catch {
-      throw new OtapackError('KEY', `${where}: certificate key type ${cert.keyType} is not supported (RSA or EC)`);
-    }
+    const scheme: SigScheme = schemeFor(cert, !!o.pss);
     const certType = cert.keyType === 'ec' ? 'EC' : 'RSA';
     if (key.keyType && key.keyType !== certType) {
       throw new OtapackError('KEY', `${where}: the key on the token is ${key.keyType} but the certificate ${cert.subject} has an ${certType} key; they do not belong together`);

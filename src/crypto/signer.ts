@@ -1,6 +1,7 @@
 // Signers: where the private-key operation happens. A file or environment key signs in-process
 // with node:crypto; other backends (PKCS#11 token, external command) implement the same shape.
 import { sign as cryptoSign, verify as cryptoVerify, createHash, constants, type KeyObject } from 'node:crypto';
+import { OtapackError } from '../errors.js';
 import type { CertInfo } from './x509.js';
 
 export type SigScheme = 'pkcs1' | 'pss' | 'ecdsa';
@@ -29,11 +30,35 @@ export type SignerKind = 'key' | 'pkcs11' | 'command';
 /** Salt length used for RSA-PSS: the digest length, as RFC 8017 recommends. */
 export const PSS_SALT = 32;
 
+/**
+ * The signature scheme for a certificate's key. Refuses (KEY) keys otapack cannot sign SWUpdate
+ * bundles with: Ed25519, Ed448, DSA, X25519 … (otapack signs RSA PKCS#1 v1.5, RSA-PSS and
+ * ECDSA, all with SHA-256), and RSA-PSS keys restricted to other parameters than the SHA-256,
+ * MGF1-SHA-256, 32-byte-salt PSS otapack writes (OpenSSL would refuse to sign with them).
+ */
 export function schemeFor(cert: CertInfo, pss: boolean): SigScheme {
   if (cert.keyType === 'ec') return 'ecdsa';
-  if (cert.keyType === 'rsa' || cert.keyType === 'rsa-pss') return pss || cert.keyType === 'rsa-pss' ? 'pss' : 'pkcs1';
-  throw new Error(`unsupported key type ${cert.keyType}`);
+  if (cert.keyType === 'rsa') return pss ? 'pss' : 'pkcs1';
+  if (cert.keyType === 'rsa-pss') {
+    const d = cert.x509.publicKey.asymmetricKeyDetails ?? {};
+    const wrong = [
+      d.hashAlgorithm && d.hashAlgorithm !== 'sha256' ? `digest ${d.hashAlgorithm}` : undefined,
+      d.mgf1HashAlgorithm && d.mgf1HashAlgorithm !== 'sha256' ? `MGF1 digest ${d.mgf1HashAlgorithm}` : undefined,
+      d.saltLength !== undefined && d.saltLength > PSS_SALT ? `salt length of at least ${d.saltLength} bytes` : undefined,
+    ].filter(Boolean);
+    if (wrong.length) {
+      throw new OtapackError('KEY', `certificate ${cert.subject}: its RSA-PSS key is restricted to ${wrong.join(', ')}; otapack signs RSA-PSS with SHA-256, MGF1-SHA-256 and a ${PSS_SALT}-byte salt (make the key without restrictions, e.g. openssl genpkey -algorithm RSA, and sign with --pss)`, {
+        reason: 'key-restricted', expected: `sha256, mgf1 sha256, salt ${PSS_SALT}`, actual: wrong.join(', '),
+      });
+    }
+    return 'pss';
+  }
+  throw new OtapackError('KEY', `certificate ${cert.subject}: ${KEY_TYPE_NAMES[cert.keyType] ?? cert.keyType} keys cannot sign SWUpdate bundles; otapack signs with RSA (PKCS#1 v1.5 or PSS) or EC (ECDSA) keys (e.g. otapack keygen --type rsa3072 or ec256)`, {
+    reason: 'unsupported-key-type', expected: 'rsa, rsa-pss or ec', actual: cert.keyType,
+  });
 }
+
+const KEY_TYPE_NAMES: Record<string, string> = { ed25519: 'Ed25519', ed448: 'Ed448', dsa: 'DSA', x25519: 'X25519', x448: 'X448', dh: 'DH' };
 
 export function maxSignatureLength(cert: CertInfo): number {
   if (cert.keyType === 'ec') {
@@ -60,6 +85,17 @@ export class KeyObjectSigner implements Signer {
   }
 
   async sign(data: Buffer): Promise<Buffer> {
+    try {
+      return this.signWithKey(data);
+    } catch (e) {
+      // OpenSSL refusing the operation (a restricted or unusable key): name the key, not a stack
+      throw new OtapackError('KEY', `${this.description}: the key refused to sign (${(e as Error).message.replace(/^error:[0-9A-F]+:/, '')})`, {
+        reason: 'signing-failed', cause: e,
+      });
+    }
+  }
+
+  private signWithKey(data: Buffer): Buffer {
     if (this.scheme === 'pss') {
       return cryptoSign('sha256', data, { key: this.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT });
     }

@@ -1,7 +1,7 @@
 // Reading certificates: node:crypto's X509Certificate for validity, keys and issuance checks, and
 // a small ASN.1 walk (node-forge) for what Node does not expose: the issuer Name and serial as
 // DER (for CMS), key-usage bits, basic constraints and EKU OIDs.
-import { X509Certificate, createHash } from 'node:crypto';
+import { X509Certificate, createHash, type KeyObject } from 'node:crypto';
 import { OtapackError } from '../errors.js';
 import { fromDer, toDer, readOid, readOctets, isSeq, isCtx, Type, Class, type Asn1, OID, fromBin } from './asn1.js';
 
@@ -42,7 +42,7 @@ export function splitPem(text: string, label = 'CERTIFICATE'): Buffer[] {
 export function parseCertificates(data: Buffer, what: string): CertInfo[] {
   const text = data.toString('latin1');
   const ders = text.includes('-----BEGIN') ? splitPem(text) : [data];
-  if (ders.length === 0) throw new OtapackError('KEY', `${what}: no PEM CERTIFICATE block found`);
+  if (ders.length === 0) throw new OtapackError('KEY', `${what}: no PEM CERTIFICATE block found`, { reason: 'not-a-certificate', expected: 'PEM CERTIFICATE' });
   return ders.map((d, i) => parseCertificate(d, ders.length > 1 ? `${what} (certificate ${i + 1})` : what));
 }
 
@@ -53,9 +53,36 @@ export function parseCertificate(der: Buffer, what: string): CertInfo {
     x509 = new X509Certificate(der);
     root = fromDer(der);
   } catch {
-    throw new OtapackError('KEY', `${what}: not an X.509 certificate`);
+    throw new OtapackError('KEY', `${what}: not an X.509 certificate`, { reason: 'not-a-certificate' });
   }
-  if (!isSeq(root) || !isSeq(root.value[0])) throw new OtapackError('KEY', `${what}: not an X.509 certificate`);
+  if (!isSeq(root) || !isSeq(root.value[0])) throw new OtapackError('KEY', `${what}: not an X.509 certificate`, { reason: 'not-a-certificate' });
+  // A certificate is embedded in signatures byte for byte and its own signature covers its
+  // encoding: only DER has one encoding. BER (indefinite or long-form lengths …) is refused here
+  // rather than failing later inside the CMS writer.
+  if (!toDer(root).equals(der)) {
+    throw new OtapackError('KEY', `${what}: BER-encoded, not DER (re-encode it with openssl x509 -in CERT -out NEW.pem, or have it reissued)`, {
+      reason: 'ber-encoding', expected: 'DER', actual: 'BER',
+    });
+  }
+  // OpenSSL refuses a certificate whose validity it cannot read ("format error in certificate's
+  // notBefore field"): so does otapack, before an Invalid Date reaches a comparison or a report
+  const notBefore = new Date(x509.validFrom);
+  const notAfter = new Date(x509.validTo);
+  if (!Number.isFinite(notBefore.getTime()) || !Number.isFinite(notAfter.getTime())) {
+    throw new OtapackError('KEY', `${what}: its validity dates cannot be read (notBefore "${x509.validFrom}", notAfter "${x509.validTo}")`, {
+      reason: 'bad-validity', actual: `${x509.validFrom} - ${x509.validTo}`,
+    });
+  }
+  // Node throws on first use of a public key OpenSSL cannot decode (an unknown algorithm): here, once
+  let publicKey: KeyObject;
+  try {
+    publicKey = x509.publicKey;
+  } catch {
+    throw new OtapackError('KEY', `${what}: its public key cannot be read (an algorithm OpenSSL does not know)`, { reason: 'unsupported-key-type' });
+  }
+  // an empty subject or issuer Name is legal DER; Node gives undefined for it
+  const subject = (x509.subject ?? '').replace(/\n/g, ', ');
+  const issuer = (x509.issuer ?? '').replace(/\n/g, ', ');
   const tbs = root.value[0].value;
   let i = 0;
   if (isCtx(tbs[0], 0)) i = 1; // explicit version
@@ -66,19 +93,19 @@ export function parseCertificate(der: Buffer, what: string): CertInfo {
     der,
     x509,
     version: i === 1 ? 3 : 1,
-    subject: x509.subject.replace(/\n/g, ', '),
-    issuer: x509.issuer.replace(/\n/g, ', '),
+    subject: subject || '(empty subject)',
+    issuer: issuer || '(empty issuer)',
     issuerNode,
     serialNode,
     serialHex: x509.serialNumber,
-    notBefore: new Date(x509.validFrom),
-    notAfter: new Date(x509.validTo),
+    notBefore,
+    notAfter,
     keyUsageCritical: false,
-    selfIssued: x509.subject === x509.issuer,
+    selfIssued: subject === issuer,
     fingerprint: createHash('sha256').update(der).digest('hex'),
-    keyType: x509.publicKey.asymmetricKeyType ?? 'unknown',
+    keyType: publicKey.asymmetricKeyType ?? 'unknown',
   };
-  const det = x509.publicKey.asymmetricKeyDetails;
+  const det = publicKey.asymmetricKeyDetails;
   if (det?.modulusLength) info.keyBits = det.modulusLength;
   if (det?.namedCurve) info.keyBits = det.namedCurve === 'prime256v1' ? 256 : det.namedCurve === 'secp384r1' ? 384 : det.namedCurve === 'secp521r1' ? 521 : undefined;
   const exts = extsWrap && isSeq(extsWrap.value[0]) ? extsWrap.value[0].value : [];

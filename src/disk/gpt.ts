@@ -45,6 +45,8 @@ export interface Gpt {
   entries: GptEntry[];
   /** The primary copy was bad and the backup was used. */
   usedBackup: boolean;
+  /** Why the primary was not used, when the backup was. */
+  primaryProblem?: string;
   warnings: string[];
 }
 
@@ -54,13 +56,13 @@ const u64 = (b: Buffer, o: number): number => Number(b.readBigUInt64LE(o));
 
 /** Parses and checks one header sector read from `lba`; throws a reason on any problem. */
 export function parseGptHeader(sector: Buffer, lba: number, totalSectors: number): GptHeader {
-  if (sector.length < SECTOR || !sector.subarray(0, 8).equals(SIGNATURE)) throw new Error('no "EFI PART" signature');
+  if (sector.length < SECTOR || !sector.subarray(0, 8).equals(SIGNATURE)) throw new OtapackError('INPUT', 'no "EFI PART" signature');
   const headerSize = sector.readUInt32LE(12);
-  if (headerSize < HEADER_SIZE || headerSize > SECTOR) throw new Error(`header size ${headerSize} is invalid`);
+  if (headerSize < HEADER_SIZE || headerSize > SECTOR) throw new OtapackError('INPUT', `header size ${headerSize} is invalid`);
   const copy = Buffer.from(sector.subarray(0, headerSize));
   const stored = copy.readUInt32LE(16);
   copy.writeUInt32LE(0, 16);
-  if (crc32(copy) !== stored) throw new Error('header CRC mismatch');
+  if (crc32(copy) !== stored) throw new OtapackError('INPUT', 'header CRC mismatch');
   const h: GptHeader = {
     revision: sector.readUInt32LE(8),
     headerSize,
@@ -74,13 +76,13 @@ export function parseGptHeader(sector: Buffer, lba: number, totalSectors: number
     entrySize: sector.readUInt32LE(84),
     entriesCrc: sector.readUInt32LE(88),
   };
-  if (h.myLba !== lba) throw new Error(`header says it is at LBA ${h.myLba}, found at LBA ${lba}`);
+  if (h.myLba !== lba) throw new OtapackError('INPUT', `header says it is at LBA ${h.myLba}, found at LBA ${lba}`);
   // UEFI: entry size is 128 × 2^n.
-  if (h.entrySize < ENTRY_SIZE || (h.entrySize & (h.entrySize - 1)) !== 0) throw new Error(`entry size ${h.entrySize} is invalid`);
-  if (h.numEntries * h.entrySize > MAX_ENTRY_BYTES) throw new Error(`entry array of ${h.numEntries} × ${h.entrySize} bytes is unreasonably large`);
-  if (h.firstUsableLba > h.lastUsableLba + 1) throw new Error(`usable range ${h.firstUsableLba}–${h.lastUsableLba} is empty`);
+  if (h.entrySize < ENTRY_SIZE || (h.entrySize & (h.entrySize - 1)) !== 0) throw new OtapackError('INPUT', `entry size ${h.entrySize} is invalid`);
+  if (h.numEntries * h.entrySize > MAX_ENTRY_BYTES) throw new OtapackError('INPUT', `entry array of ${h.numEntries} × ${h.entrySize} bytes is unreasonably large`);
+  if (h.firstUsableLba > h.lastUsableLba + 1) throw new OtapackError('INPUT', `usable range ${h.firstUsableLba}–${h.lastUsableLba} is empty`);
   const entrySectors = Math.ceil((h.numEntries * h.entrySize) / SECTOR);
-  if (h.entriesLba < 2 || h.entriesLba + entrySectors > totalSectors) throw new Error(`entry array at LBA ${h.entriesLba} lies outside the image`);
+  if (h.entriesLba < 2 || h.entriesLba + entrySectors > totalSectors) throw new OtapackError('INPUT', `entry array at LBA ${h.entriesLba} lies outside the image`);
   return h;
 }
 
@@ -109,11 +111,11 @@ function parseEntries(buf: Buffer, h: GptHeader): GptEntry[] {
 async function readCopy(readAt: ReadAt, lba: number, totalSectors: number): Promise<{ header: GptHeader; entries: GptEntry[] }> {
   const header = parseGptHeader(await readAt(lba * SECTOR, SECTOR), lba, totalSectors);
   const raw = await readAt(header.entriesLba * SECTOR, header.numEntries * header.entrySize);
-  if (crc32(raw) !== header.entriesCrc) throw new Error('partition entries CRC mismatch');
+  if (crc32(raw) !== header.entriesCrc) throw new OtapackError('INPUT', 'partition entries CRC mismatch');
   return { header, entries: parseEntries(raw, header) };
 }
 
-const reason = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+const reason = (e: unknown): string => (e instanceof OtapackError ? e.detail : e instanceof Error ? e.message : String(e));
 
 /**
  * Finds a valid GPT: the primary at LBA 1, else the backup (at the primary's alternate LBA if its
@@ -134,7 +136,7 @@ export async function readGpt(readAt: ReadAt, imageSize: number): Promise<Gpt> {
   }
   if (imageSize >= 4096 * 3) {
     const lba1of4k = await readAt(4096, 8);
-    if (lba1of4k.equals(SIGNATURE)) throw new OtapackError('INPUT', 'the GPT is laid out for 4096-byte sectors; only 512-byte sectors are supported');
+    if (lba1of4k.equals(SIGNATURE)) throw new OtapackError('INPUT', 'the GPT is laid out for 4096-byte sectors; only 512-byte sectors are supported', { reason: 'sector-size-4096', expected: '512-byte sectors', actual: '4096-byte sectors' });
   }
   // A primary whose header is sound but whose entries are not still says where its backup is.
   const candidates = new Set<number>();
@@ -147,14 +149,14 @@ export async function readGpt(readAt: ReadAt, imageSize: number): Promise<Gpt> {
   for (const lba of candidates) {
     try {
       const b = await readCopy(readAt, lba, totalSectors);
-      if (b.header.alternateLba !== 1) throw new Error(`backup header points at LBA ${b.header.alternateLba} for the primary, not 1`);
+      if (b.header.alternateLba !== 1) throw new OtapackError('INPUT', `backup header points at LBA ${b.header.alternateLba} for the primary, not 1`);
       warnings.push(`primary GPT is corrupt (${primaryError}); using the backup GPT at LBA ${lba}`);
-      return { ...b, usedBackup: true, warnings };
+      return { ...b, usedBackup: true, primaryProblem: primaryError, warnings };
     } catch (e) {
       backupErrors.push(`LBA ${lba}: ${reason(e)}`);
     }
   }
-  throw new OtapackError('INPUT', `no valid GPT: primary (LBA 1): ${primaryError}; backup ${backupErrors.join('; ')}`);
+  throw new OtapackError('INPUT', `no valid GPT: primary (LBA 1): ${primaryError}; backup ${backupErrors.join('; ')}`, { reason: 'corrupt-partition-table' });
 }
 
 async function checkBackup(readAt: ReadAt, primary: GptHeader, totalSectors: number, warnings: string[]): Promise<void> {
@@ -166,8 +168,8 @@ async function checkBackup(readAt: ReadAt, primary: GptHeader, totalSectors: num
   if (primary.alternateLba !== lastLba) warnings.push(`the backup GPT is at LBA ${primary.alternateLba}, not at the end of the image (LBA ${lastLba})`);
   try {
     const b = await readCopy(readAt, primary.alternateLba, totalSectors);
-    if (b.header.diskGuid !== primary.diskGuid) throw new Error('disk GUID differs from the primary');
-    if (b.header.entriesCrc !== primary.entriesCrc) throw new Error('partition entries differ from the primary');
+    if (b.header.diskGuid !== primary.diskGuid) throw new OtapackError('INPUT', 'disk GUID differs from the primary');
+    if (b.header.entriesCrc !== primary.entriesCrc) throw new OtapackError('INPUT', 'partition entries differ from the primary');
   } catch (e) {
     warnings.push(`the backup GPT at LBA ${primary.alternateLba} is corrupt (${reason(e)}); the primary is used`);
   }

@@ -10,5 +10,6 @@ digestImage(workerData as DigestJob, (done) => {
   }
 }).then(
   (result) => parentPort!.postMessage({ result }),
-  (e: unknown) => parentPort!.postMessage({ error: (e as Error)?.message ?? String(e) }),
+  // the errno name travels too: the main thread turns a read error into an IO error, not a crash
+  (e: unknown) => parentPort!.postMessage({ error: (e as Error)?.message ?? String(e), code: (e as NodeJS.ErrnoException)?.code }),
 );

@@ -7,6 +7,7 @@ import { open } from 'node:fs/promises';
 import { createHash, type Hash } from 'node:crypto';
 import { readSparse } from './extents.js';
 import { workerScript, startWorker } from '../util/worker.js';
+import { OtapackError, errnoOf, fileError, ioError } from '../errors.js';
 
 export interface DigestJob {
   path: string;
@@ -72,7 +73,7 @@ export class RangeHasher {
     const out: string[] = new Array(this.count);
     for (const r of this.state) {
       if (r.end <= r.start) r.hex = createHash('sha256').digest('hex');
-      if (!r.hex) throw new Error(`digest: range ${r.start}-${r.end} was not covered by the image pieces`);
+      if (!r.hex) throw new OtapackError('INTERNAL', `digest: range ${r.start}-${r.end} was not covered by the image pieces`);
       out[r.i] = r.hex;
     }
     return out;
@@ -84,7 +85,7 @@ export async function digestImage(job: DigestJob, onProgress?: (done: number) =>
   const wholeImage = job.image !== false;
   const image = createHash('sha256');
   const ranges = new RangeHasher(job.ranges);
-  const fh = await open(job.path, 'r');
+  const fh = await open(job.path, 'r').catch((e) => { throw fileError('IO', job.path, e); });
   const buf = Buffer.allocUnsafe(CHUNK);
   let done = 0;
   try {
@@ -92,7 +93,8 @@ export async function digestImage(job: DigestJob, onProgress?: (done: number) =>
       for (let off = 0; off < piece.length; ) {
         const want = Math.min(CHUNK, piece.length - off);
         const pos = piece.from + off;
-        const chunk = (await readSparse(fh, buf, pos, want, job.map)) ? buf.subarray(0, want) : (zeros ??= Buffer.alloc(CHUNK)).subarray(0, want);
+        const data = await readSparse(fh, buf, pos, want, job.map).catch((e) => { throw ioError('IO', `reading back ${job.path}`, e); });
+        const chunk = data ? buf.subarray(0, want) : (zeros ??= Buffer.alloc(CHUNK)).subarray(0, want);
         if (wholeImage) image.update(chunk);
         ranges.update(pos, chunk);
         off += want;
@@ -125,13 +127,14 @@ export function startDigest(job: DigestJob, onProgress?: (done: number) => void)
   let terminate: () => Promise<void> = async () => {};
   const result = startWorker(script, job).then((w) => new Promise<DigestResult>((resolve, reject) => {
     terminate = async () => { await w.terminate(); };
-    w.on('message', (m: { progress?: number; result?: DigestResult; error?: string }) => {
+    w.on('message', (m: { progress?: number; result?: DigestResult; error?: string; code?: string }) => {
       if (m.progress !== undefined) onProgress?.(m.progress);
       else if (m.result) resolve(m.result);
-      else reject(new Error(m.error ?? 'digest worker failed'));
+      else if (m.code && errnoOf(m)) reject(ioError('IO', `reading back ${job.path}`, Object.assign(new Error(m.error), { code: m.code })));
+      else reject(new OtapackError('INTERNAL', `digest worker: ${m.error ?? 'failed'}`));
     });
-    w.on('error', reject);
-    w.on('exit', (code) => reject(new Error(`digest worker exited (${code})`)));
+    w.on('error', (e) => reject(new OtapackError('INTERNAL', `digest worker: ${e.message}`, { cause: e })));
+    w.on('exit', (code) => reject(new OtapackError('INTERNAL', `digest worker exited (${code})`)));
   }));
   result.catch(() => {});
   return { result, cancel: () => terminate() };

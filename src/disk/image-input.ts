@@ -8,7 +8,7 @@ import { createGunzip } from 'node:zlib';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { OtapackError, ioError } from '../errors.js';
+import { OtapackError, fileError, ioError } from '../errors.js';
 import { registerTemp, unregisterTemp } from '../util/cleanup.js';
 import { spawnStream } from '../util/tools.js';
 import { SparseSink } from './sparse-copy.js';
@@ -42,13 +42,15 @@ export async function openImageInput(path: string, workDir: string): Promise<Ima
   try {
     const fh = await open(path, 'r');
     try {
-      if (!(await fh.stat()).isFile()) throw Object.assign(new Error(), { code: 'EISDIR' });
+      const st = await fh.stat();
+      if (st.isDirectory()) throw Object.assign(new Error(), { code: 'EISDIR' });
+      if (!st.isFile()) throw new OtapackError('INPUT', 'not a regular file (a disk image file is expected)', { path, reason: 'not-a-regular-file' });
       compressed = await detectCompression(fh);
     } finally {
       await fh.close();
     }
   } catch (e) {
-    throw ioError('INPUT', path, e);
+    throw fileError('INPUT', path, e);
   }
   if (compressed === 'none') return { path, compressed, cleanup: async () => {} };
 
@@ -78,7 +80,9 @@ export async function openImageInput(path: string, workDir: string): Promise<Ima
 
 async function decompressInto(path: string, kind: Compression, fh: FileHandle): Promise<void> {
   const sink = new SparseSink(fh);
-  const corrupt = (detail: string): OtapackError => new OtapackError('INPUT', `${path}: corrupt or truncated ${kind} data (${detail})`);
+  const corrupt = (detail: string, tool?: OtapackError): OtapackError => new OtapackError('INPUT', `corrupt or truncated ${kind} data (${detail})`, {
+    path, reason: 'corrupt-compressed-input', expected: `${kind} data`, tool: tool?.tool, status: tool?.status, cause: tool,
+  });
   let stream: Readable;
   let done: Promise<void> = Promise.resolve();
   if (kind === 'gzip') {
@@ -102,11 +106,11 @@ async function decompressInto(path: string, kind: Compression, fh: FileHandle): 
   try {
     await done;
   } catch (e) {
-    // The tool's own last words ("xz: FILE: Unexpected end of input") name the problem; they
-    // end the TOOL error's message ("xz failed (exit 1): …", last lines joined by " / ").
-    const text = (e as Error).message.replace(/^\S+ failed \([^)]*\): /, '').split(' / ').join('\n');
-    const last = text.trim().split('\n').filter((l) => l.trim()).pop() ?? 'failed';
-    throw corrupt(last.replace(/^(\S*\/)?(xz|zstd): /, '').split(path).join('').replace(/^\s*:\s*/, '').trim());
+    if (!(e instanceof OtapackError) || e.reason !== 'tool-failed') throw e;
+    // The tool's own last words ("xz: FILE: Unexpected end of input") name the problem: its
+    // last line, without the program and file names.
+    const last = (e.toolOutput ?? '').split('\n').filter((l) => l.trim()).pop() ?? 'failed';
+    throw corrupt(last.replace(/^(\S*\/)?(xz|zstd): /, '').split(path).join('').replace(/^\s*:\s*/, '').trim() || 'failed', e);
   }
   try {
     await sink.end();

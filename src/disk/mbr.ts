@@ -51,7 +51,7 @@ function entry(sector: Buffer, slot: number): RawEntry {
  * chain is broken.
  */
 export async function parseMbr(sector0: Buffer, readAt?: (offset: number, len: number) => Promise<Buffer>): Promise<Mbr> {
-  if (!hasBootSignature(sector0)) throw new OtapackError('INPUT', 'no partition table (sector 0 has no 0x55AA signature)');
+  if (!hasBootSignature(sector0)) throw new OtapackError('INPUT', 'no partition table (sector 0 has no 0x55AA signature)', { reason: 'not-a-disk-image' });
   const warnings: string[] = [];
   const partitions: MbrPartition[] = [];
   const raw = [0, 1, 2, 3].map((slot) => entry(sector0, slot));
@@ -59,7 +59,7 @@ export async function parseMbr(sector0: Buffer, readAt?: (offset: number, len: n
   // sector, a bare filesystem) that merely ends in 0x55AA.
   for (let slot = 0; slot < 4; slot++) {
     const flag = sector0[TABLE_OFFSET + slot * 16]!;
-    if (flag !== 0 && flag !== 0x80) throw new OtapackError('INPUT', `no partition table (MBR entry ${slot + 1} has boot flag 0x${flag.toString(16)}; sector 0 is not an MBR)`);
+    if (flag !== 0 && flag !== 0x80) throw new OtapackError('INPUT', `no partition table (MBR entry ${slot + 1} has boot flag 0x${flag.toString(16)}; sector 0 is not an MBR)`, { reason: 'not-a-disk-image' });
   }
   raw.forEach((e, slot) => {
     if (e.sectors !== 0) partitions.push({ number: slot + 1, bootable: e.bootable, type: e.type, startLba: e.start, sectors: e.sectors, logical: false });

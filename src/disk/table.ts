@@ -2,7 +2,7 @@
 // plain data (byte offsets, normalised types, Linux-style PARTUUIDs), refusing anything a
 // converter should not touch, and write a new table without disturbing the bytes around it.
 import { open, type FileHandle } from 'node:fs/promises';
-import { OtapackError, ioError } from '../errors.js';
+import { OtapackError, fileError } from '../errors.js';
 import { parseMbr, encodeMbr, isExtendedType, SECTOR, type MbrPartition } from './mbr.js';
 import { readGpt, encodeGpt, type Gpt } from './gpt.js';
 import { guidFromSeed, isGuid } from './guid.js';
@@ -50,6 +50,8 @@ export interface PartitionTable {
   tailBytes: number;
   /** GPT: the primary copy was damaged and the backup was read instead. */
   usedBackupGpt?: boolean;
+  /** Why the primary GPT was unusable, when the backup was used. */
+  primaryGptProblem?: string;
   /** GPT: first sector of the primary entry array (2 normally; more after `sgdisk -j`). */
   gptEntriesLba?: number;
   warnings: string[];
@@ -148,13 +150,13 @@ export async function readPartitionTable(path: string): Promise<PartitionTable> 
   try {
     fh = await open(path, 'r');
   } catch (e) {
-    throw ioError('INPUT', path, e);
+    throw fileError('INPUT', path, e);
   }
   try {
     return await readTable(fh);
   } catch (e) {
-    if (e instanceof OtapackError) throw new OtapackError(e.code, `${path}: ${e.message}`, { cause: e });
-    throw ioError('INPUT', path, e);
+    if (e instanceof OtapackError) throw e.path === undefined ? e.withPath(path) : e;
+    throw fileError('INPUT', path, e);
   } finally {
     await fh.close();
   }
@@ -162,9 +164,10 @@ export async function readPartitionTable(path: string): Promise<PartitionTable> 
 
 async function readTable(fh: FileHandle): Promise<PartitionTable> {
   const imageSize = (await fh.stat()).size;
-  if (imageSize === 0) throw new OtapackError('INPUT', 'empty file (0 bytes), not a disk image');
-  if (imageSize < SECTOR) throw new OtapackError('INPUT', `truncated: ${imageSize} bytes is less than one 512-byte sector`);
-  if (imageSize % SECTOR !== 0) throw new OtapackError('INPUT', `size ${imageSize} bytes is not a whole number of 512-byte sectors (truncated or padded image?)`);
+  const notImage = { reason: 'not-a-disk-image', actual: `${imageSize} bytes` };
+  if (imageSize === 0) throw new OtapackError('INPUT', 'empty file (0 bytes), not a disk image', notImage);
+  if (imageSize < SECTOR) throw new OtapackError('INPUT', `truncated: ${imageSize} bytes is less than one 512-byte sector`, notImage);
+  if (imageSize % SECTOR !== 0) throw new OtapackError('INPUT', `size ${imageSize} bytes is not a whole number of 512-byte sectors (truncated or padded image?)`, { ...notImage, expected: 'a multiple of 512 bytes' });
   const readAt = (offset: number, len: number): Promise<Buffer> => readFully(fh, offset, len);
   const mbr = await parseMbr(await readAt(0, SECTOR), readAt);
   const totalSectors = imageSize / SECTOR;
@@ -175,13 +178,16 @@ async function readTable(fh: FileHandle): Promise<PartitionTable> {
     try {
       gpt = await readGpt(readAt, imageSize);
     } catch (e) {
-      if (e instanceof OtapackError && /4096-byte/.test(e.message)) throw e;
-      throw new OtapackError('INPUT', `${mbr.protective ? 'protective' : 'hybrid'} MBR (type 0xEE) without a valid GPT: ${(e as Error).message}`);
+      if (e instanceof OtapackError && e.reason === 'sector-size-4096') throw e;
+      throw new OtapackError('INPUT', `${mbr.protective ? 'protective' : 'hybrid'} MBR (type 0xEE) without a valid GPT: ${e instanceof OtapackError ? e.detail : (e as Error).message}`, { reason: 'corrupt-partition-table', cause: e });
     }
     if (!mbr.protective) warnings.push('hybrid MBR (0xEE next to other MBR partitions): the GPT is used, the MBR entries are ignored');
     warnings.push(...gpt.warnings);
     t = fromGpt(gpt, imageSize, warnings);
-    if (gpt.usedBackup) t.usedBackupGpt = true;
+    if (gpt.usedBackup) {
+      t.usedBackupGpt = true;
+      t.primaryGptProblem = gpt.primaryProblem;
+    }
   } else {
     t = fromMbr(mbr.diskSignature, mbr.partitions, imageSize, warnings);
   }

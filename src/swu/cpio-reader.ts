@@ -2,7 +2,7 @@
 // bytes actually present before anything is read or allocated, so a header claiming 4 GiB in a
 // 1 KiB file fails at once with a named reason instead of a hang or an allocation.
 import { open, type FileHandle } from 'node:fs/promises';
-import { OtapackError, ioError } from '../errors.js';
+import { OtapackError, fileError } from '../errors.js';
 import { HEADER_SIZE, MAX_NAME_SIZE, TRAILER, pad4, parseHeader, type CpioHeader } from './cpio.js';
 
 export interface CpioEntry {
@@ -40,12 +40,12 @@ export class CpioReader {
     try {
       fh = await open(path, 'r');
     } catch (e) {
-      throw ioError('INPUT', path, e);
+      throw fileError('INPUT', path, e);
     }
     const st = await fh.stat();
     if (!st.isFile()) {
       await fh.close();
-      throw new OtapackError('INPUT', `${path}: not a regular file`);
+      throw new OtapackError('INPUT', 'not a regular file', { path, reason: 'not-a-regular-file' });
     }
     return new CpioReader(path, fh, st.size);
   }
@@ -66,7 +66,7 @@ export class CpioReader {
   }
 
   private bad(msg: string): OtapackError {
-    return new OtapackError('INPUT', `${this.path}: ${msg}`);
+    return new OtapackError('INPUT', msg, { path: this.path, reason: 'corrupt-bundle' });
   }
 
   /** Walks the entries in order. Throws an INPUT error naming the offset on a structural fault. */

@@ -5,7 +5,7 @@
 // payload's data is read exactly once, feeding hash, byte sum, decryption and decompression.
 import { createHash, createDecipheriv } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { OtapackError } from '../errors.js';
+import { OtapackError, fileError } from '../errors.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { CpioReader, safeName, type CpioEntry } from './cpio-reader.js';
 import { MAGIC_CRC, byteSum } from './cpio.js';
@@ -54,7 +54,7 @@ const HEX32 = /^[0-9a-fA-F]{32}$/;
 export async function verifyBundle(path: string, o: VerifyOptions = {}): Promise<VerifyReport> {
   const reporter = o.reporter ?? silentReporter;
   const now = o.now ?? new Date();
-  const st = await stat(path).catch((e) => { throw new OtapackError('INPUT', `${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`); });
+  const st = await stat(path).catch((e) => { throw fileError('INPUT', path, e); });
   const report: VerifyReport = { file: path, size: st.size, ok: false, entries: [], checks: [] };
   const add = (id: string, status: CheckStatus, message: string): void => void report.checks.push({ id, status, message });
   const reader = await CpioReader.open(path);
@@ -65,11 +65,11 @@ export async function verifyBundle(path: string, o: VerifyOptions = {}): Promise
     try {
       for await (const e of reader.entries()) {
         entries.push(e);
-        if (entries.length > 100_000) throw new OtapackError('INPUT', `${path}: more than 100000 entries`);
+        if (entries.length > 100_000) throw new OtapackError('INPUT', 'more than 100000 entries', { path, reason: 'corrupt-bundle' });
       }
     } catch (e) {
       if (!(e instanceof OtapackError)) throw e;
-      structural = e.message.replace(`${path}: `, '');
+      structural = e.path === path ? e.detail : e.message;
     }
     if (entries.length === 0 && structural) {
       add('format', 'fail', structural);
@@ -169,6 +169,7 @@ export async function verifyBundle(path: string, o: VerifyOptions = {}): Promise
     const sumProblems: string[] = [];
     const decrypt: string[] = [];
     const decryptFail: string[] = [];
+    const notJudged: string[] = [];
     let hashed = 0;
     for (const e of entries) {
       const ref = byFile.get(e.name);
@@ -180,18 +181,26 @@ export async function verifyBundle(path: string, o: VerifyOptions = {}): Promise
       if (e.header.magic === MAGIC_CRC && r.sum !== e.header.check) {
         sumProblems.push(`"${safeName(e.name)}": header checksum 0x${e.header.check.toString(16)} but the data sums to 0x${r.sum.toString(16)} (the client refuses: "Checksum WRONG")`);
       }
+      // The hash is judged first: a payload whose bytes are not the ones sw-description names is
+      // corrupt or tampered, and what its decryption or decompression did proves nothing about the key.
+      let hash: 'match' | 'mismatch' | 'unknown' = 'unknown';
       if (ref && typeof ref.sha256 === 'string' && HEX64.test(ref.sha256)) {
         hashed++;
-        if (ref.sha256.toLowerCase() !== r.sha256) hashProblems.push(`"${safeName(e.name)}": sha256 ${r.sha256} does not match sw-description's ${ref.sha256.toLowerCase()}`);
+        hash = ref.sha256.toLowerCase() === r.sha256 ? 'match' : 'mismatch';
+        if (hash === 'mismatch') hashProblems.push(`"${safeName(e.name)}": sha256 ${r.sha256} does not match sw-description's ${ref.sha256.toLowerCase()} (corrupt or tampered)`);
       }
-      if (r.decodeError) decryptFail.push(`"${safeName(e.name)}": ${r.decodeError}`);
-      else if (r.decodedSize !== undefined) decrypt.push(`${safeName(e.name)} -> ${r.decodedSize} bytes`);
+      if (hash === 'mismatch' && r.decode) {
+        notJudged.push(`"${safeName(e.name)}" not judged: its bytes are corrupt or tampered (sha256 mismatch), so ${ref!.encrypted ? 'decryption says nothing about the AES key' : 'decompressing them proves nothing'}`);
+      } else if (r.decode?.failed) {
+        decryptFail.push(`"${safeName(e.name)}": ${decodeFailure(ref!, r.decode.failed, hash === 'match')}`);
+      } else if (r.decode) decrypt.push(`${safeName(e.name)} -> ${r.decode.size} bytes`);
     }
     if (report.format === 'crc') add('checksums', sumProblems.length ? 'fail' : 'pass', sumProblems.length ? sumProblems.join('; ') : `byte sums of ${entries.length} entries match their headers`);
     if (manifest) add('hashes', hashProblems.length ? 'fail' : hashed ? 'pass' : 'skip', hashProblems.length ? hashProblems.join('; ') : `sha256 of ${hashed} payload(s) match`);
     const anyEncrypted = refs.some((r) => r.encrypted);
     const anyCompressed = refs.some((r) => r.compressed);
-    if (decryptFail.length) add('decode', 'fail', decryptFail.join('; '));
+    if (decryptFail.length) add('decode', 'fail', [...decryptFail, ...notJudged].join('; '));
+    else if (notJudged.length) add('decode', 'skip', [...notJudged, ...(decrypt.length ? [`decoded: ${decrypt.join(', ')}`] : [])].join('; '));
     else if (decrypt.length) add('decode', 'pass', `${anyEncrypted && o.aes ? 'decrypted and ' : ''}decompressed: ${decrypt.join(', ')}`);
     if (anyEncrypted && !o.aes) add('decode', 'skip', 'encrypted payloads not test-decrypted: no --aes-key given');
     else if (!anyEncrypted && !anyCompressed && manifest) add('decode', 'skip', 'no compressed or encrypted payloads');
@@ -206,27 +215,37 @@ function finish(r: VerifyReport): VerifyReport {
   return r;
 }
 
+/** Why a payload did not decode. `stage` says which step refused: AES (padding) or the codec. */
+interface DecodeFailure { stage: 'decrypt' | 'decompress'; codec: CompressionId; detail: string }
+
+/**
+ * One pass over an entry's data: hash and byte sum always; with `decode`, decryption and
+ * decompression alongside (the data is read once). The caller judges the hash before it reads
+ * anything into a decoding failure.
+ */
 async function readEntryData(
   reader: CpioReader, e: CpioEntry, ref: ManifestRef | undefined, aes: AesKey | undefined, onProgress: (n: number) => void,
-): Promise<{ sha256: string; sum: number; decodedSize?: number; decodeError?: string }> {
+): Promise<{ sha256: string; sum: number; decode?: { size?: number; failed?: DecodeFailure } }> {
   const hash = createHash('sha256');
   let sum = 0;
   let done = 0;
   const comp: CompressionId = ref?.compressed === 'zstd' ? 'zstd' : ref?.compressed === 'zlib' || ref?.compressed === true ? 'zlib' : 'none';
   const decode = ref && (ref.encrypted ? !!aes : comp !== 'none');
-  let decodeError: string | undefined;
+  let failed: DecodeFailure | undefined;
   let decipher: ReturnType<typeof createDecipheriv> | undefined;
   const sink = decode ? decompressSink(comp) : undefined;
   if (decode && ref!.encrypted) {
     const iv = typeof ref!.ivt === 'string' && HEX32.test(ref!.ivt) ? Buffer.from(ref!.ivt, 'hex') : aes!.iv;
     decipher = createDecipheriv(aesCipherName(aes!), aes!.key, iv);
   }
+  const codecFailure = (err: unknown): DecodeFailure =>
+    ({ stage: 'decompress', codec: comp, detail: err instanceof OtapackError ? err.detail : String((err as Error)?.message ?? err).split('\n')[0]! });
   const feed = async (b: Buffer): Promise<void> => {
-    if (!sink || decodeError) return;
+    if (!sink || failed) return;
     try {
       await sink.write(b);
     } catch (err) {
-      decodeError = (err as Error).message;
+      failed = codecFailure(err);
     }
   };
   await reader.readRange(e.dataOffset, e.size, async (chunk) => {
@@ -236,22 +255,39 @@ async function readEntryData(
     onProgress(done);
     if (sink) await feed(decipher ? decipher.update(chunk) : Buffer.from(chunk));
   });
-  let decodedSize: number | undefined;
+  let size: number | undefined;
   if (sink) {
-    if (decipher && !decodeError) {
+    let badPadding = false;
+    if (decipher && !failed) {
       try {
         await feed(decipher.final());
       } catch {
-        decodeError = 'AES decryption failed (bad padding): wrong AES key or ivt, or corrupt data';
+        badPadding = true; // PKCS#7 padding that does not check out: the client's "Decryption error … bad decrypt"
       }
     }
     try {
-      decodedSize = await sink.end();
+      size = await sink.end();
     } catch (err) {
-      decodeError ??= `${comp} data does not decompress${ref!.encrypted ? ' after decryption (wrong AES key?)' : ''}: ${(err as Error).message.split('\n')[0]}`;
+      failed ??= codecFailure(err);
     }
+    // the codec saw the start of the data, the padding is its end: the codec's verdict comes first
+    if (badPadding) failed ??= { stage: 'decrypt', codec: comp, detail: 'AES-CBC padding does not check out' };
   }
-  return { sha256: hash.digest('hex'), sum, decodedSize: decodeError ? undefined : decodedSize, decodeError };
+  return { sha256: hash.digest('hex'), sum, decode: sink ? (failed ? { failed } : { size }) : undefined };
+}
+
+/** The true reason a payload whose hash matched (or could not be checked) did not decode. */
+function decodeFailure(ref: ManifestRef, f: DecodeFailure, intact: boolean): string {
+  const what = f.stage === 'decrypt' ? f.detail : `the ${ref.encrypted ? 'decrypted ' : ''}data is ${f.detail}`;
+  if (!ref.encrypted) {
+    return intact
+      ? `${what}, although its bytes match sw-description's sha256: the bundle was built with broken ${f.codec} data`
+      : `${what} (no sha256 to tell corruption from a broken build)`;
+  }
+  const iv = typeof ref.ivt === 'string' ? 'ivt' : 'IV in the key file';
+  return intact
+    ? `wrong AES key (or ${iv}): ${what}, while its bytes match sw-description's sha256 (the data is intact)`
+    : `${what}: wrong AES key (or ${iv}), or corrupt data (no sha256 to tell them apart)`;
 }
 
 async function checkSignature(

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { OtapackError } from '../errors.js';
+import { OtapackError, errnoOf } from '../errors.js';
 import { registerChild } from './cleanup.js';
 
 /** Debian package that provides each tool, for "install it" hints. */
@@ -39,9 +39,17 @@ export function which(name: string): string | null {
 
 export function requireTool(name: string): string {
   const p = which(name);
-  if (!p) throw new OtapackError('TOOL', `${name} not found: install the Debian package "${PACKAGES[name] ?? name}"`);
+  if (!p) throw new OtapackError('TOOL', `${name} not found: install the Debian package "${PACKAGES[name] ?? name}"`, { tool: name, reason: 'tool-missing' });
   return p;
 }
+
+/** A program that could not be started (EACCES, ENOEXEC, EMFILE …): a TOOL error naming it. */
+function startError(name: string, e: NodeJS.ErrnoException): OtapackError {
+  return new OtapackError('TOOL', `${name} failed to start: ${e.code ?? e.message}`, { tool: name, reason: errnoOf(e) ?? 'tool-start-failed', cause: e });
+}
+
+/** The tail of a tool's output kept on its error (for the message and --debug; never parsed by callers for control flow). */
+const tail = (text: string): string => text.trim().slice(-4000);
 
 function lastLines(text: string | undefined, n = 2): string {
   return (text ?? '').trim().split('\n').filter((l) => l.trim()).slice(-n).join(' / ').slice(0, 400);
@@ -93,7 +101,7 @@ function capture(bin: string, args: string[], opts: RunOptions, onStartError?: (
       unregister();
       const handled = onStartError?.(e);
       if (handled) resolve(handled);
-      else reject(new OtapackError('TOOL', `${bin} failed to start: ${e.message}`));
+      else reject(startError(bin, e));
     });
     child.on('close', (code, signal) => {
       unregister();
@@ -101,6 +109,9 @@ function capture(bin: string, args: string[], opts: RunOptions, onStartError?: (
     });
   });
 }
+
+/** The words tools print for an I/O condition (strerror texts), with the errno name. */
+const IO_WORDS: [RegExp, string][] = [[/No space left on device/i, 'ENOSPC'], [/File too large/i, 'EFBIG'], [/Read-only file system/i, 'EROFS'], [/Disk quota exceeded/i, 'EDQUOT']];
 
 /**
  * Runs a tool to completion, capturing its output. Non-zero exit is a TOOL error naming the tool,
@@ -115,8 +126,9 @@ export async function run(name: string, args: string[], opts: RunOptions & { okC
     const why = r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
     const text = lastLines(stderr) || lastLines(stdout) || 'no output';
     // the tool ran out of room writing our output: that is an I/O condition, not a tool fault
-    const io = r.signal === 'SIGXFSZ' || /No space left on device|File too large|Read-only file system|Disk quota exceeded/i.test(text);
-    throw new OtapackError(io ? 'IO' : 'TOOL', `${opts.what ?? name} failed (${why}): ${r.signal === 'SIGXFSZ' ? 'file too large for the file size limit (ulimit -f)' : text}`);
+    const io = r.signal === 'SIGXFSZ' ? 'EFBIG' : IO_WORDS.find(([re]) => re.test(text))?.[1];
+    throw new OtapackError(io ? 'IO' : 'TOOL', `${opts.what ?? name} failed (${why}): ${r.signal === 'SIGXFSZ' ? 'file too large for the file size limit (ulimit -f)' : text}`,
+      { tool: name, status: r.signal ?? r.exitCode, reason: io ?? 'tool-failed', toolOutput: tail(stderr || stdout) });
   }
   return { stdout, stderr, exitCode: r.exitCode, signal: r.signal ?? undefined };
 }
@@ -150,13 +162,13 @@ export function spawnStream(name: string, args: string[], opts: StreamOptions = 
   const stderrEnd = new Promise<void>((r) => { child.stderr!.on('close', r); child.stderr!.on('error', () => r()); });
   // settle on the exit status (not on stdout's end: a consumer that stopped reading must not hang us)
   const done = new Promise<void>((resolve, reject) => {
-    child.on('error', (e) => { unregister(); reject(new OtapackError('TOOL', `${name} failed to start: ${e.message}`)); });
+    child.on('error', (e) => { unregister(); reject(startError(name, e)); });
     child.on('exit', (code, signal) => {
       unregister();
       void stderrEnd.then(() => {
         if (code === 0) return resolve();
         const why = signal ? `killed by ${signal}` : `exit ${code}`;
-        reject(new OtapackError('TOOL', `${name} failed (${why}): ${lastLines(err) || 'no output'}`));
+        reject(new OtapackError('TOOL', `${name} failed (${why}): ${lastLines(err) || 'no output'}`, { tool: name, status: signal ?? code ?? -1, reason: 'tool-failed', toolOutput: tail(err) }));
       });
     });
   });

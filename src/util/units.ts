@@ -13,16 +13,23 @@ const UNITS: Record<string, number> = {
   t: 1024 * GiB, tb: 1000 ** 4, tib: 1024 * GiB,
 };
 
-/** Parses "256M", "1GiB", "512k", 1048576 (plain numbers are bytes). */
-export function parseSize(value: unknown, what: string): number {
-  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
-  if (typeof value !== 'string') throw new OtapackError('CONFIG', `${what}: expected a size such as "256M" or "1G", got ${JSON.stringify(value)}`);
+/** Parses "256M", "1GiB", "512k", 1048576 (plain numbers are bytes); else says what is wrong. */
+export function readSize(value: unknown): { bytes: number } | { problem: string } {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return { bytes: value };
+  if (typeof value !== 'string') return { problem: `expected a size such as "256M" or "1G", got ${JSON.stringify(value)}` };
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
   const mult = m ? UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || mult === undefined) throw new OtapackError('CONFIG', `${what}: "${value}" is not a size (use e.g. 512M, 2G, 1048576)`);
+  if (!m || mult === undefined) return { problem: `"${value}" is not a size (use e.g. 512M, 2G, 1048576)` };
   const n = Math.round(Number(m[1]) * mult);
-  if (!Number.isSafeInteger(n)) throw new OtapackError('CONFIG', `${what}: "${value}" is too large`);
-  return n;
+  if (!Number.isSafeInteger(n)) return { problem: `"${value}" is too large` };
+  return { bytes: n };
+}
+
+/** readSize, refusing with a CONFIG error that starts with `what`. */
+export function parseSize(value: unknown, what: string): number {
+  const r = readSize(value);
+  if ('problem' in r) throw new OtapackError('CONFIG', `${what}: ${r.problem}`, { reason: 'not-a-size' });
+  return r.bytes;
 }
 
 export function formatBytes(n: number): string {

@@ -3,7 +3,7 @@
 // closest known one. Shared by the bundle spec and otapack.yaml.
 import { readFile } from 'node:fs/promises';
 import { parseDocument, LineCounter, isMap, isSeq, isScalar, type Document, type Node } from 'yaml';
-import { OtapackError, ioError } from '../errors.js';
+import { OtapackError, fileError } from '../errors.js';
 
 type Path = (string | number)[];
 
@@ -19,7 +19,7 @@ export class ConfigReader {
     try {
       text = await readFile(file, 'utf8');
     } catch (e) {
-      throw ioError('CONFIG', file, e);
+      throw fileError('CONFIG', file, e);
     }
     return ConfigReader.parse(file, text);
   }

@@ -1,12 +1,24 @@
 // Seeded fuzzing of the parsers that read hostile input: the cpio reader (through a full
-// verify), the libconfig/JSON manifest reader, and the MBR/GPT readers. Shared by
-// `npm run fuzz` (10 000+ inputs per target) and a fast sample in `npm test`.
+// verify), the libconfig/JSON manifest reader, the MBR/GPT readers, and a really signed,
+// encrypted bundle (signature, certificate, manifest and payload mutated, then verified with
+// the trust anchor and the AES key, its manifest extracted and the bundle re-signed: what
+// `verify`, `manifest` and `sign` do). Shared by `npm run fuzz` (10 000+ inputs per target) and
+// a fast sample in `npm test`.
 // Only the parsers' own error types may escape; anything else, a slow input or memory growth
-// is a finding.
+// is a finding. Separately, every error that escapes a command's library call is mapped to the
+// exit status the CLI would give it (src/cli/exit-codes.ts): exit 70 (internal error) is never
+// the answer to an input, so each such case is listed in `exit70`.
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { createHash, createCipheriv, randomBytes } from 'node:crypto';
 import { OtapackError } from '../../dist/errors.js';
+import { exitCodeOf } from '../../dist/cli/exit-codes.js';
+import { extractManifest, resignBundle } from '../../dist/swu/resign.js';
+import { generateKeySet, privateKeyPem, certPem } from '../../dist/crypto/keygen.js';
+import { KeyObjectSigner } from '../../dist/crypto/signer.js';
+import { signCms } from '../../dist/crypto/cms.js';
 import { encodeHeader, encodeTrailer, byteSum, pad4 } from '../../dist/swu/cpio.js';
 import { CpioReader } from '../../dist/swu/cpio-reader.js';
 import { verifyBundle } from '../../dist/swu/verify.js';
@@ -75,6 +87,38 @@ export function seedBundle() {
   return Buffer.concat(parts);
 }
 
+/** A cpio (crc) archive of the given entries, with correct sums. */
+function cpio(entries) {
+  const parts = [];
+  let pos = 0;
+  entries.forEach(([n, d], i) => {
+    const h = encodeHeader(n, { size: d.length, check: byteSum(d), ino: i + 1 }, 'crc');
+    parts.push(h, d, Buffer.alloc(pad4(d.length)));
+    pos += h.length + d.length + pad4(d.length);
+  });
+  parts.push(encodeTrailer(pos, 'crc'));
+  return Buffer.concat(parts);
+}
+
+/** A really signed bundle: EC P-256 signer, a zstd-compressed AES-256-CBC payload with its ivt. */
+export async function seedSigned() {
+  const keys = generateKeySet({ cn: 'fuzz signer', days: 3650, type: 'ec256', ca: false });
+  const signer = new KeyObjectSigner(keys.signingKey, keys.signingCert, [], 'ecdsa', 'fuzz key');
+  const aes = { key: randomBytes(32), iv: randomBytes(16), origin: 'fuzz' };
+  const ivt = randomBytes(16);
+  const plain = Buffer.from('fuzz payload '.repeat(4096));
+  const compressed = execFileSync('zstd', ['-q', '-c', '-3'], { input: plain });
+  const c = createCipheriv('aes-256-cbc', aes.key, ivt);
+  const payload = Buffer.concat([c.update(compressed), c.final()]);
+  const sha = createHash('sha256').update(payload).digest('hex');
+  const manifest = Buffer.from(`software =\n{\n  version = "1.0.0";\n  hardware-compatibility = [ "1.0" ];\n  images: ( {\n    filename = "p.zst.enc"; type = "raw"; device = "/dev/x";\n    compressed = "zstd"; encrypted = true; ivt = "${ivt.toString('hex')}";\n    sha256 = "${sha}";\n  } );\n}\n`);
+  const sig = await signCms(manifest, signer, new Date(Date.UTC(2026, 0, 1)));
+  return {
+    parts: { manifest, sig, payload }, bundle: cpio([['sw-description', manifest], ['sw-description.sig', sig], ['p.zst.enc', payload]]), trust: [keys.signingCert], aes, signer,
+    files: { key: privateKeyPem(keys.signingKey), cert: certPem(keys.signingCert.der), aes: `${aes.key.toString('hex')} ${aes.iv.toString('hex')}\n` },
+  };
+}
+
 function seedMbr() {
   const s0 = encodeMbr({ diskSignature: 0x1234abcd, partitions: [
     { bootable: true, type: 0x0c, startLba: 2048, sectors: 2048 },
@@ -99,6 +143,11 @@ function seedGpt() {
 
 const allowed = (e) => e instanceof OtapackError || e instanceof LibconfigError || e instanceof ManifestError || e instanceof CmsFormatError;
 
+/** What a command's library call threw would exit with; exit 70 is recorded, whatever the type. */
+function commandError(e, ctx, what) {
+  if (exitCodeOf(e) === 70) ctx.exit70.push(`${what}: ${e?.constructor?.name}: ${String(e?.message).slice(0, 200)}`);
+}
+
 export const targets = {
   async manifest(r) {
     const text = r.int(4) === 0 ? JSON_MANIFEST : MANIFEST;
@@ -113,7 +162,28 @@ export const targets = {
     try {
       for await (const e of reader.entries()) if (e.size < 4096) await reader.readEntry(e, 4096);
     } catch (e) { if (!allowed(e)) throw e; } finally { await reader.close(); }
-    try { await verifyBundle(ctx.file, { allowUnsigned: true }); } catch (e) { if (!allowed(e)) throw e; }
+    try { await verifyBundle(ctx.file, { allowUnsigned: true }); } catch (e) { commandError(e, ctx, 'verify'); if (!allowed(e)) throw e; }
+  },
+  async signed(r, ctx) {
+    // mutate one part and re-archive it with correct sums (reaching the CMS, certificate and
+    // manifest parsers and the decryption), or mutate the archive bytes as they are
+    const s = ctx.signed;
+    const which = r.int(5);
+    let bytes;
+    if (which === 4) bytes = mutate(s.bundle, r);
+    else {
+      const p = { ...s.parts };
+      const key = ['sig', 'sig', 'manifest', 'payload'][which];
+      p[key] = mutate(p[key], r);
+      bytes = cpio([['sw-description', p.manifest], ['sw-description.sig', p.sig], ['p.zst.enc', p.payload]]);
+    }
+    writeFileSync(ctx.file, bytes);
+    const now = new Date(Date.UTC(2026, 5, 1));
+    try { await verifyBundle(ctx.file, { trust: s.trust, aes: s.aes, now }); } catch (e) { commandError(e, ctx, 'verify'); if (!allowed(e)) throw e; }
+    try { await extractManifest(ctx.file); } catch (e) { commandError(e, ctx, 'manifest'); if (!allowed(e)) throw e; }
+    if (r.int(4) === 0) {
+      try { await resignBundle({ input: ctx.file, output: ctx.out, signer: s.signer, now }); } catch (e) { commandError(e, ctx, 'sign'); if (!allowed(e)) throw e; }
+    }
   },
   async mbr(r, ctx) {
     const which = r.int(3);
@@ -127,7 +197,7 @@ export const targets = {
       if (off + len > e && off < e + ebr.length) ebr.copy(out, Math.max(0, e - off), Math.max(0, off - e), Math.min(ebr.length, off + len - e));
       return out;
     };
-    try { await parseMbr(await readAt(0, 512), readAt, 'fuzz'); } catch (e) { if (!allowed(e)) throw e; }
+    try { await parseMbr(await readAt(0, 512), readAt, 'fuzz'); } catch (e) { commandError(e, ctx, 'mbr'); if (!allowed(e)) throw e; }
   },
   async gpt(r, ctx) {
     const { primary, backup, backupOffset, size } = ctx.gpt;
@@ -141,15 +211,22 @@ export const targets = {
       if (off + len > backupOffset && from < b.length) b.copy(out, Math.max(0, backupOffset - off), from, Math.min(b.length, off + len - backupOffset));
       return out;
     };
-    try { await readGpt(read, size, 'fuzz'); } catch (e) { if (!allowed(e)) throw e; }
+    try { await readGpt(read, size, 'fuzz'); } catch (e) { commandError(e, ctx, 'gpt'); if (!allowed(e)) throw e; }
   },
 };
 
-/** Runs `n` inputs per target; returns findings (exceptions, slow inputs) and figures. */
+/** Share of `n` a target runs: a signed bundle is verified with decryption and a zstd process (~80 ms each). */
+const COST = { signed: 0.2 };
+
+/**
+ * Runs `n` inputs per target; returns findings (exceptions, slow inputs), the inputs whose error
+ * would have exited 70 (`exit70`, each "target #input (seed …): what threw") and figures.
+ */
 export async function fuzz({ n = 10_000, seed = 1, only, slowMs = 2000, log = () => {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'otapack-fuzz-'));
-  const ctx = { bundle: seedBundle(), file: join(dir, 'f.swu'), mbr: seedMbr(), gpt: seedGpt() };
+  const ctx = { bundle: seedBundle(), file: join(dir, 'f.swu'), out: join(dir, 'o.swu'), mbr: seedMbr(), gpt: seedGpt(), signed: await seedSigned(), exit70: [] };
   const findings = [];
+  const exit70 = [];
   const stats = {};
   try {
     for (const [name, fn] of Object.entries(targets)) {
@@ -157,7 +234,8 @@ export async function fuzz({ n = 10_000, seed = 1, only, slowMs = 2000, log = ()
       const r = rng(seed * 7919 + name.length);
       const t0 = Date.now();
       let slowest = 0;
-      for (let i = 0; i < n; i++) {
+      const count = Math.ceil(n * (COST[name] ?? 1));
+      for (let i = 0; i < count; i++) {
         const s = r.next();
         const one = rng(s);
         const t = Date.now();
@@ -166,16 +244,17 @@ export async function fuzz({ n = 10_000, seed = 1, only, slowMs = 2000, log = ()
         } catch (e) {
           findings.push({ target: name, input: i, seed: s, error: `${e?.constructor?.name}: ${e?.message}`.slice(0, 300) });
         }
+        for (const what of ctx.exit70.splice(0)) exit70.push(`${name} #${i} (seed ${s}): ${what}`);
         const dt = Date.now() - t;
         slowest = Math.max(slowest, dt);
         if (dt > slowMs) findings.push({ target: name, input: i, seed: s, error: `slow: ${dt} ms` });
       }
       const mem = process.memoryUsage();
-      stats[name] = { inputs: n, ms: Date.now() - t0, slowestMs: slowest, heapMiB: Math.round(mem.heapUsed / 2 ** 20), rssMiB: Math.round(mem.rss / 2 ** 20) };
-      log(`${name}: ${n} inputs in ${stats[name].ms} ms, slowest ${slowest} ms, heap ${stats[name].heapMiB} MiB, rss ${stats[name].rssMiB} MiB`);
+      stats[name] = { inputs: count, ms: Date.now() - t0, slowestMs: slowest, heapMiB: Math.round(mem.heapUsed / 2 ** 20), rssMiB: Math.round(mem.rss / 2 ** 20) };
+      log(`${name}: ${count} inputs in ${stats[name].ms} ms, slowest ${slowest} ms, heap ${stats[name].heapMiB} MiB, rss ${stats[name].rssMiB} MiB`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  return { findings, stats };
+  return { findings, exit70, stats };
 }

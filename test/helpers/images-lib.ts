@@ -17,6 +17,7 @@ import { createCipheriv, createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { dirname, join, posix } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { requires } from './require-tool.js';
 
 export const EPOCH = 1700000000; // 2023-11-14T22:13:20Z
 export const SECTOR = 512;
@@ -483,10 +484,18 @@ export async function fileSha256(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** Real GRUB EFI image (grub-mkimage, deterministic) or undefined if the platform files are absent. */
+/**
+ * Real GRUB EFI image (grub-mkimage, deterministic); false when the platform files are absent and
+ * the caller puts a stub EFI app in its place. x86_64 goes through requires(): CI installs
+ * grub-efi-amd64-bin, so there a missing one fails. The arm64 modules cannot be installed on an
+ * amd64 Debian host, so the arm64 fixture stands in with a stub wherever they are absent.
+ */
 export async function grubEfi(out: string, platform: 'x86_64-efi' | 'arm64-efi'): Promise<boolean> {
   const dir = `/usr/lib/grub/${platform}`;
-  if (!fs.existsSync(join(dir, 'normal.mod')) || !which('grub-mkimage')) return false;
+  const real = platform === 'x86_64-efi'
+    ? requires({ what: 'a real GRUB in the x86_64 EFI fixtures', files: [join(dir, 'normal.mod')], tools: ['grub-mkimage'], install: 'apt-get install grub-efi-amd64-bin grub-common', fallback: 'a stub EFI app stands in' })
+    : fs.existsSync(join(dir, 'normal.mod')) && which('grub-mkimage') !== undefined;
+  if (!real) return false;
   // Buildroot's way: every module built in, prefix /EFI/BOOT so grub.cfg sits next to the binary.
   const mods = ['boot', 'linux', 'ext2', 'fat', 'part_msdos', 'part_gpt', 'normal', 'configfile', 'search',
     'search_fs_uuid', 'search_fs_file', 'search_label', 'echo', 'test', 'loadenv', 'gzio', 'reboot', 'halt', 'sleep',

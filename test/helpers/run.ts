@@ -10,6 +10,14 @@ export const BIN = join(ROOT, 'bin/otapack');
 
 export interface CliResult { code: number; stdout: string; stderr: string }
 
+/** Every run of this test file that exited 70 (internal error): checked after each file (test/setup.ts). */
+const internalErrors: string[] = [];
+
+/** The runs so far that exited 70, each as "otapack ARGS -> the error line"; empties the list. */
+export function takeInternalErrors(): string[] {
+  return internalErrors.splice(0);
+}
+
 export async function otapack(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string; input?: string } = {}): Promise<CliResult> {
   const r = await execa(process.execPath, [BIN, ...args], {
     reject: false,
@@ -19,7 +27,10 @@ export async function otapack(args: string[], opts: { env?: Record<string, strin
     input: opts.input,
     timeout: 600_000,
   });
-  return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+  const res = { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+  // exit 70 is a bug whatever the input: no test may pass while one happened
+  if (res.code === 70) internalErrors.push(`otapack ${args.join(' ')} -> ${res.stderr.trim().split('\n').pop()}`);
+  return res;
 }
 
 const made: string[] = [];

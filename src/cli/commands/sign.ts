@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resignBundle } from '../../swu/resign.js';
 import { resolveSigner, parseExpiryWarning } from '../../crypto/resolve-signer.js';
 import { loadCertificates } from '../../crypto/keys.js';
-import { OtapackError, ioError } from '../../errors.js';
+import { OtapackError, fileError } from '../../errors.js';
 import { formatBytes } from '../../util/units.js';
 import { cliReporter, printJson, say, bold } from '../output.js';
 import { signerOptions } from '../signing.js';
@@ -22,7 +22,7 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
     for (const [flag, v] of [['--key', o.key], ['--sign-command', o.signCommand], ['--pkcs11-module', o.pkcs11Module], ['--chain', o.chain], ['--pss', o.pss]] as const) {
       if (v) throw new OtapackError('USAGE', `--signature attaches a finished signature; ${flag} cannot apply to it`);
     }
-    signature = await readFile(String(o.signature)).catch((e) => { throw ioError('KEY', String(o.signature), e); });
+    signature = await readFile(String(o.signature)).catch((e) => { throw fileError('KEY', String(o.signature), e); });
   }
   const signer = signature ? undefined : await resolveSigner(signerOptions(o));
   if (!signer && !signature) {

@@ -1,5 +1,6 @@
 import { verifyBundle, type CheckStatus } from '../../swu/verify.js';
 import { OtapackError } from '../../errors.js';
+import { EXIT_CODES, EXIT_OK } from '../exit-codes.js';
 import { loadAesKey, loadCertificates } from '../../crypto/keys.js';
 import type { CertPurpose } from '../../crypto/cms-verify.js';
 import { parseExpiryWarning } from '../../crypto/resolve-signer.js';
@@ -31,5 +32,5 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
     const warns = report.checks.filter((c) => c.status === 'warn').length;
     say(report.ok ? green(`verified${warns ? ` (${warns} warning${warns > 1 ? 's' : ''})` : ''}`) : red(`FAILED: ${fails} check${fails > 1 ? 's' : ''} failed`));
   }
-  return report.ok ? 0 : 1;
+  return report.ok ? EXIT_OK : EXIT_CODES.VERIFY;
 }
