@@ -248,8 +248,14 @@ export async function verifyCms(sig: Buffer, content: Buffer, store?: TrustStore
     if (r.exitCode !== 0) return { ok: false, problem: cmsFailure(`${r.stdout}\n${r.stderr}`), signerCerts: [] as CertInfo[] };
     // the signer certificates exactly as OpenSSL matched them to the SignerInfos, in their order
     const pem = await readFile(files.signers, 'latin1');
-    const signerCerts = splitPem(pem).map((d, i) => parseCertificate(d, `signer certificate ${i + 1} in the signature`));
-    return { ok: true, problem: undefined, signerCerts };
+    try {
+      const signerCerts = splitPem(pem).map((d, i) => parseCertificate(d, `signer certificate ${i + 1} in the signature`));
+      return { ok: true, problem: undefined, signerCerts };
+    } catch (e) {
+      // a certificate OpenSSL can carry but not judge (its validity cannot be read, say): the
+      // client's chain check fails on it too, so the signature counts as refused
+      return { ok: false, problem: `an embedded certificate cannot be parsed (${e instanceof OtapackError ? e.detail ?? e.message : (e as Error).message})`, signerCerts: [] as CertInfo[] };
+    }
   });
   const verdict: CmsVerdict = { cms, signatureOk: checked.ok, signatureProblem: checked.problem, signers: [] };
   const infos = cms?.signers ?? [];
