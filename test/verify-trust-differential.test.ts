@@ -14,7 +14,7 @@ import { which } from '../src/util/tools.js';
 
 type Purpose = 'emailProtection' | 'codeSigning';
 type Verdict = 'accept' | 'refuse';
-type KeyKind = 'rsa2048' | 'rsa1024' | 'ec256' | 'ec384' | 'rsapss' | 'ed25519';
+type KeyKind = 'rsa2048' | 'rsa1024' | 'ec256' | 'ec384' | 'rsapss' | 'ed25519' | 'dsa';
 
 interface CertSpec {
   key?: KeyKind;
@@ -129,6 +129,7 @@ const CASES: Case[] = [
   { id: 'EC P-384 signer', certs: { root: { ext: CA, key: 'rsa2048' }, leaf: { issuer: 'root', ext: LEAF, key: 'ec384' } }, signers: ['leaf'], trust: ['root'], expect: A },
   { id: 'RSA-PSS signature (rsa_padding_mode:pss)', certs: { ...R, leaf: { issuer: 'root', ext: LEAF, key: 'rsa2048' } }, signers: ['leaf'], trust: ['root'], cms: ['-keyopt', 'rsa_padding_mode:pss'], expect: A },
   { id: 'RSA-PSS key (id-RSASSA-PSS certificate)', certs: { ...R, leaf: { issuer: 'root', ext: LEAF, key: 'rsapss' } }, signers: ['leaf'], trust: ['root'], expect: X },
+  { id: 'DSA signer', certs: { ...R, leaf: { issuer: 'root', ext: LEAF, key: 'dsa' } }, signers: ['leaf'], trust: ['root'], expect: A },
   // OpenSSL 3.0 cannot make an Ed25519 CMS signature ("invalid digest"): Ed25519 in the chain instead
   { id: 'Ed25519 root CA above an EC signer', certs: { root: { ext: CA, key: 'ed25519' }, leaf: { issuer: 'root', ext: LEAF } }, signers: ['leaf'], trust: ['root'], expect: A },
   // --- CMS shapes
@@ -151,7 +152,12 @@ const openssl = async (args: string[], cwd: string): Promise<void> => {
 };
 
 async function makeKey(kind: KeyKind, out: string, cwd: string): Promise<void> {
-  const args: Record<KeyKind, string[]> = {
+  if (kind === 'dsa') {
+    await openssl(['genpkey', '-genparam', '-algorithm', 'DSA', '-pkeyopt', 'dsa_paramgen_bits:1024', '-out', `${out}.param`], cwd);
+    await openssl(['genpkey', '-paramfile', `${out}.param`, '-out', out], cwd);
+    return;
+  }
+  const args: Record<Exclude<KeyKind, 'dsa'>, string[]> = {
     rsa2048: ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'],
     rsa1024: ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024'],
     ec256: ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'],
