@@ -4,10 +4,10 @@ export { OtapackError, ERROR_CODES, type ErrorCode, type ErrorFields } from './e
 export { silentReporter, type Reporter, type Progress } from './util/reporter.js';
 
 // bundles
-export { loadBundleSpec, type BundleSpec, type ArtifactSpec } from './swu/spec.js';
-export { buildBundle, type BuildOptions, type BuildResult, type BuiltEntry } from './swu/bundle.js';
-export { verifyBundle, type VerifyOptions, type VerifyReport, type Check, type CheckStatus } from './swu/verify.js';
-export { resignBundle, extractManifest, checkDetachedSignature, type ResignOptions, type ResignResult } from './swu/resign.js';
+export { loadBundleSpec, type BundleSpec, type ArtifactSpec } from './clients/swupdate/spec.js';
+export { buildBundle, type BuildOptions, type BuildResult, type BuiltEntry } from './clients/swupdate/bundle.js';
+export { verifyBundle, type VerifyOptions, type VerifyReport, type Check, type CheckStatus } from './clients/swupdate/verify.js';
+export { resignBundle, extractManifest, checkDetachedSignature, type ResignOptions, type ResignResult } from './clients/swupdate/resign.js';
 
 // keys and signing
 export { writeKeyFiles, type KeyFiles, type KeyFilesOptions } from './crypto/key-files.js';

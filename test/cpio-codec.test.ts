@@ -4,8 +4,8 @@ import { describe, test, expect } from 'vitest';
 import { writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { encodeHeader, encodeTrailer, byteSum, pad4, parseHeader } from '../src/swu/cpio.js';
-import { CpioReader } from '../src/swu/cpio-reader.js';
+import { encodeHeader, encodeTrailer, byteSum, pad4, parseHeader } from '../src/clients/swupdate/cpio.js';
+import { CpioReader } from '../src/clients/swupdate/cpio-reader.js';
 import { tmp } from './helpers/run.js';
 
 function archive(files: [string, Buffer][], format: 'crc' | 'newc'): Buffer {

@@ -3,8 +3,8 @@
 // get_field turns a value into the field it fills. (The real client judges the same rules in
 // test/manifest-parser-differential.test.ts.) The serializer's output parses back to the same tree.
 import { describe, test, expect } from 'vitest';
-import { parseLibconfig, parseLibconfigTree, stringifyLibconfig, LibconfigError, type LcNode, type LcGroup } from '../src/swu/libconfig.js';
-import { readManifest, parseJsonC, ManifestError, type JsonNode } from '../src/swu/manifest-read.js';
+import { parseLibconfig, parseLibconfigTree, stringifyLibconfig, LibconfigError, type LcNode, type LcGroup } from '../src/clients/swupdate/libconfig.js';
+import { readManifest, parseJsonC, ManifestError, type JsonNode } from '../src/clients/swupdate/manifest-read.js';
 
 const lcOk = (text: string): boolean => {
   try {

@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { otapack, tmp, expectCleanFailure, type CliResult } from './helpers/run.js';
 import { keygen, makeExt4, writeSpec, abSpec, type KeyDir } from './helpers/bundle-fixtures.js';
 import { badImages, buildBuildrootImage, buildRockpro64GptImage, buildRpiImage } from './helpers/images.js';
-import { encodeHeader, encodeTrailer, byteSum, pad4 } from '../src/swu/cpio.js';
+import { encodeHeader, encodeTrailer, byteSum, pad4 } from '../src/clients/swupdate/cpio.js';
 import { generateKey, makeCertificate, privateKeyPem, certPem } from '../src/crypto/keygen.js';
 import { swupdate, swupdateOk, type ClientRun } from './helpers/swupdate.js';
 import { berWithin, parseDer, encodeDer, type Tlv } from './helpers/der.js';

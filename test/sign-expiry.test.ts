@@ -12,7 +12,7 @@ import { swupdate, swupdateOk } from './helpers/swupdate.js';
 import { makeExt4, writeSpec, abSpec } from './helpers/bundle-fixtures.js';
 import { makeCertificate, privateKeyPem, certPem } from '../src/crypto/keygen.js';
 import { KeyObjectSigner, schemeFor } from '../src/crypto/signer.js';
-import { resignBundle } from '../src/swu/resign.js';
+import { resignBundle } from '../src/clients/swupdate/resign.js';
 import type { CertInfo } from '../src/crypto/x509.js';
 
 const DAY = 86_400_000;

@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { otapack, tmp } from './helpers/run.js';
 import { swupdate, swupdateOk } from './helpers/swupdate.js';
 import { keygen, makeExt4, writeSpec, abSpec, type KeyDir } from './helpers/bundle-fixtures.js';
-import { CpioReader } from '../src/swu/cpio-reader.js';
-import { HEADER_SIZE, pad4 } from '../src/swu/cpio.js';
-import { verifyBundle } from '../src/swu/verify.js';
+import { CpioReader } from '../src/clients/swupdate/cpio-reader.js';
+import { HEADER_SIZE, pad4 } from '../src/clients/swupdate/cpio.js';
+import { verifyBundle } from '../src/clients/swupdate/verify.js';
 import { parseCertificates } from '../src/crypto/x509.js';
 import { parseAesKey } from '../src/crypto/keys.js';
 

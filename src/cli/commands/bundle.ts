@@ -1,5 +1,5 @@
-import { loadBundleSpec } from '../../swu/spec.js';
-import { buildBundle } from '../../swu/bundle.js';
+import { loadBundleSpec } from '../../clients/swupdate/spec.js';
+import { buildBundle } from '../../clients/swupdate/bundle.js';
 import { resolveSigner } from '../../crypto/resolve-signer.js';
 import { signerOptions } from '../signing.js';
 import { loadAesKey } from '../../crypto/keys.js';

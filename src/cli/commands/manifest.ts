@@ -1,4 +1,4 @@
-import { extractManifest } from '../../swu/resign.js';
+import { extractManifest } from '../../clients/swupdate/resign.js';
 import { writeFileAtomic } from '../../util/atomic-file.js';
 import { refuseOverwritingInputs } from '../../util/no-clobber.js';
 

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { resignBundle } from '../../swu/resign.js';
+import { resignBundle } from '../../clients/swupdate/resign.js';
 import { resolveSigner, parseExpiryWarning } from '../../crypto/resolve-signer.js';
 import { loadCertificates } from '../../crypto/keys.js';
 import { OtapackError, fileError } from '../../errors.js';

@@ -1,4 +1,4 @@
-import { verifyBundle, type CheckStatus } from '../../swu/verify.js';
+import { verifyBundle, type CheckStatus } from '../../clients/swupdate/verify.js';
 import { OtapackError } from '../../errors.js';
 import { EXIT_CODES, EXIT_OK } from '../exit-codes.js';
 import { loadAesKey, loadCertificates } from '../../crypto/keys.js';

@@ -2,9 +2,9 @@
 // validated up front so every mistake is reported, with its line, before any payload is read.
 import { stat } from 'node:fs/promises';
 import { dirname, resolve, basename } from 'node:path';
-import { ConfigReader, type ConfigMap } from '../util/yaml-config.js';
-import { COMPRESSIONS, compressor, type CompressionId, type Feed } from '../compress/index.js';
-import { OtapackError } from '../errors.js';
+import { ConfigReader, type ConfigMap } from '../../util/yaml-config.js';
+import { COMPRESSIONS, compressor, type CompressionId, type Feed } from '../../compress/index.js';
+import { OtapackError } from '../../errors.js';
 
 export type ArtifactKind = 'images' | 'files' | 'scripts';
 

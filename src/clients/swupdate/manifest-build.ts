@@ -2,7 +2,7 @@
 // length for given inputs (sha256 and ivt are fixed-width), which lets the bundle writer reserve
 // its space before the payloads are hashed.
 import { stringifyLibconfig, type LcGroup, type LcValue } from './libconfig.js';
-import { compressor } from '../compress/index.js';
+import { compressor } from '../../compress/index.js';
 import { storedName, type ArtifactSpec, type BundleSpec, type SlotSpec } from './spec.js';
 
 export interface StoredInfo {

@@ -5,17 +5,17 @@
 // payload's data is read exactly once, feeding hash, byte sum, decryption and decompression.
 import { createHash, createDecipheriv } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { OtapackError, fileError } from '../errors.js';
-import { silentReporter, type Reporter } from '../util/reporter.js';
+import { OtapackError, fileError } from '../../errors.js';
+import { silentReporter, type Reporter } from '../../util/reporter.js';
 import { CpioReader, safeName, type CpioEntry } from './cpio-reader.js';
 import { MAGIC_CRC, byteSum } from './cpio.js';
 import { readManifest, ManifestError, type ParsedManifest, type ManifestRef } from './manifest-read.js';
-import { verifyCms, type CertPurpose } from '../crypto/cms-verify.js';
-import { daysLeft } from '../crypto/x509.js';
-import { aesCipherName, type AesKey } from '../crypto/keys.js';
-import type { CertInfo } from '../crypto/x509.js';
-import { decompressSink } from '../compress/decompress.js';
-import type { CompressionId } from '../compress/compressor.js';
+import { verifyCms, type CertPurpose } from '../../crypto/cms-verify.js';
+import { daysLeft } from '../../crypto/x509.js';
+import { aesCipherName, type AesKey } from '../../crypto/keys.js';
+import type { CertInfo } from '../../crypto/x509.js';
+import { decompressSink } from '../../compress/decompress.js';
+import type { CompressionId } from '../../compress/compressor.js';
 
 export type CheckStatus = 'pass' | 'fail' | 'warn' | 'skip';
 export interface Check {

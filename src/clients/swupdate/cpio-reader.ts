@@ -2,7 +2,7 @@
 // bytes actually present before anything is read or allocated, so a header claiming 4 GiB in a
 // 1 KiB file fails at once with a named reason instead of a hang or an allocation.
 import { open, type FileHandle } from 'node:fs/promises';
-import { OtapackError, fileError } from '../errors.js';
+import { OtapackError, fileError } from '../../errors.js';
 import { HEADER_SIZE, MAX_NAME_SIZE, TRAILER, pad4, parseHeader, type CpioHeader } from './cpio.js';
 
 export interface CpioEntry {

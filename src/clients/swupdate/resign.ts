@@ -3,19 +3,19 @@
 // bundle is only ever signed when its manifest really describes its contents. The signature is
 // made here, or made elsewhere over `otapack manifest` output and attached after checking it.
 import { createHash } from 'node:crypto';
-import { OtapackError } from '../errors.js';
-import { AtomicFile } from '../util/atomic-file.js';
-import { silentReporter, type Reporter } from '../util/reporter.js';
+import { OtapackError } from '../../errors.js';
+import { AtomicFile } from '../../util/atomic-file.js';
+import { silentReporter, type Reporter } from '../../util/reporter.js';
 import { CpioReader, safeName, type CpioEntry } from './cpio-reader.js';
 import { MAGIC_CRC, byteSum, encodeHeader, encodeTrailer, headerSpan, pad4, type CpioFormat } from './cpio.js';
 import { readManifest } from './manifest-read.js';
 import { encodePrefix } from './bundle.js';
-import { PositionalWriter, writeAll } from './positional-writer.js';
-import { signCms } from '../crypto/cms.js';
-import { verifyCms, type CertPurpose } from '../crypto/cms-verify.js';
-import { checkCertDates } from '../crypto/resolve-signer.js';
-import { schemeName, type Signer, type SignerKind } from '../crypto/signer.js';
-import type { CertInfo } from '../crypto/x509.js';
+import { PositionalWriter, writeAll } from '../../util/positional-writer.js';
+import { signCms } from '../../crypto/cms.js';
+import { verifyCms, type CertPurpose } from '../../crypto/cms-verify.js';
+import { checkCertDates } from '../../crypto/resolve-signer.js';
+import { schemeName, type Signer, type SignerKind } from '../../crypto/signer.js';
+import type { CertInfo } from '../../crypto/x509.js';
 
 interface Layout {
   manifest: Buffer;

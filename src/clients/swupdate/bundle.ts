@@ -10,21 +10,21 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
-import { OtapackError, ioError } from '../errors.js';
-import { AtomicFile } from '../util/atomic-file.js';
-import { silentReporter, type Reporter } from '../util/reporter.js';
-import { compressor } from '../compress/index.js';
-import type { AesKey } from '../crypto/keys.js';
-import { aesCipherName } from '../crypto/keys.js';
-import { signCms, predictCmsSize } from '../crypto/cms.js';
-import { schemeName, type Signer } from '../crypto/signer.js';
+import { OtapackError, ioError } from '../../errors.js';
+import { AtomicFile } from '../../util/atomic-file.js';
+import { silentReporter, type Reporter } from '../../util/reporter.js';
+import { compressor } from '../../compress/index.js';
+import type { AesKey } from '../../crypto/keys.js';
+import { aesCipherName } from '../../crypto/keys.js';
+import { signCms, predictCmsSize } from '../../crypto/cms.js';
+import { schemeName, type Signer } from '../../crypto/signer.js';
 import { encodeHeader, encodeTrailer, headerSpan, pad4, byteSum, MAX_ENTRY_SIZE, type CpioFormat } from './cpio.js';
 import { streamPayload } from './payload.js';
-import { writeAll } from './positional-writer.js';
+import { writeAll } from '../../util/positional-writer.js';
 import { buildManifestTree, renderManifest, type StoredInfo } from './manifest-build.js';
 import { storedName, type ArtifactSpec, type BundleSpec } from './spec.js';
-import { REPRODUCIBLE_EPOCH } from '../util/reproducible.js';
-import { stage } from '../util/profile.js';
+import { REPRODUCIBLE_EPOCH } from '../../util/reproducible.js';
+import { stage } from '../../util/profile.js';
 
 export interface BuildOptions {
   spec: BundleSpec;

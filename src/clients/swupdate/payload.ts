@@ -2,11 +2,11 @@
 // cpio byte sum → the archive file, in constant memory.
 import { createCipheriv, createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { OtapackError } from '../errors.js';
-import type { CompressJob } from '../compress/compressor.js';
+import { OtapackError } from '../../errors.js';
+import type { CompressJob } from '../../compress/compressor.js';
 import { MAX_ENTRY_SIZE, byteSum } from './cpio.js';
-import { PositionalWriter } from './positional-writer.js';
-import { Meter, metered } from '../util/profile.js';
+import { PositionalWriter } from '../../util/positional-writer.js';
+import { Meter, metered } from '../../util/profile.js';
 
 export interface PayloadResult {
   size: number;
