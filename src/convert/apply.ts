@@ -1,7 +1,9 @@
-// Carries out a conversion plan, rootless:
+// Carries out a conversion plan (plan.ts), rootless; every decision was made there, from what
+// read-input.ts read, so this only executes steps:
 //   raw boot loader bytes and kept partitions are copied sparse (holes stay holes);
-//   the input rootfs is checked, copied into slot A, grown in place with resize2fs and given
-//   the device-side files with debugfs; the board's boot files are wrapped by the A/B boot logic (mtools);
+//   the (already checked) input rootfs is copied into slot A, grown in place with resize2fs and
+//   given the planned device-side files with debugfs; the planned boot files go onto the boot
+//   partition (mtools);
 //   the data partition is made with mke2fs -d; the partition table is written;
 //   slot A is then read ONCE: the same bytes are written to slot B and streamed into the
 //   bundle (compress → encrypt → hash → cpio);
@@ -21,16 +23,16 @@ import { writePartitionTable } from '../disk/table.js';
 import { guidFromSeed } from '../disk/guid.js';
 import { planBmap, bmapHashRanges, renderBmap } from '../disk/bmap.js';
 import { startDigest, RangeHasher, type DigestResult } from '../disk/image-digest.js';
-import { probeExt4, fsck, resize, mkfs, readFile as readExt4, resolvePath, usedRanges } from '../fs/ext4.js';
+import { probeExt4, fsck, resize, mkfs, usedRanges } from '../fs/ext4.js';
+import { writeFat, deleteFat, mkfsFat } from '../fs/fat.js';
 import { injectEntries, type FsEntry } from '../fs/ext4-inject.js';
-import { buildBundle, asWriteError, type BuildResult } from '../clients/swupdate/bundle.js';
-import type { BundleSpec, ArtifactSpec } from '../clients/swupdate/spec.js';
+import { asWriteError, type BuildResult } from '../clients/swupdate/bundle.js';
+import { clientById } from '../clients/index.js';
 import type { Signer } from '../crypto/signer.js';
 import type { AesKey } from '../crypto/keys.js';
 import type { ConvertConfig } from './config.js';
 import { byRole, type ConvertPlan, type PlannedPartition } from './plan.js';
-import { deviceFiles } from './device-files.js';
-import { wireBoot, type BootWiring } from './boot-wiring.js';
+import type { BootWiring, BootPlan } from './boot-plan.js';
 import { stage } from '../util/profile.js';
 
 export interface ApplyOptions {
@@ -40,8 +42,6 @@ export interface ApplyOptions {
   outDir: string;
   signer?: Signer;
   aes?: AesKey;
-  /** PEM text devices trust (installed as /etc/otapack/trust.pem). */
-  trustPem: string;
   timestamp?: number;
   reproducible?: boolean;
   /**
@@ -105,10 +105,6 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     // ---- 2. rootfs → slot A, checked, then grown in place
     const fsIn = plan.layout.rootFs;
     const imgPath = img.tempPath;
-    // the input must be sound before anything is copied (read-only check of the input itself;
-    // errors refuse the conversion rather than being repaired behind the user's back)
-    reporter.step('checking the input rootfs (e2fsck -n)').done();
-    await stage('convert: e2fsck -fn input', () => fsck(o.input, A.copyFrom!.start, `${plan.layout.image}: rootfs in partition ${plan.layout.root.number}`, false));
     const cp = reporter.step('copying the rootfs into slot A', fsIn.size);
     await stage('convert: copy rootfs -> A', () => copyRange(inFh!, A.copyFrom!.start, out, A.start, fsIn.size, { onProgress: (d) => cp.update(d), sourceMap: inputMap, direct }));
     cp.done();
@@ -132,22 +128,19 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     await inFh.close();
     inFh = undefined;
 
-    // ---- 3. boot wiring (boot partition contents, board files patched in the rootfs)
-    const { fstab, hasSystemd } = await stage('convert: read fstab, systemd', async () => {
-      const fstabPath = await resolvePath(imgPath, A.start, '/etc/fstab', 'the rootfs');
-      return {
-        fstab: fstabPath?.stat.type === 'file' ? (await readExt4(imgPath, A.start, fstabPath.path, 'the rootfs')).toString('utf8') : undefined,
-        hasSystemd: !!(await resolvePath(imgPath, A.start, '/lib/systemd/systemd', 'the rootfs')) || !!(await resolvePath(imgPath, A.start, '/usr/lib/systemd/systemd', 'the rootfs')),
-      };
-    });
-    const dev = deviceFiles({ plan, cfg, fstab, trustPem: o.trustPem, aesKeyLine: o.aes ? `${o.aes.key.toString('hex')} ${o.aes.iv.toString('hex')}\n` : undefined, hasSystemd });
+    // ---- 3. the planned boot files on the boot partition
     reporter.step('wiring the A/B boot logic').done();
-    const boot = await stage('convert: boot wiring', () => wireBoot({ plan, cfg, image: imgPath, envPath: dev.envPath, timestamp: o.timestamp, work }));
+    const bp = byRole(plan, 'boot')!;
+    await stage('convert: boot wiring', async () => {
+      if (plan.boot.format) await mkfsFat(imgPath, bp.start, bp.size, plan.boot.format);
+      for (const f of plan.boot.remove) await deleteFat(imgPath, bp.start, f);
+      await writeFat(imgPath, bp.start, plan.boot.writes, o.timestamp);
+    });
 
     // ---- 4. device-side files into slot A (B is cloned from it)
     const entries: FsEntry[] = [
-      ...dev.files.map((f) => ({ path: f.path, kind: f.kind, data: f.data, target: f.target, mode: f.mode, source: f.source })),
-      ...boot.rootfsFiles,
+      ...plan.files.map((f) => ({ path: f.path, kind: f.kind, data: f.data, target: f.target, mode: f.mode, source: f.source })),
+      ...plan.boot.rootfsFiles,
     ];
     reporter.step('installing device-side files').done();
     await stage('convert: inject (debugfs)', () => injectEntries(imgPath, A.start, entries, { what: 'the rootfs', timestamp: o.timestamp }));
@@ -157,7 +150,7 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     // ---- 5. data partition
     const seed = join(work, 'data-seed');
     await mkdir(seed, { recursive: true });
-    const seedEntries: FsEntry[] = cfg.data.files.map((f) => ({ path: f.target, kind: 'file', source: f.source, mode: f.mode ?? 0o644 }));
+    const seedEntries: FsEntry[] = plan.dataFiles.map((f) => ({ path: f.path, kind: 'file', source: f.source, mode: f.mode }));
     reporter.step('creating the data partition').done();
     await stage('convert: data partition', async () => {
       // the GPT partition GUID doubles as the filesystem UUID; on MBR one derived from the disk (no random bytes in the output)
@@ -235,9 +228,9 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
         report: names.report,
       },
       bundle,
-      injected: [...dev.files.map((f) => ({ path: f.path, why: f.why, mode: f.kind === 'symlink' ? `-> ${f.target}` : `0${f.mode.toString(8)}` })), ...boot.rootfsFiles.map((f) => ({ path: f.path, why: 'board boot files patched to boot the running slot', mode: `0${f.mode.toString(8)}` }))],
-      boot,
-      fstabChanges: dev.fstabChanges,
+      injected: [...plan.files.map((f) => ({ path: f.path, why: f.why, mode: f.kind === 'symlink' ? `-> ${f.target}` : `0${f.mode.toString(8)}` })), ...plan.boot.rootfsFiles.map((f) => ({ path: f.path, why: 'board boot files patched to boot the running slot', mode: `0${f.mode.toString(8)}` }))],
+      boot: bootReport(plan.boot),
+      fstabChanges: plan.fstabChanges,
       rootfs: { blockSize: fsOut.blockSize, features: fsOut.features, uuid: fsOut.uuid, sizeBefore: fsIn.size, sizeAfter: fsOut.size, used: (fsOut.blocks - fsOut.freeBlocks) * fsOut.blockSize },
     };
     // commit: image, bmap, bundle, then the report that describes them
@@ -306,7 +299,6 @@ async function readBootCode(input: string, plan: ConvertPlan): Promise<Buffer | 
 }
 
 async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedPartition, B: PlannedPartition, output: string, reporter: Reporter, sourceMap: DataMap, direct: DirectTarget | undefined, onHashed: (h: RangeHasher) => void, slotRanges: [number, number][]): Promise<BuildResult> {
-  const { cfg } = o;
   const source = {
     label: 'rootfs.ext4',
     size: A.size,
@@ -326,24 +318,14 @@ async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedParti
       progress.done();
     },
   };
-  const env = (p: PlannedPartition): Record<string, string> => ({ rootpart: String(p.number), upgrade_available: '1', bootcount: '0' });
-  const artifact: ArtifactSpec = {
-    kind: 'images', source, type: 'raw', compress: cfg.update.compress, level: cfg.update.level, encrypt: cfg.update.encrypt,
-    installedDirectly: false, installIfDifferent: false, installIfHigher: false, preserveAttributes: false, properties: {},
-  };
-  const spec: BundleSpec = {
-    file: cfg.file ?? 'otapack convert',
-    version: cfg.version,
-    description: `${o.plan.name} rootfs ${cfg.version}`,
-    hardwareCompatibility: cfg.hardware.compatible,
-    collection: cfg.update.collection,
-    slots: [{ name: 'copy1', device: A.device, bootenv: env(A) }, { name: 'copy2', device: B.device, bootenv: env(B) }],
-    bootenv: {},
-    artifacts: [artifact],
-    manifestFormat: 'libconfig',
-    cpioFormat: 'crc',
-  };
-  return buildBundle({ spec, output, signer: o.signer, aes: o.aes, mtime: o.timestamp, reproducible: o.reproducible, reporter });
+  const r = await clientById(o.plan.client).buildArtifact({ plan: o.plan.artifact, source, output, signer: o.signer, aes: o.aes, mtime: o.timestamp, reproducible: o.reproducible, reporter });
+  return r.detail as BuildResult;
+}
+
+/** The boot wiring as the report shows it (the bytes written stay out). */
+export function bootReport(b: BootPlan): BootWiring {
+  const { format: _format, remove: _remove, writes: _writes, ...wiring } = b;
+  return wiring;
 }
 
 export function reportJson(r: ConvertResult): unknown {

@@ -17,6 +17,8 @@ import { verifyChain } from '../crypto/cms-verify.js';
 import type { AesKey } from '../crypto/keys.js';
 import { loadConvertConfig, type ConvertConfig } from './config.js';
 import { detectLayout } from './detect.js';
+import { readInput } from './read-input.js';
+import { clientById } from '../clients/index.js';
 import { planConversion, outputName, type ConvertPlan } from './plan.js';
 import { applyPlan, type ConvertResult } from './apply.js';
 import { stage } from '../util/profile.js';
@@ -81,7 +83,8 @@ export async function inspectInput(input: string, configPath?: string): Promise<
     if (abDisk) return { abDisk };
     const layout = await detectLayout(raw);
     layout.image = input; // reports and messages name the user's file
-    return { plan: planConversion(layout, cfg, input) };
+    const facts = await readInput(raw, layout);
+    return { plan: planConversion(facts, cfg, { inputPath: input, client: clientById('swupdate'), keys: { pending: true } }) };
   });
 }
 
@@ -192,9 +195,15 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
       if (abDisk) throw alreadyConverted(abDisk);
       const layout = await stage('convert: detect layout', () => detectLayout(raw));
       layout.image = o.input; // reports and messages name the user's file
-      const plan = planConversion(layout, cfg, o.input);
+      reporter.step('checking the input rootfs (e2fsck -n) and reading its boot files').done();
+      const facts = await stage('convert: read input (e2fsck -fn, boot files, fstab)', () => readInput(raw, layout));
+      // the whole plan, before any byte of output: every refusal happens here
+      const plan = planConversion(facts, cfg, {
+        inputPath: o.input, client: clientById('swupdate'), timestamp,
+        keys: { trustPem: trustPem ?? '', aesKeyLine: aes ? `${aes.key.toString('hex')} ${aes.iv.toString('hex')}\n` : undefined },
+      });
       for (const w of plan.warnings) reporter.warn(w);
-      const r = await applyPlan({ plan, cfg, input: raw, outDir: o.outDir, signer, aes, trustPem: trustPem ?? '', timestamp, reproducible: o.reproducible, imageSha256: o.imageSha256, reporter, extraOutputs });
+      const r = await applyPlan({ plan, cfg, input: raw, outDir: o.outDir, signer, aes, timestamp, reproducible: o.reproducible, imageSha256: o.imageSha256, reporter, extraOutputs });
       return { ...r, devKeys: devDir, input: { path: o.input, compressed } };
     });
     outDirs.keep();

@@ -1,37 +1,15 @@
 // What convert installs into both slots so the device side works: mounts, boot-environment
-// access, SWUpdate's configuration, identity files, the trust anchor, and the update, slot,
-// environment and commit commands with their init wiring. Pure: returns file contents.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { OtapackError } from '../errors.js';
+// access, the A/B layout, and the slot, environment and commit commands with their init wiring;
+// the update client adds its own (configuration, identity, trust anchor, update command: see
+// src/clients/). Pure: returns file contents.
+import { renderDeviceTemplate as template } from '../util/template.js';
+import type { DeviceFile, DeviceKeys, DeviceLayout, UpdateClient } from '../clients/client.js';
 import type { ConvertConfig } from './config.js';
-import { byRole, type ConvertPlan } from './plan.js';
-
-export interface Injection {
-  path: string;
-  kind: 'file' | 'dir' | 'symlink';
-  data?: string | Buffer;
-  target?: string;
-  mode: number;
-  why: string;
-  secret?: boolean;
-  /** Host file or directory to copy instead of `data`. */
-  source?: string;
-}
-
-const TEMPLATES = fileURLToPath(new URL('../../templates/device/', import.meta.url));
-const template = (name: string, values: Record<string, string> = {}): string =>
-  readFileSync(TEMPLATES + name, 'utf8').replace(/@@([A-Z_]+)@@/g, (_m, k: string) => {
-    if (!(k in values)) throw new OtapackError('INTERNAL', `template ${name}: no value for @@${k}@@`);
-    return values[k]!;
-  });
-
-export const ENV_SIZE = 0x4000;
-/** The A/B state file on the boot partition (U-Boot env format). */
-export const ENV_FILE = 'otapack.env';
+import { byRole, type PlanCore } from './plan.js';
+import { ENV_FILE, ENV_SIZE } from './boot-plan.js';
 
 /** Where the boot partition is mounted on the device, and where the A/B state lives under it. */
-export function bootMounts(plan: ConvertPlan, fstab: string | undefined): { mount: string; envPath: string; grubDir?: string } {
+export function bootMounts(plan: PlanCore, fstab: string | undefined): { mount: string; envPath: string; grubDir?: string } {
   const boot = byRole(plan, 'boot')!;
   const existing = fstab ? findMount(fstab, boot, plan) : undefined;
   if (plan.bootloader === 'grub') {
@@ -43,7 +21,7 @@ export function bootMounts(plan: ConvertPlan, fstab: string | undefined): { moun
 }
 
 /** A mount point the input's fstab already gives the boot partition, if any. */
-function findMount(fstab: string, boot: ConvertPlan['partitions'][number], plan: ConvertPlan): string | undefined {
+function findMount(fstab: string, boot: PlanCore['partitions'][number], plan: PlanCore): string | undefined {
   const inputBoot = plan.layout.boot;
   const names = new Set<string>([boot.device, `PARTUUID=${boot.partuuid}`]);
   if (inputBoot) names.add(`PARTUUID=${inputBoot.partuuid}`);
@@ -60,7 +38,7 @@ function findMount(fstab: string, boot: ConvertPlan['partitions'][number], plan:
 }
 
 /** fstab of the slots: root by /dev/root (A and B share a filesystem UUID), plus boot and data. */
-export function patchFstab(original: string | undefined, plan: ConvertPlan, mount: string, cfg: ConvertConfig): { text: string; changes: string[] } {
+export function patchFstab(original: string | undefined, plan: PlanCore, mount: string, cfg: ConvertConfig): { text: string; changes: string[] } {
   const changes: string[] = [];
   const lines = (original ?? '').split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
@@ -100,36 +78,7 @@ export function patchFstab(original: string | undefined, plan: ConvertPlan, moun
   return { text: out.join('\n') + '\n', changes };
 }
 
-export function swupdateConfig(plan: ConvertPlan, cfg: ConvertConfig): string {
-  const g = [
-    '\tverbose = true;',
-    '\tloglevel = 5;',
-    '\tsyslog = true;',
-    '\tpublic-key-file = "/etc/otapack/trust.pem";',
-    ...(cfg.update.installAesKey ? ['\taes-key-file = "/etc/otapack/aes.key";'] : []),
-    `\tbootloader = "${plan.bootloader}";`,
-    ...(cfg.update.certPurpose === 'codeSigning' ? ['\tcert-purpose = "codeSigning";'] : []),
-  ];
-  let text = `# SWUpdate configuration installed by otapack convert.\nglobals :\n{\n${g.join('\n')}\n};\n`;
-  const hb = cfg.hawkbit;
-  if (hb) {
-    const s = [
-      `\turl = "${hb.url}";`,
-      `\ttenant = "${hb.tenant}";`,
-      `\tpolldelay = ${hb.pollingInterval};`,
-      ...(hb.targetName ? [`\tid = "${hb.targetName}";`] : []),
-      ...(hb.gatewayToken ? [`\tgatewaytoken = "${hb.gatewayToken}";`] : []),
-      ...(hb.targetToken ? [`\ttargettoken = "${hb.targetToken}";`] : []),
-      ...(hb.caFile ? [`\tcafile = "${hb.caFile}";`] : []),
-      '\tretry = 10;',
-      '\tretrywait = 60;',
-    ];
-    text += `\nsuricatta :\n{\n${s.join('\n')}\n};\n`;
-  }
-  return text;
-}
-
-export function slotsConf(plan: ConvertPlan, cfg: ConvertConfig, envPath: string): string {
+export function slotsConf(plan: PlanCore, cfg: ConvertConfig, envPath: string): string {
   const a = byRole(plan, 'rootfs-a')!;
   const b = byRole(plan, 'rootfs-b')!;
   const boot = byRole(plan, 'boot')!;
@@ -155,31 +104,36 @@ export function slotsConf(plan: ConvertPlan, cfg: ConvertConfig, envPath: string
 }
 
 export interface DeviceFileInputs {
-  plan: ConvertPlan;
+  plan: PlanCore;
   cfg: ConvertConfig;
   fstab?: string;
-  trustPem: string;
-  aesKeyLine?: string;
-  hasSystemd: boolean;
+  client: UpdateClient;
+  keys: DeviceKeys;
 }
 
-export function deviceFiles(i: DeviceFileInputs): { files: Injection[]; fstabChanges: string[]; envPath: string; bootMount: string } {
+/** What a client sees of the converted disk. */
+export function deviceLayout(plan: PlanCore, envPath: string): DeviceLayout {
+  const part = (role: 'boot' | 'rootfs-a' | 'rootfs-b' | 'data') => {
+    const p = byRole(plan, role)!;
+    return { number: p.number, device: p.device, partuuid: p.partuuid, size: p.size };
+  };
+  return { name: plan.name, bootloader: plan.bootloader, device: plan.device, slotA: part('rootfs-a'), slotB: part('rootfs-b'), boot: part('boot'), data: part('data'), envPath };
+}
+
+export function deviceFiles(i: DeviceFileInputs): { files: DeviceFile[]; fstabChanges: string[]; envPath: string; bootMount: string; layout: DeviceLayout } {
   const { plan, cfg } = i;
   const { mount, envPath, grubDir } = bootMounts(plan, i.fstab);
   const fstab = patchFstab(i.fstab, plan, mount, cfg);
+  const layout = deviceLayout(plan, envPath);
   const exe = 0o755;
-  const files: Injection[] = [
+  const files: DeviceFile[] = [
     { path: mount, kind: 'dir', mode: 0o755, why: 'mount point of the boot partition (boot state)' },
     { path: '/data', kind: 'dir', mode: 0o755, why: 'mount point of the persistent data partition' },
     { path: '/etc/fstab', kind: 'file', data: fstab.text, mode: 0o644, why: fstab.changes.join('; ') },
     { path: '/etc/otapack', kind: 'dir', mode: 0o755, why: 'otapack device configuration' },
     { path: '/etc/otapack/health.d', kind: 'dir', mode: 0o755, why: 'health checks run before a new slot is committed' },
     { path: '/etc/otapack/slots.conf', kind: 'file', data: slotsConf(plan, cfg, envPath), mode: 0o644, why: 'A/B layout for the update and commit commands' },
-    { path: '/etc/otapack/trust.pem', kind: 'file', data: i.trustPem, mode: 0o644, why: 'certificate(s) SWUpdate checks bundle signatures against' },
-    { path: '/etc/swupdate.cfg', kind: 'file', data: swupdateConfig(plan, cfg), mode: 0o644, why: `SWUpdate: bootloader ${plan.bootloader}, trust anchor${cfg.update.installAesKey ? ', AES key' : ''}${cfg.hawkbit ? ', hawkBit' : ''}` },
-    { path: '/etc/hwrevision', kind: 'file', data: `${cfg.hardware.board} ${cfg.hardware.revision}\n`, mode: 0o644, why: 'hardware identity SWUpdate checks against hardware-compatibility' },
-    { path: '/etc/sw-versions', kind: 'file', data: `rootfs ${cfg.version}\n`, mode: 0o644, why: 'installed software versions' },
-    { path: '/usr/sbin/otapack-update', kind: 'file', data: template('otapack-update', { BOOTLIMIT: String(cfg.bootlimit) }), mode: exe, why: 'installs a bundle into the inactive slot' },
+    ...i.client.deviceFiles(layout, cfg, i.keys),
     { path: '/usr/sbin/otapack-slot', kind: 'file', data: template('otapack-slot'), mode: exe, why: 'prints the running slot' },
     { path: '/usr/sbin/otapack-env', kind: 'file', data: template('otapack-env'), mode: exe, why: 'reads/writes the A/B boot state' },
     { path: '/usr/sbin/otapack-commit', kind: 'file', data: template('otapack-commit'), mode: exe, why: 'health checks, then marks a new slot good' },
@@ -192,17 +146,6 @@ export function deviceFiles(i: DeviceFileInputs): { files: Injection[]; fstabCha
   } else {
     files.push({ path: '/boot/grub', kind: 'dir', mode: 0o755, why: `bind mount of ${grubDir} (grubenv)` });
   }
-  if (cfg.update.installAesKey && i.aesKeyLine) {
-    files.push({ path: '/etc/otapack/aes.key', kind: 'file', data: i.aesKeyLine, mode: 0o600, why: 'AES key for encrypted bundles (install-aes-key: true)', secret: true });
-  }
-  if (cfg.hawkbit) {
-    files.push(
-      { path: '/usr/sbin/otapack-suricatta', kind: 'file', data: template('otapack-suricatta'), mode: exe, why: 'hawkBit client for the inactive slot' },
-      { path: '/etc/init.d/S98otapack-suricatta', kind: 'file', data: template('S98otapack-suricatta'), mode: exe, why: 'starts the hawkBit client (BusyBox/SysV)' },
-      { path: '/etc/systemd/system/otapack-suricatta.service', kind: 'file', data: template('otapack-suricatta.service'), mode: 0o644, why: 'hawkBit client unit' },
-      { path: '/etc/systemd/system/multi-user.target.wants/otapack-suricatta.service', kind: 'symlink', target: '/etc/systemd/system/otapack-suricatta.service', mode: 0o777, why: 'enables the hawkBit client' },
-    );
-  }
   for (const f of cfg.rootfs.files) files.push({ path: f.target, kind: 'file', source: f.source, mode: f.mode ?? 0o644, why: `from ${f.source} (rootfs.files)` });
-  return { files, fstabChanges: fstab.changes, envPath, bootMount: mount };
+  return { files, fstabChanges: fstab.changes, envPath, bootMount: mount, layout };
 }

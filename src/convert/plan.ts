@@ -1,11 +1,18 @@
-// The conversion plan: pure data computed from the detected input and the config, printed by
-// `otapack inspect` and carried out by apply. Nothing here touches a file.
+// The conversion plan: pure data computed from what was read of the input (read-input.ts) and
+// the config: the partition layout, the boot wiring (each file, each patched line), the files
+// installed into the slots, the data partition's seed and the update artifact. Printed by
+// `otapack inspect`, carried out step by step by apply.ts. Nothing here touches a file, and every
+// refusal happens here, before a byte is written.
 import { basename } from 'node:path';
 import { OtapackError } from '../errors.js';
 import { guidFromSeed } from '../disk/guid.js';
 import { GPT_TYPES, MBR_TYPES, isEspType, isFatType, type Partition } from '../disk/table.js';
 import { partitionDevice, type ConvertConfig } from './config.js';
 import type { DetectedLayout } from './detect.js';
+import type { InputFacts } from './read-input.js';
+import { planBoot, type BootPlan } from './boot-plan.js';
+import { deviceFiles } from './device-files.js';
+import type { ArtifactPlan, DeviceFile, DeviceKeys, DeviceLayout, UpdateClient } from '../clients/client.js';
 
 export type Role = 'keep' | 'boot' | 'rootfs-a' | 'rootfs-b' | 'data';
 
@@ -29,7 +36,8 @@ export interface PlannedPartition {
   inputNumber?: number;
 }
 
-export interface ConvertPlan {
+/** The disk layout part of the plan: partitions, table, sizes. */
+export interface PlanCore {
   name: string;
   layout: DetectedLayout;
   table: 'mbr' | 'gpt';
@@ -58,7 +66,7 @@ export function outputName(input: string): string {
   return basename(input).replace(/\.(img|raw|bin|sdimg|wic)?(\.(gz|xz|zst|zstd))?$/i, '') || 'image';
 }
 
-export function planConversion(layout: DetectedLayout, cfg: ConvertConfig, inputPath = layout.image): ConvertPlan {
+export function planLayout(layout: DetectedLayout, cfg: ConvertConfig, inputPath = layout.image): PlanCore {
   const warnings = [...layout.notes];
   const name = outputName(inputPath);
   const table = cfg.storage.table === 'keep' ? layout.table.kind : cfg.storage.table;
@@ -172,6 +180,84 @@ function typeFor(t: string, table: 'mbr' | 'gpt'): string {
   return ({ linux: GPT_TYPES.linux, fat: GPT_TYPES.basicData, efi: GPT_TYPES.efi } as Record<string, string>)[t] ?? GPT_TYPES.linux;
 }
 
+/** The complete plan: the layout, and everything apply will write. */
+export interface ConvertPlan extends PlanCore {
+  /** The update client the device is wired for. */
+  client: UpdateClient['id'];
+  boot: BootPlan;
+  /** Files installed into slot A (and so into B). */
+  files: DeviceFile[];
+  fstabChanges: string[];
+  /** Where the boot partition is mounted on the device, and where the A/B state is read there. */
+  bootMount: string;
+  envPath: string;
+  /** What the update client sees of the disk. */
+  deviceLayout: DeviceLayout;
+  /** Files the data partition is created with (data.files). */
+  dataFiles: { path: string; source: string; mode: number }[];
+  artifact: ArtifactPlan;
+}
+
+export interface PlanOptions {
+  inputPath?: string;
+  client: UpdateClient;
+  /** Key material installed on the device; `{ pending: true }` plans without it (inspect). */
+  keys: DeviceKeys;
+  timestamp?: number;
+}
+
+/** Everything convert will do, from what was read: refuses here, before anything is written. */
+export function planConversion(facts: InputFacts, cfg: ConvertConfig, o: PlanOptions): ConvertPlan {
+  const core = planLayout(facts.layout, cfg, o.inputPath ?? facts.layout.image);
+  const A = byRole(core, 'rootfs-a')!;
+  const B = byRole(core, 'rootfs-b')!;
+  const boot = planBoot({
+    facts,
+    targets: { boot: byRole(core, 'boot')!, slotA: A, slotB: B, table: core.table, device: core.device, diskId: core.diskId, createBootPartition: core.createBootPartition },
+    bootlimit: cfg.bootlimit,
+    timestamp: o.timestamp,
+  });
+  const dev = deviceFiles({ plan: core, cfg, fstab: facts.fstab, client: o.client, keys: o.keys });
+  return {
+    ...core,
+    client: o.client.id,
+    boot,
+    files: dev.files,
+    fstabChanges: dev.fstabChanges,
+    bootMount: dev.bootMount,
+    envPath: dev.envPath,
+    deviceLayout: dev.layout,
+    dataFiles: cfg.data.files.map((f) => ({ path: f.target, source: f.source, mode: f.mode ?? 0o644 })),
+    artifact: o.client.planArtifact(dev.layout, cfg),
+  };
+}
+
 export const fmt = (n: number): string => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : `${(n / MiB).toFixed(n % MiB ? 1 : 0)} MiB`);
 
-export const byRole = (plan: ConvertPlan, role: Role): PlannedPartition | undefined => plan.partitions.find((p) => p.role === role);
+export const byRole = (plan: PlanCore, role: Role): PlannedPartition | undefined => plan.partitions.find((p) => p.role === role);
+
+/**
+ * The plan as data for inspect --json (docs/json.md, otapack.inspect/1): every decision, no
+ * bytes — files are named with their size, secrets only by name.
+ */
+export function planReport(plan: ConvertPlan): Record<string, unknown> {
+  const { layout: _layout, boot, files, deviceLayout: _dl, artifact, ...core } = plan;
+  const size = (d: string | Buffer | undefined): number | undefined => (d === undefined ? undefined : Buffer.byteLength(d));
+  return {
+    ...core,
+    boot: {
+      bootloader: boot.bootloader, bootPartition: boot.bootPartition, formatBootPartition: !!boot.format, remove: boot.remove,
+      bootFiles: boot.bootFiles.map((f) => ({ ...f, size: size(boot.writes.find((w) => w.path === f.path)?.data) ?? 0 })),
+      boardStep: boot.boardStep, edits: boot.edits, initialEnv: boot.initialEnv, envFile: boot.envFile, bootlimit: boot.bootlimit,
+      rootfsFiles: boot.rootfsFiles.map((f) => ({ path: f.path, kind: f.kind, mode: `0${f.mode.toString(8)}`, size: size(f.data) ?? 0 })),
+    },
+    files: files.map((f) => ({
+      path: f.path, kind: f.kind, mode: f.kind === 'symlink' ? `-> ${f.target}` : `0${f.mode.toString(8)}`, why: f.why,
+      ...(f.kind === 'file' && f.pending === undefined && f.source === undefined ? { size: size(f.data) ?? 0 } : {}),
+      ...(f.source !== undefined ? { source: f.source } : {}),
+      ...(f.pending !== undefined ? { pending: f.pending } : {}),
+      ...(f.secret ? { secret: true } : {}),
+    })),
+    artifact: { file: artifact.file, summary: artifact.summary, spec: artifact.spec },
+  };
+}

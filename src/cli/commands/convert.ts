@@ -4,7 +4,7 @@ import { formatBytes } from '../../util/units.js';
 import { cliReporter, printJson, say, bold } from '../output.js';
 import { sourceDateEpoch } from '../env.js';
 import { signerOptions } from '../signing.js';
-import { describeInput, describeOutput } from './plan-table.js';
+import { describeInput, describeOutput, describeBoot } from './plan-table.js';
 
 export async function run(args: unknown[], o: Record<string, unknown>): Promise<number> {
   const t0 = Date.now();
@@ -19,8 +19,7 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
   if (!o.quiet) {
     for (const l of describeInput(r.plan)) say(l);
     for (const l of describeOutput(r.plan)) say(l);
-    say(`boot: ${r.boot.bootloader === 'uboot' ? 'U-Boot' : 'GRUB'} A/B logic on p${r.boot.bootPartition} (${r.boot.bootFiles.map((f) => f.path).join(', ')}), then ${r.boot.boardStep}; bootlimit ${r.boot.bootlimit}`);
-    for (const e of r.boot.edits) say(`  patched ${e.file} line ${e.line}: ${e.before}  =>  ${e.after}`);
+    for (const l of describeBoot(r.boot)) say(l);
     say(`rootfs: ${formatBytes(r.rootfs.sizeBefore)} -> ${formatBytes(r.rootfs.sizeAfter)}, ${r.injected.length} device-side files installed in both slots`);
     const out = r.outputs;
     say(`${bold(out.image.path)}  ${formatBytes(out.image.size)} (${formatBytes(out.image.allocated)} allocated, sparse)`);

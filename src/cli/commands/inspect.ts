@@ -1,19 +1,19 @@
 import { inspectInput } from '../../convert/convert.js';
-import { byRole, fmt } from '../../convert/plan.js';
+import { byRole, fmt, planReport } from '../../convert/plan.js';
 import { SLOTS_CONF, type OtapackDisk } from '../../convert/otapack-disk.js';
 import { printJson, say } from '../output.js';
-import { describeInput, describeOutput } from './plan-table.js';
+import { describeInput, describeOutput, describeBoot, describeRest } from './plan-table.js';
 
 export async function run(args: unknown[], o: Record<string, unknown>): Promise<number> {
   const r = await inspectInput(String(args[0]), o.config as string | undefined);
   if (r.abDisk) return showAbDisk(r.abDisk, o);
   const plan = r.plan;
   if (o.json) {
-    const { layout, ...rest } = plan;
+    const layout = plan.layout;
     printJson({
       schema: 'otapack.inspect/1',
       input: { path: layout.image, layout: layout.kind, table: layout.table, rootPartition: layout.root.number, bootPartition: layout.boot?.number ?? null, bootloader: layout.bootloader, board: layout.board, rootSpec: layout.rootSpec ?? null, rootfs: layout.rootFs, rawBootloader: layout.rawBootloader },
-      plan: rest,
+      plan: planReport(plan),
     });
   }
   if (!o.quiet) {
@@ -21,6 +21,8 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
     for (const l of describeOutput(plan)) say(l);
     const A = byRole(plan, 'rootfs-a')!;
     say(`plan: rootfs -> slot A (p${A.number}) grown to ${A.size >> 20} MiB, cloned to slot B; ${plan.createBootPartition ? 'a new FAT boot partition holds' : `boot partition p${byRole(plan, 'boot')!.number} gets`} the A/B ${plan.bootloader === 'uboot' ? 'boot.scr + otapack.env' : 'grub.cfg + grubenv'}; data partition ${byRole(plan, 'data')!.size >> 20} MiB`);
+    for (const l of describeBoot(plan.boot)) say(l);
+    for (const l of describeRest(plan)) say(l);
     for (const w of plan.warnings) say(`note: ${w}`);
   }
   return 0;

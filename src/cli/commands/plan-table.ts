@@ -1,5 +1,6 @@
 // Shared text rendering of a conversion plan (inspect and convert print the same table).
 import type { ConvertPlan } from '../../convert/plan.js';
+import type { BootWiring } from '../../convert/boot-plan.js';
 import { fmt } from '../../convert/plan.js';
 
 export function describeInput(plan: ConvertPlan): string[] {
@@ -19,4 +20,31 @@ export function describeOutput(plan: ConvertPlan): string[] {
     `  #   role        start sector        size  device              partuuid`,
     ...plan.partitions.map((p) => `  ${String(p.number).padEnd(3)} ${p.role.padEnd(10)} ${String(p.start / 512).padStart(13)}  ${fmt(p.size).padStart(10)}  ${p.device.padEnd(18)}  ${p.partuuid}`),
   ];
+}
+
+/** The boot wiring: files on the boot partition, the hand-over, every patched line. */
+export function describeBoot(boot: BootWiring & { format?: { label: string }; remove?: string[] }): string[] {
+  const lines = [
+    `boot: ${boot.bootloader === 'uboot' ? 'U-Boot' : 'GRUB'} A/B logic on p${boot.bootPartition} (${boot.bootFiles.map((f) => f.path).join(', ')}), then ${boot.boardStep}; bootlimit ${boot.bootlimit}`,
+  ];
+  if (boot.format) lines.push(`  new FAT boot partition p${boot.bootPartition}, label ${boot.format.label}`);
+  for (const r of boot.remove ?? []) lines.push(`  moved aside on the boot partition: ${r}`);
+  for (const e of boot.edits) lines.push(`  patched ${e.file} line ${e.line}: ${e.before}  =>  ${e.after}`);
+  return lines;
+}
+
+/** Everything else the plan writes: the slots' files, the data partition, the update artifact. */
+export function describeRest(plan: ConvertPlan): string[] {
+  const lines = [`rootfs: ${plan.files.length + plan.boot.rootfsFiles.length} device-side files installed in both slots:`];
+  const width = Math.min(40, Math.max(...plan.files.map((f) => f.path.length), ...plan.boot.rootfsFiles.map((f) => f.path.length)));
+  for (const f of plan.files) {
+    const mode = f.kind === 'symlink' ? 'link' : f.kind === 'dir' ? 'dir' : `0${f.mode.toString(8)}`;
+    const what = f.kind === 'symlink' ? `-> ${f.target}: ${f.why}` : f.why;
+    lines.push(`  ${f.path.padEnd(width)}  ${mode.padEnd(5)}  ${what}${f.pending ? ` (${f.pending})` : ''}`);
+  }
+  for (const f of plan.boot.rootfsFiles) lines.push(`  ${f.path.padEnd(width)}  0${f.mode.toString(8)}   the board's boot file, patched (lines above)`);
+  const data = plan.partitions.find((p) => p.role === 'data')!;
+  lines.push(`data: p${data.number} ${fmt(data.size)} ext4 mounted at /data${plan.dataFiles.length ? `, seeded with ${plan.dataFiles.length} file(s)` : ''}`);
+  lines.push(`update: ${plan.artifact.file}: ${plan.artifact.summary}`);
+  return lines;
 }

@@ -1,0 +1,107 @@
+// The seam between convert and an update client (SWUpdate today; Mender and RAUC next). Convert
+// knows a client only through this interface: the files the client needs on the device, the
+// artifact it installs from (as pure data in the plan), and how that artifact is streamed out of
+// slot A. A new client is one folder under src/clients/ and one entry in CLIENTS.
+//
+// Clients see the converted disk through DeviceLayout, not through convert's own types, so the
+// dependency runs one way: convert -> clients.
+import type { Signer } from '../crypto/signer.js';
+import type { AesKey } from '../crypto/keys.js';
+import type { Reporter } from '../util/reporter.js';
+import type { CompressionId } from '../compress/compressor.js';
+
+export type ClientId = 'swupdate';
+
+/** A slot, the boot partition or the data partition of the converted disk. */
+export interface LayoutPartition { number: number; device: string; partuuid: string; size: number }
+
+/** What a client needs to know about the converted disk. */
+export interface DeviceLayout {
+  /** Output base name (<name>.img, <name>.swu …). */
+  name: string;
+  bootloader: 'uboot' | 'grub';
+  /** The disk as the device names it (/dev/mmcblk0). */
+  device: string;
+  slotA: LayoutPartition;
+  slotB: LayoutPartition;
+  boot: LayoutPartition;
+  data: LayoutPartition;
+  /** Where the A/B boot state lives on the running device (fw_env.config target or grubenv). */
+  envPath: string;
+}
+
+/** The settings of otapack.yaml a client reads (a subset of convert's config, as data). */
+export interface ClientSettings {
+  /** Config file, for messages. */
+  file?: string;
+  version: string;
+  hardware: { board: string; revision: string; compatible: string[] };
+  update: { compress: CompressionId; level?: number; encrypt: boolean; installAesKey: boolean; collection: string; certPurpose: 'emailProtection' | 'codeSigning' };
+  bootlimit: number;
+  hawkbit?: { url: string; tenant: string; targetName?: string; gatewayToken?: string; targetToken?: string; pollingInterval: number; caFile?: string };
+}
+
+/** Key material that ends up on the device; absent where it is not known yet (inspect). */
+export interface DeviceKeys {
+  /** Planning without keys (inspect): key files are listed with what they will hold. */
+  pending?: boolean;
+  /** PEM text of the certificates devices trust ('' when there is none: unsigned, no --trust). */
+  trustPem?: string;
+  /** The AES key line in the client's key-file format (installed only when asked). */
+  aesKeyLine?: string;
+}
+
+/** A file, folder or link installed into both slots. */
+export interface DeviceFile {
+  path: string;
+  kind: 'file' | 'dir' | 'symlink';
+  data?: string | Buffer;
+  target?: string;
+  mode: number;
+  why: string;
+  /** Never printed, never in a report. */
+  secret?: boolean;
+  /** Host file or directory to copy instead of `data`. */
+  source?: string;
+  /** The content is not known at planning time without keys (inspect): what it will hold. */
+  pending?: string;
+}
+
+/** The artifact convert builds for the slots: pure data, printed by inspect. */
+export interface ArtifactPlan {
+  /** File name in the output folder. */
+  file: string;
+  /** What the client installs it with, in words (for inspect). */
+  summary: string;
+  /** The client's own spec (SWUpdate: the bundle spec), as data. */
+  spec: unknown;
+}
+
+/** A stream of slot A's bytes: each call to feed() makes one complete pass. */
+export interface SlotSource {
+  label: string;
+  size: number;
+  feed(write: (chunk: Buffer) => Promise<void>): Promise<void>;
+}
+
+export interface ArtifactResult {
+  size: number;
+  sha256: string;
+  signed: boolean;
+  signer?: string;
+  signatureAlgorithm?: string;
+  /** The client's own build report (SWUpdate: BuildResult), for the convert report. */
+  detail: unknown;
+}
+
+export interface UpdateClient {
+  id: ClientId;
+  /** Human name, for messages. */
+  name: string;
+  /** Files this client needs on the device: its configuration, identity, trust anchor, its update command. */
+  deviceFiles(layout: DeviceLayout, settings: ClientSettings, keys: DeviceKeys): DeviceFile[];
+  /** The artifact that installs slot A's image into either slot. */
+  planArtifact(layout: DeviceLayout, settings: ClientSettings): ArtifactPlan;
+  /** Streams `source` into the planned artifact at `output`. */
+  buildArtifact(o: { plan: ArtifactPlan; source: SlotSource; output: string; signer?: Signer; aes?: AesKey; mtime?: number; reproducible?: boolean; reporter?: Reporter }): Promise<ArtifactResult>;
+}

@@ -1,0 +1,7 @@
+// The update clients convert can wire a device for, by id.
+import type { ClientId, UpdateClient } from './client.js';
+import { swupdateClient } from './swupdate/index.js';
+
+export const CLIENTS: Record<ClientId, UpdateClient> = { swupdate: swupdateClient };
+
+export const clientById = (id: ClientId): UpdateClient => CLIENTS[id];

@@ -1,0 +1,55 @@
+// SWUpdate as an update client of convert: the device files it needs and the .swu that installs
+// slot A's image into either slot (collection <stable>: copy1 -> slot A, copy2 -> slot B, each
+// starting a trial boot through `bootenv`).
+import type { ArtifactPlan, ClientSettings, DeviceLayout, LayoutPartition, SlotSource, UpdateClient } from '../client.js';
+import { swupdateDeviceFiles } from './device.js';
+import { buildBundle, type BuildResult } from './bundle.js';
+import type { ArtifactSpec, BundleSpec } from './spec.js';
+
+/** The bootenv a bundle sets to start a trial boot of `slot` (the boot logic's state variables). */
+const trialBootEnv = (slot: LayoutPartition): Record<string, string> => ({ rootpart: String(slot.number), upgrade_available: '1', bootcount: '0' });
+
+/** The bundle spec for the slots, without its payload source (that is slot A of the disk being written). */
+export type SlotBundleSpec = Omit<BundleSpec, 'artifacts'> & { artifacts: (Omit<ArtifactSpec, 'source'> & { source: { label: string; size: number } })[] };
+
+export function slotBundleSpec(layout: DeviceLayout, s: ClientSettings): SlotBundleSpec {
+  return {
+    file: s.file ?? 'otapack convert',
+    version: s.version,
+    description: `${layout.name} rootfs ${s.version}`,
+    hardwareCompatibility: s.hardware.compatible,
+    collection: s.update.collection,
+    slots: [
+      { name: 'copy1', device: layout.slotA.device, bootenv: trialBootEnv(layout.slotA) },
+      { name: 'copy2', device: layout.slotB.device, bootenv: trialBootEnv(layout.slotB) },
+    ],
+    bootenv: {},
+    artifacts: [{
+      kind: 'images', source: { label: 'rootfs.ext4', size: layout.slotA.size }, type: 'raw', compress: s.update.compress, level: s.update.level,
+      encrypt: s.update.encrypt, installedDirectly: false, installIfDifferent: false, installIfHigher: false, preserveAttributes: false, properties: {},
+    }],
+    manifestFormat: 'libconfig',
+    cpioFormat: 'crc',
+  };
+}
+
+export const swupdateClient: UpdateClient = {
+  id: 'swupdate',
+  name: 'SWUpdate',
+  deviceFiles: swupdateDeviceFiles,
+  planArtifact(layout: DeviceLayout, s: ClientSettings): ArtifactPlan {
+    const spec = slotBundleSpec(layout, s);
+    return {
+      file: `${layout.name}.swu`,
+      summary: `SWUpdate bundle: ${spec.artifacts[0]!.compress}${spec.artifacts[0]!.encrypt ? ' + AES-256-CBC' : ''} image of slot A; ${s.update.collection},copy1 installs it into ${layout.slotA.device}, ${s.update.collection},copy2 into ${layout.slotB.device}`,
+      spec,
+    };
+  },
+  async buildArtifact(o) {
+    const planned = o.plan.spec as SlotBundleSpec;
+    const source: SlotSource = o.source;
+    const spec: BundleSpec = { ...planned, artifacts: planned.artifacts.map((a) => ({ ...a, source })) };
+    const r: BuildResult = await buildBundle({ spec, output: o.output, signer: o.signer, aes: o.aes, mtime: o.mtime, reproducible: o.reproducible, reporter: o.reporter });
+    return { size: r.size, sha256: r.sha256!, signed: r.signed, signer: r.signer, signatureAlgorithm: r.signatureAlgorithm, detail: r };
+  },
+};

@@ -1,0 +1,49 @@
+// Everything the plan needs from the input image, read once and read-only, before any byte of
+// output exists: the rootfs checked (e2fsck -fn), its fstab, and the board's own
+// boot files (the boot script, extlinux.conf or grub.cfg that the A/B logic wraps). The plan is
+// then computed from these facts alone (plan.ts, boot-plan.ts).
+import { fsck, readFile as readExt4, resolvePath } from '../fs/ext4.js';
+import { readFat } from '../fs/fat.js';
+import type { DetectedLayout } from './detect.js';
+
+/** The board boot file the A/B logic wraps, as read from the input. */
+export type BoardFiles =
+  | { kind: 'uboot-script'; where: 'boot' | 'rootfs'; path: string; image: Buffer | undefined; cmdSibling?: string }
+  | { kind: 'extlinux' | 'grub'; where: 'boot' | 'rootfs'; path: string; text: string }
+  | { kind: 'kernel-only' };
+
+export interface InputFacts {
+  layout: DetectedLayout;
+  /** /etc/fstab of the rootfs, when it has one. */
+  fstab?: string;
+  board: BoardFiles;
+}
+
+export async function readInput(image: string, layout: DetectedLayout): Promise<InputFacts> {
+  const root = layout.root.start;
+  const what = 'the rootfs';
+  // the input must be sound before anything is planned from it (read-only check: errors refuse
+  // the conversion rather than being repaired behind the user's back)
+  await fsck(image, root, `${layout.image}: rootfs in partition ${layout.root.number}`, false);
+  const fstabPath = await resolvePath(image, root, '/etc/fstab', what);
+  const fstab = fstabPath?.stat.type === 'file' ? (await readExt4(image, root, fstabPath.path, what)).toString('utf8') : undefined;
+  const b = layout.board;
+  const fromBoot = (path: string): Promise<Buffer | undefined> => readFat(image, layout.boot!.start, path);
+  const fromRoot = (path: string): Promise<Buffer> => readExt4(image, root, path, what);
+  let board: BoardFiles;
+  if (b.kind === 'kernel-only') {
+    board = { kind: 'kernel-only' };
+  } else if (b.kind === 'uboot-script') {
+    if (b.where === 'boot') {
+      board = { kind: b.kind, where: b.where, path: b.path, image: await fromBoot(b.path) };
+    } else {
+      const cmd = b.path.replace(/\.scr$/, '.cmd');
+      const hasCmd = cmd !== b.path && (await resolvePath(image, root, cmd, what))?.stat.type === 'file';
+      board = { kind: b.kind, where: b.where, path: b.path, image: await fromRoot(b.path), cmdSibling: hasCmd ? cmd : undefined };
+    }
+  } else {
+    const bytes = b.where === 'boot' ? (await fromBoot(b.path)) ?? Buffer.alloc(0) : await fromRoot(b.path);
+    board = { kind: b.kind, where: b.where, path: b.path, text: bytes.toString('utf8') };
+  }
+  return { layout, fstab, board };
+}
