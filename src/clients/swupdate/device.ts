@@ -36,14 +36,14 @@ export function swupdateConfig(layout: Pick<DeviceLayout, 'bootloader'>, s: Clie
 export function swupdateDeviceFiles(layout: DeviceLayout, s: ClientSettings, keys: DeviceKeys): DeviceFile[] {
   const exe = 0o755;
   const files: DeviceFile[] = [
-    { path: '/etc/otapack/trust.pem', kind: 'file', mode: 0o644, why: 'certificate(s) SWUpdate checks bundle signatures against', ...(keys.pending ? { pending: 'the trust anchor convert is given (--trust, or the signing chain)' } : { data: keys.trustPem ?? '' }) },
+    { path: '/etc/otapack/trust.pem', kind: 'file', mode: 0o644, why: 'certificate(s) SWUpdate checks bundle signatures against', ...(keys.pending ? { pending: 'at convert: --trust, or the signing chain' } : { data: keys.trustPem ?? '' }) },
     { path: '/etc/swupdate.cfg', kind: 'file', data: swupdateConfig(layout, s), mode: 0o644, why: `SWUpdate: bootloader ${layout.bootloader}, trust anchor${s.update.installAesKey ? ', AES key' : ''}${s.hawkbit ? ', hawkBit' : ''}` },
     { path: '/etc/hwrevision', kind: 'file', data: `${s.hardware.board} ${s.hardware.revision}\n`, mode: 0o644, why: 'hardware identity SWUpdate checks against hardware-compatibility' },
     { path: '/etc/sw-versions', kind: 'file', data: `rootfs ${s.version}\n`, mode: 0o644, why: 'installed software versions' },
     { path: '/usr/sbin/otapack-update', kind: 'file', data: renderDeviceTemplate('otapack-update', { BOOTLIMIT: String(s.bootlimit) }), mode: exe, why: 'installs a bundle into the inactive slot' },
   ];
   if (s.update.installAesKey && (keys.pending || keys.aesKeyLine !== undefined)) {
-    files.push({ path: '/etc/otapack/aes.key', kind: 'file', mode: 0o600, why: 'AES key for encrypted bundles (install-aes-key: true)', secret: true, ...(keys.pending ? { pending: 'the AES key convert is given' } : { data: keys.aesKeyLine }) });
+    files.push({ path: '/etc/otapack/aes.key', kind: 'file', mode: 0o600, why: 'AES key for encrypted bundles (install-aes-key: true)', secret: true, ...(keys.pending ? { pending: 'at convert: the AES key' } : { data: keys.aesKeyLine }) });
   }
   if (s.hawkbit) {
     files.push(
