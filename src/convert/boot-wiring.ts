@@ -13,6 +13,7 @@ import { generateUbootAbScript, initialUbootAbEnv, type UbootBoardStep, type Ubo
 import { patchBootScript, patchExtlinuxConf, type BoardEdit } from '../boot/board-script.js';
 import { generateGrubAbConfig, initialGrubAbEnv, patchGrubCfg, type GrubBoardStep } from '../boot/grub-ab.js';
 import { encodeGrubenv } from '../boot/grubenv.js';
+import { SWUPDATE_BOOT_SCHEME } from '../clients/swupdate/scheme.js';
 import { partitionDevice, type ConvertConfig } from './config.js';
 import { byRole, type ConvertPlan } from './plan.js';
 import { ENV_SIZE, ENV_FILE } from './device-files.js';
@@ -106,7 +107,7 @@ async function wireUboot(o: WireOptions): Promise<BootWiring> {
     throw new OtapackError('INTERNAL', `unexpected board boot ${board.kind} for U-Boot`);
   }
   const opts: UbootAbOptions = {
-    bootPart: boot.number, slotA: A.number, slotB: B.number, envFile: ENV_FILE, envSize: ENV_SIZE, bootlimit: cfg.bootlimit,
+    scheme: SWUPDATE_BOOT_SCHEME, bootPart: boot.number, slotA: A.number, slotB: B.number, envFile: ENV_FILE, envSize: ENV_SIZE, bootlimit: cfg.bootlimit,
     rootFallbackPrefix: partitionDevice(plan.device, 0).replace(/0$/, ''), boardStep: step,
   };
   const script = generateUbootAbScript(opts);
@@ -162,10 +163,10 @@ async function wireGrub(o: WireOptions): Promise<BootWiring> {
     step = { kind: 'configfile', location: 'slot', path: board.path };
   }
   const cfgText = generateGrubAbConfig({
-    slotA: A.number, slotB: B.number, envFile, partmap: plan.table === 'gpt' ? 'gpt' : 'msdos',
+    scheme: SWUPDATE_BOOT_SCHEME, slotA: A.number, slotB: B.number, envFile, partmap: plan.table === 'gpt' ? 'gpt' : 'msdos',
     partuuids: { a: A.partuuid, b: B.partuuid }, bootlimit: cfg.bootlimit, boardStep: step,
   });
-  const env = initialGrubAbEnv({ slotA: A.number, slotB: B.number, bootlimit: cfg.bootlimit });
+  const env = initialGrubAbEnv({ scheme: SWUPDATE_BOOT_SCHEME, slotA: A.number, slotB: B.number, bootlimit: cfg.bootlimit });
   // otapack's grub.cfg takes the place the GRUB binary reads; the board's moved aside
   const target = board.where === 'boot' ? board.path : '/EFI/BOOT/grub.cfg';
   writes.push({ path: target, data: cfgText }, { path: envFile, data: encodeGrubenv(env) });

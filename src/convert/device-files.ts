@@ -1,9 +1,7 @@
 // What convert installs into both slots so the device side works: mounts, boot-environment
 // access, SWUpdate's configuration, identity files, the trust anchor, and the update, slot,
 // environment and commit commands with their init wiring. Pure: returns file contents.
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { OtapackError } from '../errors.js';
+import { renderTemplate } from '../util/template.js';
 import type { ConvertConfig } from './config.js';
 import { byRole, type ConvertPlan } from './plan.js';
 
@@ -19,12 +17,7 @@ export interface Injection {
   source?: string;
 }
 
-const TEMPLATES = fileURLToPath(new URL('../../templates/device/', import.meta.url));
-const template = (name: string, values: Record<string, string> = {}): string =>
-  readFileSync(TEMPLATES + name, 'utf8').replace(/@@([A-Z_]+)@@/g, (_m, k: string) => {
-    if (!(k in values)) throw new OtapackError('INTERNAL', `template ${name}: no value for @@${k}@@`);
-    return values[k]!;
-  });
+const template = (name: string, values: Record<string, string> = {}): string => renderTemplate(`device/${name}`, values);
 
 export const ENV_SIZE = 0x4000;
 /** The A/B state file on the boot partition (U-Boot env format). */

@@ -3,26 +3,13 @@
 // test/boot-scheme.test.ts renders the same options with SWUpdate's scheme and compares bytes.
 // Options here carry no scheme: the test adds it.
 
-type UbootStep =
-  | { kind: 'boot-script'; file: string }
-  | { kind: 'slot-script'; path?: string; prefix?: string }
-  | { kind: 'extlinux'; location: 'boot' | 'slot'; path?: string }
-  | { kind: 'kernel'; kernel: string; initrd?: string; initrdFormat?: 'raw' | 'uimage'; fdt?: string; bootargs: string; bootCmd?: 'booti' | 'bootz' | 'bootm' };
+import type { UbootAbOptions, UbootBoardStep } from '../../src/boot/uboot-ab.js';
+import type { GrubAbOptions } from '../../src/boot/grub-ab.js';
 
-export interface UbootCase {
-  bootPart: number; slotA: number; slotB: number; envFile?: string; allowNativeEnvName?: boolean; envSize?: number;
-  bootlimit?: number; extraVars?: string[]; defaultDevice?: { devtype: string; devnum: number }; rootFallbackPrefix?: string;
-  boardStep: UbootStep; resetOnFailedTrial?: boolean;
-}
+export type UbootCase = Omit<UbootAbOptions, 'scheme'>;
+export type GrubCase = Omit<GrubAbOptions, 'scheme'>;
 
-type GrubStep = { kind: 'configfile'; location: 'esp' | 'slot'; path: string } | { kind: 'kernel'; kernel: string; initrd?: string; bootargs: string };
-
-export interface GrubCase {
-  slotA: number; slotB: number; envFile?: string; partmap?: 'gpt' | 'msdos'; partuuids?: { a: string; b: string };
-  bootlimit?: number; extraVars?: string[]; rootFallbackPrefix?: string; boardStep: GrubStep; rebootOnFailedTrial?: boolean;
-}
-
-const UBOOT_STEPS: Record<string, UbootStep> = {
+const UBOOT_STEPS: Record<string, UbootBoardStep> = {
   'boot-script': { kind: 'boot-script', file: 'board.scr' },
   'boot-script-convert': { kind: 'boot-script', file: '/otapack/board.scr' },
   'slot-script': { kind: 'slot-script' },
