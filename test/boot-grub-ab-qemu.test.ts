@@ -7,7 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeGrubenv, encodeGrubenv } from '../src/boot/grubenv.js';
 import { generateGrubAbConfig, initialGrubAbEnv, patchGrubCfg, type GrubAbOptions } from '../src/boot/grub-ab.js';
-import { parseAbMarkers } from '../src/boot/uboot-ab.js';
+import { parseAbMarkers } from './helpers/boot-ab.js';
+import { SWUPDATE_BOOT_SCHEME } from '../src/clients/swupdate/scheme.js';
 import { bootOvmf, buildDisk, buildGrubEfi, GPT_PART_GUID, OVMF_CODE, readFatFile, writeFatFile, type BootRun, type Disk } from './helpers/boot-disk.js';
 import { makeTmp, must, saveArtifact, tool } from './helpers/boot-tools.js';
 import { requires } from './helpers/require-tool.js';
@@ -53,7 +54,7 @@ function slotCfg(part: number, halt = true): string {
 describe.skipIf(!have)('GRUB A/B configuration under QEMU (OVMF + grub-mkimage x86_64-efi 2.06)', () => {
   let efi: Buffer;
   let disk: Disk;
-  const opts: GrubAbOptions = { slotA: 2, slotB: 3, envFile: '/EFI/BOOT/grubenv', boardStep: { kind: 'configfile', location: 'slot', path: '/boot/grub/grub.cfg' } };
+  const opts: GrubAbOptions = { scheme: SWUPDATE_BOOT_SCHEME, slotA: 2, slotB: 3, envFile: '/EFI/BOOT/grubenv', boardStep: { kind: 'configfile', location: 'slot', path: '/boot/grub/grub.cfg' } };
 
   beforeAll(() => {
     efi = buildGrubEfi(tmp.dir);
@@ -116,7 +117,7 @@ describe.skipIf(!have)('GRUB trial whose board step fails: reboot, count and rol
   it('slot B without a board grub.cfg reboots until bootlimit, then slot A boots', async () => {
     const dir = join(tmp.dir, 'cycle');
     tool('mkdir', ['-p', dir]);
-    const opts: GrubAbOptions = { slotA: 2, slotB: 3, bootlimit: 1, boardStep: { kind: 'configfile', location: 'slot', path: '/boot/grub/grub.cfg' } };
+    const opts: GrubAbOptions = { scheme: SWUPDATE_BOOT_SCHEME, slotA: 2, slotB: 3, bootlimit: 1, boardStep: { kind: 'configfile', location: 'slot', path: '/boot/grub/grub.cfg' } };
     const disk = buildDisk(dir, [
       { fs: 'fat', sizeMiB: 8, files: {
         'EFI/BOOT/BOOTX64.EFI': buildGrubEfi(dir), 'EFI/BOOT/grub.cfg': generateGrubAbConfig(opts),

@@ -3,9 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { assertGrubConsoleSafe, generateGrubAbConfig, initialGrubAbEnv, patchGrubCfg, type GrubAbOptions } from '../src/boot/grub-ab.js';
 import { encodeGrubenv } from '../src/boot/grubenv.js';
+import { SWUPDATE_BOOT_SCHEME } from '../src/clients/swupdate/scheme.js';
 import { OtapackError } from '../src/errors.js';
 
-const base: GrubAbOptions = { slotA: 2, slotB: 3, boardStep: { kind: 'configfile', location: 'slot', path: '/boot/grub/grub.cfg' } };
+const base: GrubAbOptions = { scheme: SWUPDATE_BOOT_SCHEME, slotA: 2, slotB: 3, boardStep: { kind: 'configfile', location: 'slot', path: '/boot/grub/grub.cfg' } };
 
 /** Buildroot pc_x86_64_efi style: kernel on the ESP, root by PARTUUID. */
 const BUILDROOT_EFI_CFG = `set default="0"

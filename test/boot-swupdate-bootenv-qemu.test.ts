@@ -1,5 +1,6 @@
 // End to end: Debian's real SWUpdate client installs a signed bundle whose `bootenv` is
-// trialBootEnv(3) into the boot state the A/B logic reads, and the bootloader then boots the new slot.
+// trialBootEnv(SWUPDATE_BOOT_SCHEME, 3) into the boot state the A/B logic reads, and the
+// bootloader then boots the new slot.
 //   U-Boot: swupdate -B uboot writes the env file through libubootenv (/etc/fw_env.config is
 //           compiled in, so it is provided inside a private mount namespace), then QEMU boots slot B
 //           on trial; fw_setenv (what a commit does on the device) makes it permanent.
@@ -14,7 +15,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeUbootEnv, encodeUbootEnv } from '../src/boot/uboot-env.js';
 import { encodeScriptImage } from '../src/boot/uboot-image.js';
-import { buildUbootAbScript, initialUbootAbEnv, parseAbMarkers, trialBootEnv, type UbootAbOptions } from '../src/boot/uboot-ab.js';
+import { initialUbootAbEnv, type UbootAbOptions } from '../src/boot/uboot-ab.js';
+import { trialBootEnv } from '../src/boot/scheme.js';
+import { buildUbootAbScript, parseAbMarkers } from './helpers/boot-ab.js';
+import { SWUPDATE_BOOT_SCHEME } from '../src/clients/swupdate/scheme.js';
 import { decodeGrubenv, encodeGrubenv } from '../src/boot/grubenv.js';
 import { generateGrubAbConfig, initialGrubAbEnv, type GrubAbOptions } from '../src/boot/grub-ab.js';
 import { bootOvmf, bootUboot, buildDisk, buildGrubEfi, OVMF_CODE, readFatFile, UBOOT_BIN, writeFatFile } from './helpers/boot-disk.js';
@@ -74,7 +78,7 @@ describe.skipIf(!canUboot)('SWUpdate -B uboot bootenv → U-Boot A/B script', ()
   it('the bundle selects slot B for a trial boot; a commit with fw_setenv keeps it', async () => {
     const dir = join(tmp.dir, 'uboot');
     mkdirSync(dir, { recursive: true });
-    const opts: UbootAbOptions = { bootPart: 1, slotA: 2, slotB: 3, boardStep: { kind: 'slot-script' } };
+    const opts: UbootAbOptions = { scheme: SWUPDATE_BOOT_SCHEME, bootPart: 1, slotA: 2, slotB: 3, boardStep: { kind: 'slot-script' } };
     const stub = (p: number): Buffer => encodeScriptImage(`echo STUB slot ${p} root=\${otapack_root}\npoweroff\n`, 'stub', { time });
     const disk = buildDisk(dir, [
       { fs: 'fat', sizeMiB: 8, files: { 'boot.scr': buildUbootAbScript(opts, { time }), 'otapack.env': encodeUbootEnv(initialUbootAbEnv(opts)) } },
@@ -88,7 +92,7 @@ describe.skipIf(!canUboot)('SWUpdate -B uboot bootenv → U-Boot A/B script', ()
     writeFileSync(cfg, `${envFile} 0x0 0x4000\n`);
     const slotB = join(dir, 'slotB.img');
     writeFileSync(slotB, Buffer.alloc(0));
-    const { swu, crt } = makeBundle(join(dir, 'bundle'), slotB, trialBootEnv(3));
+    const { swu, crt } = makeBundle(join(dir, 'bundle'), slotB, trialBootEnv(SWUPDATE_BOOT_SCHEME, 3));
     mkdirSync(join(dir, 'ovl/u'), { recursive: true });
     mkdirSync(join(dir, 'ovl/w'), { recursive: true });
     const setup = `mount -t overlay overlay -o lowerdir=/etc,upperdir=${dir}/ovl/u,workdir=${dir}/ovl/w /etc && cp ${cfg} /etc/fw_env.config`;
@@ -123,7 +127,7 @@ describe.skipIf(!canGrub)('SWUpdate -B grub bootenv → GRUB A/B config', () => 
   it('swupdate rewrites /boot/grub/grubenv and GRUB boots slot B on trial', async () => {
     const dir = join(tmp.dir, 'grub');
     mkdirSync(join(dir, 'bootdir/grub'), { recursive: true });
-    const opts: GrubAbOptions = { slotA: 2, slotB: 3, boardStep: { kind: 'configfile', location: 'slot', path: '/boot/grub/grub.cfg' } };
+    const opts: GrubAbOptions = { scheme: SWUPDATE_BOOT_SCHEME, slotA: 2, slotB: 3, boardStep: { kind: 'configfile', location: 'slot', path: '/boot/grub/grub.cfg' } };
     const stub = (p: number): string => `echo "STUB grub slot ${p}"\necho "STUB otapack_root=\${otapack_root}"\nhalt\n`;
     const disk = buildDisk(dir, [
       { fs: 'fat', sizeMiB: 8, files: { 'EFI/BOOT/BOOTX64.EFI': buildGrubEfi(dir), 'EFI/BOOT/grub.cfg': generateGrubAbConfig(opts), 'EFI/BOOT/grubenv': encodeGrubenv(initialGrubAbEnv(opts)) } },
@@ -134,7 +138,7 @@ describe.skipIf(!canGrub)('SWUpdate -B grub bootenv → GRUB A/B config', () => 
     writeFileSync(staged, readFatFile(disk, 1, 'EFI/BOOT/grubenv')!);
     const slotB = join(dir, 'slotB.img');
     writeFileSync(slotB, Buffer.alloc(0));
-    const { swu, crt } = makeBundle(join(dir, 'bundle'), slotB, trialBootEnv(3));
+    const { swu, crt } = makeBundle(join(dir, 'bundle'), slotB, trialBootEnv(SWUPDATE_BOOT_SCHEME, 3));
     const setup = `mount -t tmpfs tmpfs /boot && mkdir -p /boot/grub && cp ${staged} /boot/grub/grubenv && trap 'cp /boot/grub/grubenv ${staged}' EXIT`;
     // swupdate runs as a child so the trap can copy the result back out of the namespace
     const t = join(dir, 'tmp');

@@ -7,7 +7,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeUbootEnv, encodeUbootEnv } from '../src/boot/uboot-env.js';
 import { encodeScriptImage } from '../src/boot/uboot-image.js';
-import { buildUbootAbScript, initialUbootAbEnv, parseAbMarkers, type UbootAbOptions } from '../src/boot/uboot-ab.js';
+import { initialUbootAbEnv, type UbootAbOptions } from '../src/boot/uboot-ab.js';
+import { buildUbootAbScript, parseAbMarkers } from './helpers/boot-ab.js';
+import { SWUPDATE_BOOT_SCHEME } from '../src/clients/swupdate/scheme.js';
 import { bootUboot, buildDisk, deleteFatFile, DISK_ID, GPT_PART_GUID, readFatFile, writeFatFile, UBOOT_BIN, type BootRun, type Disk } from './helpers/boot-disk.js';
 import { makeTmp, saveArtifact, tool } from './helpers/boot-tools.js';
 import { requires } from './helpers/require-tool.js';
@@ -34,7 +36,7 @@ function slotFiles(part: number, powerOff = true): Record<string, Buffer> {
   return { 'boot/boot.scr': stub(`slot-script-of-partition-${part}`, powerOff), 'etc/hostname': Buffer.from(`slot${part}\n`) };
 }
 
-const base = { bootPart: 1, slotA: 2, slotB: 3 } as const; // env file: the default otapack.env
+const base = { scheme: SWUPDATE_BOOT_SCHEME, bootPart: 1, slotA: 2, slotB: 3 } as const; // env file: the default otapack.env
 
 let seq = 0;
 async function boot(disk: Disk, name: string, expectPowerOff = true): Promise<BootRun> {

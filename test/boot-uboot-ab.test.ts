@@ -2,13 +2,16 @@
 // validated, every board step renders, the hush lint catches what broke real boots.
 import { describe, expect, it } from 'vitest';
 import {
-  assertHushSafe, buildUbootAbScript, fwEnvConfigLine, generateUbootAbScript, initialUbootAbEnv, parseAbMarkers,
-  trialBootEnv, ubootPartToken, UBOOT_AB_IMAGE_NAME, type UbootAbOptions, type UbootBoardStep,
+  assertHushSafe, fwEnvConfigLine, generateUbootAbScript, initialUbootAbEnv,
+  ubootPartToken, UBOOT_AB_IMAGE_NAME, type UbootAbOptions, type UbootBoardStep,
 } from '../src/boot/uboot-ab.js';
+import { trialBootEnv } from '../src/boot/scheme.js';
+import { SWUPDATE_BOOT_SCHEME } from '../src/clients/swupdate/scheme.js';
+import { buildUbootAbScript, parseAbMarkers } from './helpers/boot-ab.js';
 import { decodeScriptImage } from '../src/boot/uboot-image.js';
 import { OtapackError } from '../src/errors.js';
 
-const base: UbootAbOptions = { bootPart: 1, slotA: 2, slotB: 3, boardStep: { kind: 'boot-script', file: 'board.scr' } };
+const base: UbootAbOptions = { scheme: SWUPDATE_BOOT_SCHEME, bootPart: 1, slotA: 2, slotB: 3, boardStep: { kind: 'boot-script', file: 'board.scr' } };
 const steps: UbootBoardStep[] = [
   { kind: 'boot-script', file: 'board.scr' },
   { kind: 'slot-script' },
@@ -114,7 +117,7 @@ describe('state helpers', () => {
   it('initial env, trial bootenv, fw_env.config line and marker parsing', () => {
     expect(initialUbootAbEnv(base)).toEqual({ bootcount: '0', bootlimit: '3', rootpart: '2', upgrade_available: '0' });
     expect(initialUbootAbEnv({ ...base, bootlimit: 5 }, 'B').rootpart).toBe('3');
-    expect(trialBootEnv(3)).toEqual([{ name: 'rootpart', value: '3' }, { name: 'upgrade_available', value: '1' }, { name: 'bootcount', value: '0' }]);
+    expect(trialBootEnv(SWUPDATE_BOOT_SCHEME, 3)).toEqual([{ name: 'rootpart', value: '3' }, { name: 'upgrade_available', value: '1' }, { name: 'bootcount', value: '0' }]);
     expect(fwEnvConfigLine('/boot/uboot.env')).toBe('/boot/uboot.env 0x0 0x4000');
     expect(() => fwEnvConfigLine('uboot.env')).toThrow(OtapackError);
     expect(parseAbMarkers('x\notapack: booting slot B (partition 3) bootcount=1 upgrade_available=1\ny'))

@@ -1,18 +1,22 @@
 // Generator of otapack's GRUB A/B configuration (the grub.cfg GRUB reads from the ESP), and the
 // patcher for a board's own grub.cfg.
 //
-// Same state and rules as the U-Boot script (uboot-ab.ts), kept in a grubenv block on the ESP:
+// Same rules as the U-Boot script (uboot-ab.ts), with the state variables of the update client's
+// boot-state scheme (scheme.ts) kept in a grubenv block on the ESP. With SWUpdate's scheme:
 //   rootpart (decimal partition number of the slot), upgrade_available, bootcount, bootlimit (1..9),
 //   ustate (3 after a fallback). SWUpdate `-B grub` edits the same block (its path is compiled in:
 //   /boot/grub/grubenv on Debian), so a bundle's `bootenv` selects the slot.
-// The hush-free GRUB script lives in templates/boot/grub-ab.cfg and templates/boot/grub-step-*.cfg.
+// The GRUB script lives in templates/boot/grub-ab.cfg and templates/boot/grub-step-*.cfg.
 import { OtapackError } from '../errors.js';
-import { renderBootTemplate } from './template.js';
+import { renderTemplate } from '../util/template.js';
 import type { BoardEdit, PatchResult } from './board-script.js';
 import { OTAPACK_ROOT_REF } from './board-script.js';
+import {
+  fallbackAssignments, fallbackNote, initialState, slotAssignments, stateVars, trialScheme,
+  type BootScheme, type TrialScheme,
+} from './scheme.js';
 
-/** Variables loaded from and saved to the grubenv block. */
-export const GRUB_AB_STATE_VARS = ['rootpart', 'upgrade_available', 'bootcount', 'bootlimit', 'ustate'] as const;
+const render = (name: string, values: Record<string, string>): string => renderTemplate(`boot/${name}`, values);
 
 export type GrubBoardStep =
   /** `configfile` the board's grub.cfg (patched with patchGrubCfg), from the ESP or from the slot. */
@@ -21,6 +25,8 @@ export type GrubBoardStep =
   | { kind: 'kernel'; kernel: string; initrd?: string; bootargs: string };
 
 export interface GrubAbOptions {
+  /** The update client's boot-state variables (SWUPDATE_BOOT_SCHEME, MENDER_BOOT_SCHEME). */
+  scheme: BootScheme;
   /** Partition numbers of slot A and slot B. */
   slotA: number;
   slotB: number;
@@ -74,7 +80,7 @@ function boardStep(s: GrubBoardStep): string {
     case 'configfile': {
       if (s.location !== 'esp' && s.location !== 'slot') bad(`configfile location must be esp or slot, got ${String(s.location)}`);
       const p = path('board grub.cfg path', s.path);
-      return renderBootTemplate('grub-step-configfile.cfg', {
+      return render('grub-step-configfile.cfg', {
         SET_ROOT: s.location === 'slot' ? 'set root="${otapack_rootdev}"' : '# the board configuration stays on the ESP: root is unchanged',
         PATH: s.location === 'slot' ? `(\${otapack_rootdev})${p}` : `(\${root})${p}`,
       });
@@ -83,7 +89,7 @@ function boardStep(s: GrubBoardStep): string {
       const kernel = path('kernel path', s.kernel);
       const args = checkBootargs(s.bootargs);
       const initrd = s.initrd === undefined ? '  # no initrd' : `  initrd "${path('initrd path', s.initrd)}"`;
-      return renderBootTemplate('grub-step-kernel.cfg', {
+      return render('grub-step-kernel.cfg', {
         KERNEL: kernel, BOOTARGS: `${args} root=\${otapack_root}`.trim(), INITRD: initrd,
       });
     }
@@ -94,6 +100,8 @@ function boardStep(s: GrubBoardStep): string {
 
 /** The grub.cfg text of the A/B logic. */
 export function generateGrubAbConfig(o: GrubAbOptions): string {
+  const s = trialScheme(o.scheme, 'GRUB A/B config');
+  const state = stateVars(s);
   const slotA = partNo('slotA', o.slotA);
   const slotB = partNo('slotB', o.slotB);
   if (slotA === slotB) bad('slotA and slotB must be different partitions');
@@ -105,7 +113,7 @@ export function generateGrubAbConfig(o: GrubAbOptions): string {
   const extra = o.extraVars ?? [];
   for (const v of extra) {
     if (!/^[A-Za-z0-9_]+$/.test(v)) bad(`extra variable name ${JSON.stringify(v)} must be letters, digits and _`);
-    if ((GRUB_AB_STATE_VARS as readonly string[]).includes(v) || v.startsWith('otapack_')) bad(`extra variable ${v} is reserved`);
+    if (state.includes(v) || v.startsWith('otapack_')) bad(`extra variable ${v} is reserved`);
   }
   let partuuid: string;
   if (o.partuuids) {
@@ -119,16 +127,26 @@ export function generateGrubAbConfig(o: GrubAbOptions): string {
     bad(`rootFallbackPrefix ${JSON.stringify(o.rootFallbackPrefix)} must look like /dev/sda`);
   }
   const rootFallback = o.rootFallbackPrefix
-    ? `  set otapack_root="${o.rootFallbackPrefix}\${rootpart}"`
+    ? `  set otapack_root="${o.rootFallbackPrefix}\${${s.slotVar}}"`
     : '  echo "otapack: WARNING root= stays empty (no rootFallbackPrefix)"';
   const onFailure = (o.rebootOnFailedTrial ?? true)
-    ? ['if [ "${upgrade_available}" = "1" ]; then', '  echo "otapack: rebooting so the failed trial boot is counted"', '  reboot', 'fi'].join('\n')
+    ? [`if [ "\${${s.trialVar}}" = "1" ]; then`, '  echo "otapack: rebooting so the failed trial boot is counted"', '  reboot', 'fi'].join('\n')
     : '# rebootOnFailedTrial is off: GRUB returns to its menu or prompt';
-  const text = renderBootTemplate('grub-ab.cfg', {
+  const set = (assignments: [string, string][], indent: string): string[] => assignments.map(([k, v]) => `${indent}set ${k}=${v}`);
+  const text = render('grub-ab.cfg', {
+    SLOT_VAR: s.slotVar,
+    TRIAL_VAR: s.trialVar,
+    COUNT_VAR: s.countVar,
+    LIMIT_VAR: s.limitVar,
+    FALLBACK_NOTE: fallbackNote(s),
+    SELECT_A: set(slotAssignments(s, slotA), '').join('; '),
+    SELECT_B: set(slotAssignments(s, slotB), '').join('; '),
+    DEFAULTS: set(initialState(s, slotA, bootlimit), '  ').join('\n'),
+    FALLBACK: set(fallbackAssignments(s), '    ').join('\n'),
     SLOT_A: String(slotA),
     SLOT_B: String(slotB),
     ENVFILE: envFile,
-    VARS: [...GRUB_AB_STATE_VARS, ...new Set(extra)].join(' '),
+    VARS: [...state, ...new Set(extra)].join(' '),
     BOOTLIMIT: String(bootlimit),
     PARTMAP: partmap,
     PARTUUID: partuuid,
@@ -136,15 +154,22 @@ export function generateGrubAbConfig(o: GrubAbOptions): string {
     BOARD_STEP: boardStep(o.boardStep).trimEnd(),
     ON_FAILURE: onFailure,
   });
-  assertGrubConsoleSafe(text, 'GRUB config', { otapack_env: 12 + envFile.length });
+  assertGrubConsoleSafe(text, 'GRUB config', { ...schemeWidths(s), otapack_env: 12 + envFile.length });
   return text;
 }
 
-/** Widest expected value of the variables the config echoes (partition numbers up to 3 digits). */
+/** Widest expected value of the config's own variables that it echoes. */
 const VAR_WIDTH: Record<string, number> = {
-  otapack_slot: 1, rootpart: 3, bootcount: 2, bootlimit: 2, upgrade_available: 2, ustate: 2,
-  root: 10, otapack_rootdev: 10, otapack_root: 45, otapack_env: 40,
+  otapack_slot: 1, root: 10, otapack_rootdev: 10, otapack_root: 45, otapack_env: 40,
 };
+
+/** Widest expected value of the scheme's variables: partition numbers up to 3 digits, counters and marks 2. */
+function schemeWidths(s: TrialScheme): Record<string, number> {
+  const w: Record<string, number> = Object.fromEntries(stateVars(s).map((n) => [n, 2]));
+  w[s.slotVar] = 3;
+  for (const m of s.mirrors) w[m.name] = 3;
+  return w;
+}
 
 /**
  * Echo lines must fit the 80-column EFI console (longer ones wrap, which breaks log matching):
@@ -159,13 +184,14 @@ export function assertGrubConsoleSafe(text: string, what = 'GRUB config', widths
   });
 }
 
-/** Initial grubenv variables (encode with encodeGrubenv). */
-export function initialGrubAbEnv(opts: Pick<GrubAbOptions, 'slotA' | 'slotB' | 'bootlimit'>, active: 'A' | 'B' = 'A'): [string, string][] {
+/** Initial grubenv variables (encode with encodeGrubenv): the slot variables selecting `active`, no trial, counter 0, the limit. */
+export function initialGrubAbEnv(opts: Pick<GrubAbOptions, 'scheme' | 'slotA' | 'slotB' | 'bootlimit'>, active: 'A' | 'B' = 'A'): [string, string][] {
+  const s = trialScheme(opts.scheme, 'GRUB A/B config');
   const slotA = partNo('slotA', opts.slotA);
   const slotB = partNo('slotB', opts.slotB);
   const bootlimit = opts.bootlimit ?? 3;
   if (!Number.isInteger(bootlimit) || bootlimit < 1 || bootlimit > 9) bad(`bootlimit ${bootlimit} must be 1..9`);
-  return [['rootpart', String(active === 'A' ? slotA : slotB)], ['upgrade_available', '0'], ['bootcount', '0'], ['bootlimit', String(bootlimit)]];
+  return initialState(s, active === 'A' ? slotA : slotB, bootlimit);
 }
 
 export interface GrubCfgPatchOptions {

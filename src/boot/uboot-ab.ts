@@ -4,24 +4,27 @@
 // on the FAT boot partition (the file SWUpdate `-B uboot` writes through libubootenv), counts trial
 // boots, falls back after `bootlimit` failed trials, and then runs one "board step". The hush text
 // lives in templates/boot/uboot-ab.cmd and templates/boot/uboot-step-*.cmd; this module validates
-// the options, fills the templates and compiles the result with encodeScriptImage.
+// the options and fills the templates (convert compiles the text into boot.scr with encodeScriptImage).
 //
-// The state variables are the ones an otapack bundle sets through `bootenv`:
-//   rootpart           decimal partition number of the slot to boot (2, 3, …)
-//   upgrade_available  1 while a freshly installed slot is on trial
-//   bootcount          trial boots counted so far (reset to 0 by the bundle and by the fallback)
-//   bootlimit          failed trial boots tolerated before the fallback (1..9)
-//   ustate             SWUpdate's update state; the fallback sets 3 (failed)
+// Every state variable comes from the update client's boot-state scheme (scheme.ts): the slot
+// variable (decimal partition number) and its mirrors, the trial flag, the counter, the limit, what
+// the fallback sets and what is carried through the env file. SWUpdate's scheme gives rootpart,
+// upgrade_available, bootcount, bootlimit and ustate; Mender's mender_boot_part(+_hex),
+// upgrade_available, bootcount and bootlimit. The script's own run-time variables are otapack_*,
+// and `rootpart`, which it sets to the chosen slot's hexadecimal partition just before the board
+// step (patched board scripts load from ${rootpart}); it is never written back to the env file.
 import { OtapackError } from '../errors.js';
-import { encodeScriptImage, type ScriptImageOptions } from './uboot-image.js';
 import { UBOOT_ENV_DEFAULT_SIZE } from './uboot-env.js';
-import { renderBootTemplate } from './template.js';
+import { renderTemplate } from '../util/template.js';
+import {
+  MAX_STATE_VARS, fallbackAssignments, fallbackNote, initialState, slotAssignments, stateVars, trialScheme,
+  type BootScheme, type TrialScheme,
+} from './scheme.js';
 
-/** Variables the boot script imports from and exports to the env file, in this order. */
-export const UBOOT_AB_STATE_VARS = ['rootpart', 'upgrade_available', 'bootcount', 'bootlimit', 'ustate'] as const;
+/** The U-Boot run-time variable the board step reads the chosen partition (hex) from. */
+const RUNTIME_ROOTPART = 'rootpart';
 
-/** U-Boot's CONFIG_SYS_MAXARGS is 16 on common builds: `env export -c -s SIZE ADDR` leaves room for 10 names. */
-const MAX_STATE_VARS = 10;
+const render = (name: string, values: Record<string, string>): string => renderTemplate(`boot/${name}`, values);
 
 export type UbootBoardStep =
   /** (a) The board's own boot script (already patched, see board-script.ts), stored as a legacy
@@ -49,6 +52,8 @@ export type UbootBoardStep =
   };
 
 export interface UbootAbOptions {
+  /** The update client's boot-state variables (SWUPDATE_BOOT_SCHEME, MENDER_BOOT_SCHEME). */
+  scheme: BootScheme;
   /** Partition number of the FAT boot/state partition holding boot.scr and the env file. */
   bootPart: number;
   /** Partition numbers of slot A and slot B (rootfs copies). */
@@ -105,6 +110,7 @@ function path(what: string, p: string | undefined, re = SAFE_PATH): string {
 export const ubootPartToken = (n: number): string => n.toString(16);
 
 interface Resolved {
+  scheme: TrialScheme;
   bootPart: number;
   slotA: number;
   slotB: number;
@@ -119,7 +125,17 @@ interface Resolved {
   resetOnFailedTrial: boolean;
 }
 
+/** The scheme, checked for this generator: `rootpart` is the script's run-time variable unless it is the slot variable. */
+function schemeOf(o: Pick<UbootAbOptions, 'scheme'>): TrialScheme {
+  const scheme = trialScheme(o.scheme, 'U-Boot A/B script');
+  if (scheme.slotVar !== RUNTIME_ROOTPART && stateVars(scheme).includes(RUNTIME_ROOTPART)) {
+    bad(`the ${scheme.client} scheme uses ${RUNTIME_ROOTPART}, which the script sets to the hexadecimal partition for the board step`);
+  }
+  return scheme;
+}
+
 function resolve(o: UbootAbOptions): Resolved {
+  const scheme = schemeOf(o);
   const bootPart = partNo('bootPart', o.bootPart);
   const slotA = partNo('slotA', o.slotA);
   const slotB = partNo('slotB', o.slotB);
@@ -134,13 +150,14 @@ function resolve(o: UbootAbOptions): Resolved {
   if (!Number.isInteger(bootlimit) || bootlimit < 1 || bootlimit > 9) {
     bad(`bootlimit ${bootlimit} must be 1..9 (U-Boot counts in hexadecimal; single digits read the same in both)`);
   }
+  const state = stateVars(scheme);
   const extra = o.extraVars ?? [];
   for (const v of extra) {
     if (!/^[A-Za-z0-9_]+$/.test(v)) bad(`extra variable name ${JSON.stringify(v)} must be letters, digits and _`);
-    if ((UBOOT_AB_STATE_VARS as readonly string[]).includes(v) || v.startsWith('otapack_')) bad(`extra variable ${v} is reserved`);
+    if (state.includes(v) || v === RUNTIME_ROOTPART || v.startsWith('otapack_')) bad(`extra variable ${v} is reserved`);
   }
-  const vars = [...UBOOT_AB_STATE_VARS, ...new Set(extra)];
-  if (vars.length > MAX_STATE_VARS) bad(`at most ${MAX_STATE_VARS - UBOOT_AB_STATE_VARS.length} extra variables fit on one env export command line`);
+  const vars = [...state, ...new Set(extra)];
+  if (vars.length > MAX_STATE_VARS) bad(`at most ${MAX_STATE_VARS - state.length} extra variables fit on one env export command line`);
   const devtype = o.defaultDevice?.devtype ?? 'mmc';
   const devnum = o.defaultDevice?.devnum ?? 0;
   if (!/^[a-z][a-z0-9_]*$/.test(devtype)) bad(`default devtype ${JSON.stringify(devtype)} is not a U-Boot interface name`);
@@ -151,7 +168,7 @@ function resolve(o: UbootAbOptions): Resolved {
   const step = o.boardStep;
   if (!step || typeof step !== 'object') bad('boardStep is required');
   return {
-    bootPart, slotA, slotB, envFile, envSize, bootlimit, vars, devtype, devnum,
+    scheme, bootPart, slotA, slotB, envFile, envSize, bootlimit, vars, devtype, devnum,
     rootFallbackPrefix: o.rootFallbackPrefix, step, resetOnFailedTrial: o.resetOnFailedTrial ?? true,
   };
 }
@@ -167,13 +184,13 @@ function boardStep(r: Resolved): string {
   const s = r.step;
   switch (s.kind) {
     case 'boot-script':
-      return renderBootTemplate('uboot-step-boot-script.cmd', { FILE: path('board script file', s.file), BOOTPART: String(r.bootPart) });
+      return render('uboot-step-boot-script.cmd', { FILE: path('board script file', s.file), BOOTPART: String(r.bootPart) });
     case 'slot-script': {
       const p = path('slot script path', s.path ?? '/boot/boot.scr');
       let prefix = s.prefix ?? p.slice(0, p.lastIndexOf('/') + 1);
       if (prefix === '') prefix = '/';
       if (!/^\/([A-Za-z0-9._+-]+\/)*$/.test(prefix)) bad(`slot script prefix ${JSON.stringify(prefix)} must start and end with /`);
-      return renderBootTemplate('uboot-step-slot-script.cmd', { PATH: p, PREFIX: prefix });
+      return render('uboot-step-slot-script.cmd', { PATH: p, PREFIX: prefix });
     }
     case 'extlinux': {
       if (s.location !== 'boot' && s.location !== 'slot') bad(`extlinux location must be boot or slot, got ${String(s.location)}`);
@@ -183,7 +200,7 @@ function boardStep(r: Resolved): string {
         // distro boot scans extlinux/extlinux.conf before boot.scr: it would bypass otapack
         bad(`extlinux.conf on the boot partition must not be at ${p}: U-Boot distro boot would start it before boot.scr`);
       }
-      return renderBootTemplate('uboot-step-extlinux.cmd', { PART: s.location === 'slot' ? '${rootpart}' : '${otapack_bootpart}', PATH: p });
+      return render('uboot-step-extlinux.cmd', { PART: s.location === 'slot' ? '${rootpart}' : '${otapack_bootpart}', PATH: p });
     }
     case 'kernel': {
       const kernel = path('kernel path', s.kernel);
@@ -221,7 +238,7 @@ function boardStep(r: Resolved): string {
           'fi',
         ].join('\n');
       }
-      return renderBootTemplate('uboot-step-kernel.cmd', {
+      return render('uboot-step-kernel.cmd', {
         BOOTARGS: `${args} root=\${otapack_root}`.trim(), KERNEL: kernel, INITRD: initrd, FDT: fdt, BOOTCMD: bootCmd,
       });
     }
@@ -277,17 +294,29 @@ export function assertHushSafe(text: string, what = 'boot script'): void {
   });
 }
 
+const setenv = (assignments: [string, string][], indent: string): string[] => assignments.map(([k, v]) => `${indent}setenv ${k} ${v}`);
+
 /** The hush text of the A/B boot script. */
 export function generateUbootAbScript(opts: UbootAbOptions): string {
   const r = resolve(opts);
+  const s = r.scheme;
   const envSize = `0x${r.envSize.toString(16)}`;
   const rootFallback = r.rootFallbackPrefix
-    ? `  setenv otapack_root ${r.rootFallbackPrefix}\${rootpart}\n  echo otapack: using root=\${otapack_root} instead`
+    ? `  setenv otapack_root ${r.rootFallbackPrefix}\${${s.slotVar}}\n  echo otapack: using root=\${otapack_root} instead`
     : '  echo otapack: WARNING root= stays empty (no rootFallbackPrefix)';
   const onFailure = r.resetOnFailedTrial
-    ? ['if test "${upgrade_available}" = "1"; then', '  echo otapack: resetting so the failed trial boot is counted', '  reset', 'fi'].join('\n')
+    ? [`if test "\${${s.trialVar}}" = "1"; then`, '  echo otapack: resetting so the failed trial boot is counted', '  reset', 'fi'].join('\n')
     : '# resetOnFailedTrial is off: U-Boot continues with its next boot source';
-  const text = renderBootTemplate('uboot-ab.cmd', {
+  const text = render('uboot-ab.cmd', {
+    SLOT_VAR: s.slotVar,
+    TRIAL_VAR: s.trialVar,
+    COUNT_VAR: s.countVar,
+    LIMIT_VAR: s.limitVar,
+    FALLBACK_NOTE: fallbackNote(s),
+    SELECT_A: setenv(slotAssignments(s, r.slotA), '').join('; '),
+    SELECT_B: setenv(slotAssignments(s, r.slotB), '').join('; '),
+    DEFAULTS: setenv(initialState(s, r.slotA, r.bootlimit), '  ').join('\n'),
+    FALLBACK: setenv(fallbackAssignments(s), '    ').join('\n'),
     BOOTPART: String(r.bootPart),
     BOOTPART_HEX: ubootPartToken(r.bootPart),
     ENVFILE: r.envFile,
@@ -311,47 +340,23 @@ export function generateUbootAbScript(opts: UbootAbOptions): string {
 /** Name written into the legacy image header (≤ 32 bytes). */
 export const UBOOT_AB_IMAGE_NAME = 'otapack A/B boot';
 
-/** boot.scr bytes: the generated script compiled as `mkimage -T script` would. */
-export function buildUbootAbScript(opts: UbootAbOptions, image: ScriptImageOptions = {}): Buffer {
-  return encodeScriptImage(generateUbootAbScript(opts), UBOOT_AB_IMAGE_NAME, image);
-}
-
-/** Initial content of the env file (encode with encodeUbootEnv(vars, envSize)). */
-export function initialUbootAbEnv(opts: Pick<UbootAbOptions, 'slotA' | 'slotB' | 'bootlimit'>, active: 'A' | 'B' = 'A'): Record<string, string> {
+/**
+ * Initial content of the env file (encode with encodeUbootEnv(vars, envSize)): the scheme's slot
+ * variables selecting `active`, no trial, counter 0, the limit; in name order, as U-Boot's
+ * `env export` and libubootenv write it.
+ */
+export function initialUbootAbEnv(opts: Pick<UbootAbOptions, 'scheme' | 'slotA' | 'slotB' | 'bootlimit'>, active: 'A' | 'B' = 'A'): Record<string, string> {
+  const scheme = schemeOf(opts);
   const slotA = partNo('slotA', opts.slotA);
   const slotB = partNo('slotB', opts.slotB);
   const bootlimit = opts.bootlimit ?? 3;
   if (!Number.isInteger(bootlimit) || bootlimit < 1 || bootlimit > 9) bad(`bootlimit ${bootlimit} must be 1..9`);
-  return { bootcount: '0', bootlimit: String(bootlimit), rootpart: String(active === 'A' ? slotA : slotB), upgrade_available: '0' };
-}
-
-/** The `bootenv` entries an otapack bundle sets to start a trial boot of `partition`. */
-export function trialBootEnv(partition: number): { name: string; value: string }[] {
-  return [
-    { name: 'rootpart', value: String(partNo('partition', partition)) },
-    { name: 'upgrade_available', value: '1' },
-    { name: 'bootcount', value: '0' },
-  ];
+  const vars = initialState(scheme, active === 'A' ? slotA : slotB, bootlimit);
+  return Object.fromEntries(vars.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 /** One line of /etc/fw_env.config for the env file as Linux sees it. */
 export function fwEnvConfigLine(deviceFile: string, envSize = UBOOT_ENV_DEFAULT_SIZE): string {
   if (!/^\/[^\s]+$/.test(deviceFile)) throw new OtapackError('CONFIG', `fw_env.config: ${JSON.stringify(deviceFile)} must be an absolute path without spaces`);
   return `${deviceFile} 0x0 0x${envSize.toString(16)}`;
-}
-
-export interface UbootAbMarker {
-  slot: 'A' | 'B';
-  partition: number;
-  bootcount: string;
-  upgradeAvailable: string;
-}
-
-/** The marker line the script prints: `otapack: booting slot A (partition 2) bootcount=0 upgrade_available=0`. */
-export const UBOOT_AB_MARKER_RE = /otapack: booting slot ([AB]) \(partition (\d+)\) bootcount=(\S*) upgrade_available=(\S*)/;
-
-/** Every marker in a console log, in order. */
-export function parseAbMarkers(log: string): UbootAbMarker[] {
-  const re = new RegExp(UBOOT_AB_MARKER_RE.source, 'g');
-  return [...log.matchAll(re)].map((m) => ({ slot: m[1] as 'A' | 'B', partition: Number(m[2]), bootcount: m[3]!, upgradeAvailable: m[4]! }));
 }

@@ -9,6 +9,7 @@ import type { Signer } from '../crypto/signer.js';
 import type { AesKey } from '../crypto/keys.js';
 import type { Reporter } from '../util/reporter.js';
 import type { CompressionId } from '../compress/compressor.js';
+import type { BootScheme } from '../boot/scheme.js';
 
 export type ClientId = 'swupdate';
 
@@ -98,6 +99,8 @@ export interface UpdateClient {
   id: ClientId;
   /** Human name, for messages. */
   name: string;
+  /** The boot-state variables it reads and writes; the A/B boot logic is generated from them. */
+  scheme: BootScheme;
   /** Files this client needs on the device: its configuration, identity, trust anchor, its update command. */
   deviceFiles(layout: DeviceLayout, settings: ClientSettings, keys: DeviceKeys): DeviceFile[];
   /** The artifact that installs slot A's image into either slot. */

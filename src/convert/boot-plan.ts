@@ -11,6 +11,7 @@ import { generateUbootAbScript, initialUbootAbEnv, type UbootBoardStep, type Ubo
 import { patchBootScript, patchExtlinuxConf, type BoardEdit } from '../boot/board-script.js';
 import { generateGrubAbConfig, initialGrubAbEnv, patchGrubCfg, type GrubBoardStep } from '../boot/grub-ab.js';
 import { encodeGrubenv } from '../boot/grubenv.js';
+import type { BootScheme } from '../boot/scheme.js';
 import { partitionDevice } from './config.js';
 import type { InputFacts } from './read-input.js';
 
@@ -56,6 +57,8 @@ export interface BootTargets {
 
 export interface BootPlanOptions {
   facts: InputFacts;
+  /** The boot-state variables of the update client (src/boot/scheme.ts). */
+  scheme: BootScheme;
   targets: BootTargets;
   bootlimit: number;
   timestamp?: number;
@@ -121,7 +124,7 @@ function planUboot(o: BootPlanOptions): BootPlan {
     throw new OtapackError('INTERNAL', `unexpected board boot ${board.kind} for U-Boot`);
   }
   const opts: UbootAbOptions = {
-    bootPart: boot.number, slotA: A.number, slotB: B.number, envFile: ENV_FILE, envSize: ENV_SIZE, bootlimit: o.bootlimit,
+    scheme: o.scheme, bootPart: boot.number, slotA: A.number, slotB: B.number, envFile: ENV_FILE, envSize: ENV_SIZE, bootlimit: o.bootlimit,
     rootFallbackPrefix: partitionDevice(t.device, 0).replace(/0$/, ''), boardStep: step,
   };
   const script = generateUbootAbScript(opts);
@@ -175,10 +178,10 @@ function planGrub(o: BootPlanOptions): BootPlan {
     step = { kind: 'configfile', location: 'slot', path: board.path };
   }
   const cfgText = generateGrubAbConfig({
-    slotA: A.number, slotB: B.number, envFile, partmap: t.table === 'gpt' ? 'gpt' : 'msdos',
+    scheme: o.scheme, slotA: A.number, slotB: B.number, envFile, partmap: t.table === 'gpt' ? 'gpt' : 'msdos',
     partuuids: { a: A.partuuid, b: B.partuuid }, bootlimit: o.bootlimit, boardStep: step,
   });
-  const env = initialGrubAbEnv({ slotA: A.number, slotB: B.number, bootlimit: o.bootlimit });
+  const env = initialGrubAbEnv({ scheme: o.scheme, slotA: A.number, slotB: B.number, bootlimit: o.bootlimit });
   // otapack's grub.cfg takes the place the GRUB binary reads; the board's moved aside
   const target = board.where === 'boot' ? board.path : '/EFI/BOOT/grub.cfg';
   writes.push({ path: target, data: cfgText }, { path: envFile, data: encodeGrubenv(env) });

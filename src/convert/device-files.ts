@@ -2,11 +2,13 @@
 // access, the A/B layout, and the slot, environment and commit commands with their init wiring;
 // the update client adds its own (configuration, identity, trust anchor, update command: see
 // src/clients/). Pure: returns file contents.
-import { renderDeviceTemplate as template } from '../util/template.js';
+import { renderTemplate } from '../util/template.js';
 import type { DeviceFile, DeviceKeys, DeviceLayout, UpdateClient } from '../clients/client.js';
 import type { ConvertConfig } from './config.js';
 import { byRole, type PlanCore } from './plan.js';
 import { ENV_FILE, ENV_SIZE } from './boot-plan.js';
+
+const template = (name: string): string => renderTemplate(`device/${name}`);
 
 /** Where the boot partition is mounted on the device, and where the A/B state lives under it. */
 export function bootMounts(plan: PlanCore, fstab: string | undefined): { mount: string; envPath: string; grubDir?: string } {

@@ -213,6 +213,7 @@ export function planConversion(facts: InputFacts, cfg: ConvertConfig, o: PlanOpt
   const B = byRole(core, 'rootfs-b')!;
   const boot = planBoot({
     facts,
+    scheme: o.client.scheme,
     targets: { boot: byRole(core, 'boot')!, slotA: A, slotB: B, table: core.table, device: core.device, diskId: core.diskId, createBootPartition: core.createBootPartition },
     bootlimit: cfg.bootlimit,
     timestamp: o.timestamp,

@@ -5,8 +5,8 @@
 #  1. reads the otapack state from @ENVFILE@ on partition @BOOTPART@: a plain U-Boot environment
 #     image of @ENVSIZE@ bytes, the same file Linux reads and writes through /etc/fw_env.config
 #     (libubootenv, swupdate -B uboot). A missing or corrupt file means built-in defaults: slot A.
-#  2. counts a trial boot (upgrade_available=1): bootcount+1, and once bootcount exceeds bootlimit
-#     it switches rootpart to the other slot, clears upgrade_available and sets ustate=3 (failed).
+#  2. counts a trial boot (@TRIAL_VAR@=1): @COUNT_VAR@+1, and once @COUNT_VAR@ exceeds @LIMIT_VAR@
+#     it switches @SLOT_VAR@ to the other slot, clears @TRIAL_VAR@@FALLBACK_NOTE@.
 #  3. writes the file back, only when something changed.
 #  4. sets otapack_root=PARTUUID=<uuid of the chosen slot>, prints one marker line, and runs the
 #     board boot step (the board own script, extlinux.conf or a kernel from the slot).
@@ -18,8 +18,8 @@
 #  - exit does not stop a script here, so the flow uses flags instead
 #  - the state is loaded at pxefile_addr_r because scriptaddr (= loadaddr) holds this script
 #  - setexpr and itest work in hexadecimal and test -gt in decimal: counters use setexpr/itest only,
-#    and bootlimit is kept between 1 and 9, where both notations agree
-#  - partition numbers in device strings (dev:part) are hexadecimal; rootpart is stored in decimal
+#    and @LIMIT_VAR@ is kept between 1 and 9, where both notations agree
+#  - partition numbers in device strings (dev:part) are hexadecimal; @SLOT_VAR@ is stored in decimal
 #    and turned into the hexadecimal form just before the board step
 #  - a command takes at most 16 arguments (CONFIG_SYS_MAXARGS): longer echo lines print the echo
 #    usage instead, and the variable list of env import/export is bounded by it
@@ -42,38 +42,33 @@ fi
 if test "${otapack_env_ok}" != "1"; then
   echo otapack: WARNING @ENVFILE@ on partition @BOOTPART@ is missing or corrupt
   echo otapack: using the defaults (slot A) and rewriting the file
-  setenv rootpart @SLOT_A@
-  setenv upgrade_available 0
-  setenv bootcount 0
-  setenv bootlimit @BOOTLIMIT@
+@DEFAULTS@
   setenv otapack_dirty 1
 fi
-if test -z "${upgrade_available}"; then setenv upgrade_available 0; fi
-if test -z "${bootcount}"; then setenv bootcount 0; fi
-if test -z "${bootlimit}"; then setenv bootlimit @BOOTLIMIT@; fi
-if itest ${bootlimit} -lt 1; then
-  echo otapack: WARNING bootlimit=${bootlimit} is not between 1 and 9 - using @BOOTLIMIT@
-  setenv bootlimit @BOOTLIMIT@
+if test -z "${@TRIAL_VAR@}"; then setenv @TRIAL_VAR@ 0; fi
+if test -z "${@COUNT_VAR@}"; then setenv @COUNT_VAR@ 0; fi
+if test -z "${@LIMIT_VAR@}"; then setenv @LIMIT_VAR@ @BOOTLIMIT@; fi
+if itest ${@LIMIT_VAR@} -lt 1; then
+  echo otapack: WARNING @LIMIT_VAR@=${@LIMIT_VAR@} is not between 1 and 9 - using @BOOTLIMIT@
+  setenv @LIMIT_VAR@ @BOOTLIMIT@
 fi
-if itest ${bootlimit} -gt 9; then
-  echo otapack: WARNING bootlimit=${bootlimit} is not between 1 and 9 - using @BOOTLIMIT@
-  setenv bootlimit @BOOTLIMIT@
+if itest ${@LIMIT_VAR@} -gt 9; then
+  echo otapack: WARNING @LIMIT_VAR@=${@LIMIT_VAR@} is not between 1 and 9 - using @BOOTLIMIT@
+  setenv @LIMIT_VAR@ @BOOTLIMIT@
 fi
-if test "${rootpart}" != "@SLOT_A@" -a "${rootpart}" != "@SLOT_B@"; then
-  echo otapack: WARNING rootpart=${rootpart} is not @SLOT_A@ or @SLOT_B@ - using slot A
-  setenv rootpart @SLOT_A@
+if test "${@SLOT_VAR@}" != "@SLOT_A@" -a "${@SLOT_VAR@}" != "@SLOT_B@"; then
+  echo otapack: WARNING @SLOT_VAR@=${@SLOT_VAR@} is not @SLOT_A@ or @SLOT_B@ - using slot A
+  @SELECT_A@
 fi
 
 # 2. trial boot counting and fallback
-if test "${upgrade_available}" = "1"; then
-  setexpr bootcount ${bootcount} + 1
+if test "${@TRIAL_VAR@}" = "1"; then
+  setexpr @COUNT_VAR@ ${@COUNT_VAR@} + 1
   setenv otapack_dirty 1
-  if itest ${bootcount} -gt ${bootlimit}; then
-    echo otapack: partition ${rootpart} failed ${bootlimit} trial boots - falling back
-    if test "${rootpart}" = "@SLOT_A@"; then setenv rootpart @SLOT_B@; else setenv rootpart @SLOT_A@; fi
-    setenv upgrade_available 0
-    setenv bootcount 0
-    setenv ustate 3
+  if itest ${@COUNT_VAR@} -gt ${@LIMIT_VAR@}; then
+    echo otapack: partition ${@SLOT_VAR@} failed ${@LIMIT_VAR@} trial boots - falling back
+    if test "${@SLOT_VAR@}" = "@SLOT_A@"; then @SELECT_B@; else @SELECT_A@; fi
+@FALLBACK@
   fi
 fi
 
@@ -87,16 +82,16 @@ if test "${otapack_dirty}" = "1"; then
   fi
   if test "${otapack_saved}" != "1"; then
     echo otapack: WARNING could not write @ENVFILE@ - boot attempts cannot be counted
-    if test "${upgrade_available}" = "1"; then
+    if test "${@TRIAL_VAR@}" = "1"; then
       echo otapack: not starting an uncounted trial boot - booting the other slot
-      if test "${rootpart}" = "@SLOT_A@"; then setenv rootpart @SLOT_B@; else setenv rootpart @SLOT_A@; fi
-      setenv upgrade_available 0
+      if test "${@SLOT_VAR@}" = "@SLOT_A@"; then @SELECT_B@; else @SELECT_A@; fi
+      setenv @TRIAL_VAR@ 0
     fi
   fi
 fi
 
 # 4. the chosen slot
-if test "${rootpart}" = "@SLOT_B@"; then
+if test "${@SLOT_VAR@}" = "@SLOT_B@"; then
   setenv otapack_slot B
   setenv otapack_part @SLOT_B_HEX@
 else
@@ -111,7 +106,7 @@ else
   echo otapack: WARNING no partition UUID for ${devtype} ${devnum}:${otapack_part}
 @ROOT_FALLBACK@
 fi
-echo otapack: booting slot ${otapack_slot} (partition ${rootpart}) bootcount=${bootcount} upgrade_available=${upgrade_available}
+echo otapack: booting slot ${otapack_slot} (partition ${@SLOT_VAR@}) bootcount=${@COUNT_VAR@} upgrade_available=${@TRIAL_VAR@}
 echo otapack: root=${otapack_root}
 setenv rootpart ${otapack_part}
 

@@ -1,7 +1,9 @@
 // What SWUpdate needs on the device: its configuration (trust anchor, AES key, boot loader,
 // hawkBit), the identity it checks bundles against (hwrevision, sw-versions), and the update
 // command that calls it for the inactive slot. Pure: returns file contents.
-import { renderDeviceTemplate } from '../../util/template.js';
+import { renderTemplate } from '../../util/template.js';
+
+const renderDeviceTemplate = (name: string, values: Record<string, string> = {}): string => renderTemplate(`device/${name}`, values);
 import type { ClientSettings, DeviceFile, DeviceKeys, DeviceLayout } from '../client.js';
 
 export function swupdateConfig(layout: Pick<DeviceLayout, 'bootloader'>, s: ClientSettings): string {

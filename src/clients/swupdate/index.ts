@@ -3,11 +3,13 @@
 // starting a trial boot through `bootenv`).
 import type { ArtifactPlan, ClientSettings, DeviceLayout, LayoutPartition, SlotSource, UpdateClient } from '../client.js';
 import { swupdateDeviceFiles } from './device.js';
+import { SWUPDATE_BOOT_SCHEME } from './scheme.js';
+import { trialBootEnv } from '../../boot/scheme.js';
 import { buildBundle, type BuildResult } from './bundle.js';
 import type { ArtifactSpec, BundleSpec } from './spec.js';
 
-/** The bootenv a bundle sets to start a trial boot of `slot` (the boot logic's state variables). */
-const trialBootEnv = (slot: LayoutPartition): Record<string, string> => ({ rootpart: String(slot.number), upgrade_available: '1', bootcount: '0' });
+/** The bootenv a bundle sets to start a trial boot of `slot`, in the scheme's variables. */
+const trialEnv = (slot: LayoutPartition): Record<string, string> => Object.fromEntries(trialBootEnv(SWUPDATE_BOOT_SCHEME, slot.number).map((e) => [e.name, e.value]));
 
 /** The bundle spec for the slots, without its payload source (that is slot A of the disk being written). */
 export type SlotBundleSpec = Omit<BundleSpec, 'artifacts'> & { artifacts: (Omit<ArtifactSpec, 'source'> & { source: { label: string; size: number } })[] };
@@ -20,8 +22,8 @@ export function slotBundleSpec(layout: DeviceLayout, s: ClientSettings): SlotBun
     hardwareCompatibility: s.hardware.compatible,
     collection: s.update.collection,
     slots: [
-      { name: 'copy1', device: layout.slotA.device, bootenv: trialBootEnv(layout.slotA) },
-      { name: 'copy2', device: layout.slotB.device, bootenv: trialBootEnv(layout.slotB) },
+      { name: 'copy1', device: layout.slotA.device, bootenv: trialEnv(layout.slotA) },
+      { name: 'copy2', device: layout.slotB.device, bootenv: trialEnv(layout.slotB) },
     ],
     bootenv: {},
     artifacts: [{
@@ -36,6 +38,7 @@ export function slotBundleSpec(layout: DeviceLayout, s: ClientSettings): SlotBun
 export const swupdateClient: UpdateClient = {
   id: 'swupdate',
   name: 'SWUpdate',
+  scheme: SWUPDATE_BOOT_SCHEME,
   deviceFiles: swupdateDeviceFiles,
   planArtifact(layout: DeviceLayout, s: ClientSettings): ArtifactPlan {
     const spec = slotBundleSpec(layout, s);
