@@ -2,6 +2,7 @@
 // with node:crypto; other backends (PKCS#11 token, external command) implement the same shape.
 import { sign as cryptoSign, verify as cryptoVerify, createHash, constants, type KeyObject } from 'node:crypto';
 import { OtapackError } from '../errors.js';
+import { seq, uint, toDer } from './asn1.js';
 import type { CertInfo } from './x509.js';
 
 export type SigScheme = 'pkcs1' | 'pss' | 'ecdsa';
@@ -140,18 +141,6 @@ export function signatureVerifies(cert: CertInfo, scheme: SigScheme, data: Uint8
   }
 }
 
-/** A DER INTEGER's content for an unsigned big-endian number (minimal, positive). */
-function derUint(b: Buffer): Buffer {
-  let i = 0;
-  while (i < b.length - 1 && b[i] === 0) i++;
-  const v = b.subarray(i);
-  return v[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), v]) : v;
-}
-
-function derLen(n: number): Buffer {
-  return n < 128 ? Buffer.from([n]) : n < 256 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff]);
-}
-
 /** True when `sig` is exactly one DER SEQUENCE of two INTEGERs. */
 function isDerEcdsa(sig: Buffer): boolean {
   const readLen = (at: number): [number, number] | undefined => {
@@ -185,10 +174,7 @@ export function normalizeSignature(cert: CertInfo, scheme: SigScheme, sig: Buffe
     if (isDerEcdsa(sig)) return sig;
     const n = Math.ceil((cert.keyBits ?? 256) / 8);
     if (sig.length !== 2 * n) return sig;
-    const r = derUint(sig.subarray(0, n));
-    const s = derUint(sig.subarray(n));
-    const body = Buffer.concat([Buffer.from([0x02]), derLen(r.length), r, Buffer.from([0x02]), derLen(s.length), s]);
-    return Buffer.concat([Buffer.from([0x30]), derLen(body.length), body]);
+    return toDer(seq([uint(sig.subarray(0, n)), uint(sig.subarray(n))]));
   }
   const n = Math.ceil((cert.keyBits ?? 2048) / 8);
   return sig.length < n && sig.length > n - 8 ? Buffer.concat([Buffer.alloc(n - sig.length), sig]) : sig;

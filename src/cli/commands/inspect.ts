@@ -1,5 +1,6 @@
 import { inspectInput } from '../../convert/convert.js';
-import { byRole, fmt } from '../../convert/plan.js';
+import { byRole } from '../../convert/plan.js';
+import { formatSize as fmt } from '../../util/units.js';
 import { SLOTS_CONF, type OtapackDisk } from '../../convert/otapack-disk.js';
 import { printJson, say } from '../output.js';
 import { describeInput, describeOutput } from './plan-table.js';
@@ -20,7 +21,7 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
     for (const l of describeInput(plan)) say(l);
     for (const l of describeOutput(plan)) say(l);
     const A = byRole(plan, 'rootfs-a')!;
-    say(`plan: rootfs -> slot A (p${A.number}) grown to ${A.size >> 20} MiB, cloned to slot B; ${plan.createBootPartition ? 'a new FAT boot partition holds' : `boot partition p${byRole(plan, 'boot')!.number} gets`} the A/B ${plan.bootloader === 'uboot' ? 'boot.scr + otapack.env' : 'grub.cfg + grubenv'}; data partition ${byRole(plan, 'data')!.size >> 20} MiB`);
+    say(`plan: rootfs -> slot A (p${A.number}) grown to ${fmt(A.size, 'MiB')}, cloned to slot B; ${plan.createBootPartition ? 'a new FAT boot partition holds' : `boot partition p${byRole(plan, 'boot')!.number} gets`} the A/B ${plan.bootloader === 'uboot' ? 'boot.scr + otapack.env' : 'grub.cfg + grubenv'}; data partition ${fmt(byRole(plan, 'data')!.size, 'MiB')}`);
     for (const w of plan.warnings) say(`note: ${w}`);
   }
   return 0;
