@@ -3,6 +3,7 @@
 import { sign as cryptoSign, verify as cryptoVerify, createHash, constants, type KeyObject } from 'node:crypto';
 import { OtapackError } from '../errors.js';
 import { seq, uint, toDer } from './asn1.js';
+import { optionName, type OptionNames } from './option-names.js';
 import type { CertInfo } from './x509.js';
 
 export type SigScheme = 'pkcs1' | 'pss' | 'ecdsa';
@@ -37,7 +38,7 @@ export const PSS_SALT = 32;
  * ECDSA, all with SHA-256), and RSA-PSS keys restricted to other parameters than the SHA-256,
  * MGF1-SHA-256, 32-byte-salt PSS otapack writes (OpenSSL would refuse to sign with them).
  */
-export function schemeFor(cert: CertInfo, pss: boolean): SigScheme {
+export function schemeFor(cert: CertInfo, pss: boolean, names?: OptionNames): SigScheme {
   if (cert.keyType === 'ec') return 'ecdsa';
   if (cert.keyType === 'rsa') return pss ? 'pss' : 'pkcs1';
   if (cert.keyType === 'rsa-pss') {
@@ -48,13 +49,13 @@ export function schemeFor(cert: CertInfo, pss: boolean): SigScheme {
       d.saltLength !== undefined && d.saltLength > PSS_SALT ? `salt length of at least ${d.saltLength} bytes` : undefined,
     ].filter(Boolean);
     if (wrong.length) {
-      throw new OtapackError('KEY', `certificate ${cert.subject}: its RSA-PSS key is restricted to ${wrong.join(', ')}; otapack signs RSA-PSS with SHA-256, MGF1-SHA-256 and a ${PSS_SALT}-byte salt (make the key without restrictions, e.g. openssl genpkey -algorithm RSA, and sign with --pss)`, {
+      throw new OtapackError('KEY', `certificate ${cert.subject}: its RSA-PSS key is restricted to ${wrong.join(', ')}; otapack signs RSA-PSS with SHA-256, MGF1-SHA-256 and a ${PSS_SALT}-byte salt (make the key without restrictions, e.g. openssl genpkey -algorithm RSA, and sign with ${optionName(names, 'pss')})`, {
         reason: 'key-restricted', expected: `sha256, mgf1 sha256, salt ${PSS_SALT}`, actual: wrong.join(', '),
       });
     }
     return 'pss';
   }
-  throw new OtapackError('KEY', `certificate ${cert.subject}: ${KEY_TYPE_NAMES[cert.keyType] ?? cert.keyType} keys cannot sign SWUpdate bundles; otapack signs with RSA (PKCS#1 v1.5 or PSS) or EC (ECDSA) keys (e.g. otapack keygen --type rsa3072 or ec256)`, {
+  throw new OtapackError('KEY', `certificate ${cert.subject}: ${KEY_TYPE_NAMES[cert.keyType] ?? cert.keyType} keys cannot sign SWUpdate bundles; otapack signs with RSA (PKCS#1 v1.5 or PSS) or EC (ECDSA) keys (e.g. ${optionName(names, 'keygenType')} rsa3072 or ec256)`, {
     reason: 'unsupported-key-type', expected: 'rsa, rsa-pss or ec', actual: cert.keyType,
   });
 }
