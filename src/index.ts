@@ -1,7 +1,10 @@
 // otapack as a library: everything the CLI does, callable from code. The CLI (src/cli) only
-// parses arguments and prints; it calls exactly these functions.
-export { OtapackError, ERROR_CODES, type ErrorCode, type ErrorFields } from './errors.js';
+// parses arguments and prints; it uses exactly what is exported here (test/cli-imports.test.ts).
+export { OtapackError, ERROR_CODES, fileError, ioError, errnoOf, type ErrorCode, type ErrorFields } from './errors.js';
 export { silentReporter, type Reporter, type Progress } from './util/reporter.js';
+export { formatBytes, formatSize } from './util/units.js';
+export { writeFileAtomic } from './util/atomic-file.js';
+export { refuseOverwritingInputs, keyInputs, type NamedInput, type NamedOutput } from './util/no-clobber.js';
 
 // bundles
 export { loadBundleSpec, type BundleSpec, type ArtifactSpec } from './clients/swupdate/spec.js';
@@ -12,14 +15,23 @@ export { resignBundle, extractManifest, checkDetachedSignature, type ResignOptio
 // keys and signing
 export { writeKeyFiles, type KeyFiles, type KeyFilesOptions } from './crypto/key-files.js';
 export { generateKeySet, DEFAULT_DAYS, type KeySet, type KeyType } from './crypto/keygen.js';
-export { resolveSigner, type SignerOptions } from './crypto/resolve-signer.js';
-export { loadAesKey, loadPrivateKey, loadCertificates, parseAesKey, type AesKey } from './crypto/keys.js';
+export { resolveSigner, DEFAULT_EXPIRY_WARNING_DAYS, type SignerOptions } from './crypto/resolve-signer.js';
+export type { OptionNames, SigningOption } from './crypto/option-names.js';
+export { loadAesKey, loadPrivateKey, loadCertificates, parseAesKey, ENV, type AesKey } from './crypto/keys.js';
 export { parseCertificates, type CertInfo } from './crypto/x509.js';
-export type { Signer, SignerKind } from './crypto/signer.js';
+export type { Signer, SignerKind, SignInput } from './crypto/signer.js';
 export { verifyCms, verifyChain, type CmsVerdict, type ChainVerdict, type TrustStore, type CertPurpose } from './crypto/cms-verify.js';
 
 // disk images
 export { convertImage, inspectImage, inspectInput, type ConvertOptions, type ConvertOutcome } from './convert/convert.js';
-export type { OtapackDisk } from './convert/otapack-disk.js';
-export type { ConvertPlan } from './convert/plan.js';
+export { SLOTS_CONF, type OtapackDisk } from './convert/otapack-disk.js';
+export { byRole, type ConvertPlan } from './convert/plan.js';
+export { type ConvertResult } from './convert/apply.js';
+export { reportJson } from './convert/report.js';
+export type { BootWiring } from './convert/boot-plan.js';
 export { readPartitionTable, writePartitionTable, type PartitionTable, type Partition, type NewPartition } from './disk/table.js';
+
+// running as a program: what is being done (for an interruption's message), removing temporary
+// files on a signal, holding a signal while outputs are renamed into place, timing (OTAPACK_PROFILE)
+export { setTask, currentTask, cleanupNow, holdDuringCommit, outputsCommitted } from './util/cleanup.js';
+export { profileLines } from './util/profile.js';

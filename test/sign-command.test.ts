@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { otapack, tmp, expectCleanFailure } from './helpers/run.js';
 import { swupdate, swupdateOk } from './helpers/swupdate.js';
 import { keygen, makeExt4, writeSpec, abSpec, type KeyDir } from './helpers/bundle-fixtures.js';
-import { splitCommand } from '../src/crypto/signer-command.js';
+import { splitCommand } from '../src/cli/command-line.js';
 
 let dir: string;
 let rsa: KeyDir;

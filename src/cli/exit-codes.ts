@@ -17,6 +17,9 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
 
 export const EXIT_OK = 0;
 
+/** Killed by a signal: 128 + the signal's number, as a shell reports it (SIGINT is INTERRUPTED). */
+export const SIGNAL_EXIT_CODES = { SIGINT: EXIT_CODES.INTERRUPTED, SIGTERM: 143, SIGHUP: 129 } as const;
+
 /** The error code a thrown value stands for: its own, IO for a stray system error, else INTERNAL (a bug). */
 export function errorCodeOf(e: unknown): ErrorCode {
   if (e instanceof OtapackError) return e.code;

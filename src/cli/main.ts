@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import { installSignalHandlers, runAction, setDebug, setJsonMode, printJsonError } from './run.js';
 import { setTask } from '../util/cleanup.js';
 import { EXIT_CODES, EXIT_OK } from './exit-codes.js';
+import { KEY_TYPES, CERT_PURPOSES, SIGN_INPUTS, MANIFEST_FORMATS, CPIO_FORMATS } from './choices.js';
+import type { OptionValues } from './options.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -36,20 +38,27 @@ function requiredOption(flags: string, description: string): Option {
 function checkRequired(cmd: Command): void {
   for (const o of cmd.options) {
     if (required.has(o) && cmd.getOptionValue(o.attributeName()) === undefined) {
-      cmd.error(`error: required option '${o.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue', exitCode: 2 });
+      cmd.error(`error: required option '${o.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue', exitCode: EXIT_CODES.USAGE });
     }
   }
 }
 
-type Opts = Record<string, unknown>;
-const lazy = (mod: string) => (...args: unknown[]) => {
-  const cmd = args[args.length - 1] as Command;
-  const opts = cmd.optsWithGlobals() as Opts;
-  const positional = args.slice(0, -2);
-  setTask(`otapack ${mod} (starting)`);
-  return runAction(async () => {
-    const m = (await import(`./commands/${mod}.js`)) as { run(args: unknown[], opts: Opts): Promise<number | void> };
-    return m.run(positional, opts);
+/** A command module: its typed options, built from the parse, and what it does with them. */
+interface CommandModule<O> {
+  options(args: string[], opts: OptionValues): O;
+  run(o: O): Promise<number>;
+}
+
+/** The action of a command whose module is loaded only when it runs. */
+const lazy = <O>(name: string, load: () => Promise<CommandModule<O>>) => async (...actionArgs: unknown[]): Promise<void> => {
+  const cmd = actionArgs[actionArgs.length - 1];
+  if (!(cmd instanceof Command)) throw new Error('commander did not pass the command to its action');
+  const opts = cmd.optsWithGlobals();
+  const args = cmd.processedArgs.filter((a): a is string => typeof a === 'string');
+  setTask(`otapack ${name} (starting)`);
+  await runAction(async () => {
+    const m = await load();
+    return m.run(m.options(args, opts));
   }, { json: !!opts.json });
 };
 
@@ -61,7 +70,7 @@ const signingOptions = (c: Command): Command =>
     .option('--pss', 'sign with RSA-PSS instead of RSA PKCS#1 v1.5')
     .option('--pkcs11-module <so>', 'PKCS#11 module for a pkcs11: --key (or $OTAPACK_PKCS11_MODULE; PIN in $OTAPACK_PKCS11_PIN or the URI\'s pin-source)')
     .option('--sign-command <cmd>', 'sign by running CMD: bytes to sign on its stdin, raw signature on its stdout (no shell; see README)')
-    .addOption(new Option('--sign-input <what>', 'what --sign-command gets on stdin: the DER signed attributes, or their SHA-256 digest').choices(['der', 'sha256']))
+    .addOption(new Option('--sign-input <what>', 'what --sign-command gets on stdin: the DER signed attributes, or their SHA-256 digest').choices(SIGN_INPUTS))
     .option('--expiry-warning <days>', 'warn when a signing certificate expires within this many days', '90');
 
 program
@@ -71,12 +80,12 @@ program
   .option('--cn <name>', 'certificate common name', 'otapack signer')
   .option('--org <name>', 'certificate organisation')
   .option('--days <n>', 'certificate lifetime in days (default 7300, 20 years)')
-  .addOption(new Option('--type <type>', 'key type').choices(['rsa2048', 'rsa3072', 'rsa4096', 'ec256', 'ec384']).default('rsa3072'))
+  .addOption(new Option('--type <type>', 'key type').choices(KEY_TYPES).default('rsa3072'))
   .option('--ca', 'also create a CA (ca.crt is what devices trust) and sign the signing certificate with it')
   .option('--encrypt-key', 'encrypt the private keys with the passphrase in $OTAPACK_KEY_PASSPHRASE')
   .option('--force', 'overwrite existing key files')
   .option('--json', 'print the result as JSON on stdout')
-  .action(lazy('keygen'));
+  .action(lazy('keygen', () => import('./commands/keygen.js')));
 
 signingOptions(
   program
@@ -88,10 +97,10 @@ signingOptions(
   .option('--aes-key <file>', 'AES key file "KEYHEX IVHEX" for images with encrypt: true (or $OTAPACK_AES_KEY)')
   .option('--unsigned', 'build without a signature (devices with signature checking refuse it)')
   .option('--reproducible', 'derive ivts from the AES key and the payload so encrypted bundles are byte-identical too')
-  .addOption(new Option('--manifest-format <fmt>', 'sw-description syntax (overrides the spec)').choices(['libconfig', 'json']))
-  .addOption(new Option('--cpio-format <fmt>', 'crc (070702, checksummed) or newc (070701)').choices(['crc', 'newc']))
+  .addOption(new Option('--manifest-format <fmt>', 'sw-description syntax (overrides the spec)').choices(MANIFEST_FORMATS))
+  .addOption(new Option('--cpio-format <fmt>', 'crc (070702, checksummed) or newc (070701)').choices(CPIO_FORMATS))
   .option('--json', 'print the result as JSON on stdout')
-  .action(lazy('bundle'));
+  .action(lazy('bundle', () => import('./commands/bundle.js')));
 
 signingOptions(
   program
@@ -102,16 +111,16 @@ signingOptions(
 )
   .option('--signature <file>', 'attach this DER CMS signature (made elsewhere over the bytes `otapack manifest` prints)')
   .option('--trust <file>', 'with --signature: also require the signature to chain to these certificates, as devices check it')
-  .addOption(new Option('--cert-purpose <purpose>', 'with --trust: the certificate purpose devices check').choices(['emailProtection', 'codeSigning']).default('emailProtection'))
+  .addOption(new Option('--cert-purpose <purpose>', 'with --trust: the certificate purpose devices check').choices(CERT_PURPOSES).default('emailProtection'))
   .option('--json', 'print the result as JSON on stdout')
-  .action(lazy('sign'));
+  .action(lazy('sign', () => import('./commands/sign.js')));
 
 program
   .command('manifest')
   .description('write the exact sw-description bytes of a bundle: what a signature must cover')
   .argument('<bundle>', 'input .swu')
   .option('-o, --output <file>', 'write to this file instead of stdout')
-  .action(lazy('manifest'));
+  .action(lazy('manifest', () => import('./commands/manifest.js')));
 
 program
   .command('verify')
@@ -119,12 +128,12 @@ program
   .argument('<bundle>', '.swu to check')
   .option('--trust <file>', 'PEM certificate(s) the device trusts (what SWUpdate gets with -k)')
   .option('--aes-key <file>', 'AES key file to test-decrypt encrypted payloads (or $OTAPACK_AES_KEY)')
-  .addOption(new Option('--cert-purpose <purpose>', 'certificate purpose the device checks').choices(['emailProtection', 'codeSigning']).default('emailProtection'))
+  .addOption(new Option('--cert-purpose <purpose>', 'certificate purpose the device checks').choices(CERT_PURPOSES).default('emailProtection'))
   .option('--allow-unsigned', 'do not fail an unsigned bundle')
   .option('--expiry-warning <days>', 'warn when a certificate expires within this many days', '90')
   .option('--time <iso-date>', 'judge certificate validity at this time instead of now (e.g. a device clock)')
   .option('--json', 'print the report as JSON on stdout')
-  .action(lazy('verify'));
+  .action(lazy('verify', () => import('./commands/verify.js')));
 
 signingOptions(
   program
@@ -140,7 +149,7 @@ signingOptions(
   .option('--reproducible', 'derive ivts and the signing time from the inputs so outputs are byte-identical')
   .option('--image-sha256', 'also put the SHA-256 of the whole disk image in the report (one more pass over the image)')
   .option('--json', 'print the conversion report as JSON on stdout')
-  .action(lazy('convert'));
+  .action(lazy('convert', () => import('./commands/convert.js')));
 
 program
   .command('inspect')
@@ -148,7 +157,7 @@ program
   .argument('<image>', 'disk image')
   .option('-c, --config <file>', 'otapack.yaml')
   .option('--json', 'print as JSON on stdout')
-  .action(lazy('inspect'));
+  .action(lazy('inspect', () => import('./commands/inspect.js')));
 
 program.commands.forEach((c) => c.exitOverride());
 

@@ -1,8 +1,9 @@
 // The CLI edge: turns thrown errors into one line and an exit status, handles interruption.
 import { OtapackError, fileError, ioError } from '../errors.js';
-import { EXIT_CODES, errorCodeOf } from './exit-codes.js';
+import { EXIT_CODES, EXIT_OK, SIGNAL_EXIT_CODES, errorCodeOf } from './exit-codes.js';
 import { cleanupNow, currentTask, holdDuringCommit, outputsCommitted } from '../util/cleanup.js';
 import { red, printJson } from './output.js';
+import { errorJson } from './json.js';
 import { profileLines } from '../util/profile.js';
 
 let debug = false;
@@ -12,7 +13,8 @@ let jsonMode = false;
 export const setJsonMode = (v: boolean): void => void (jsonMode = v);
 
 export function installSignalHandlers(): void {
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(sig);
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const sig of signals) process.removeAllListeners(sig);
   const onSignal = (sig: NodeJS.Signals, code: number) => (): void => {
     if (holdDuringCommit(onSignal(sig, code))) return;
     const removed = cleanupNow();
@@ -22,9 +24,7 @@ export function installSignalHandlers(): void {
     process.stderr.write(`\notapack: interrupted (${sig}) while ${currentTask()}; ${what}\n`);
     process.exit(code);
   };
-  process.on('SIGINT', onSignal('SIGINT', 130));
-  process.on('SIGTERM', onSignal('SIGTERM', 143));
-  process.on('SIGHUP', onSignal('SIGHUP', 129));
+  for (const sig of signals) process.on(sig, onSignal(sig, SIGNAL_EXIT_CODES[sig]));
   // A file-size limit (ulimit -f) must fail the write with EFBIG, not kill us mid-file.
   process.on('SIGXFSZ', () => {});
   process.on('unhandledRejection', (e) => {
@@ -35,7 +35,7 @@ export function installSignalHandlers(): void {
 
 /** With --json, a failed command still prints one JSON object on stdout (docs/json.md, otapack.error/1). */
 export function printJsonError(code: string, exitCode: number, message: string, fields: Record<string, unknown> = {}): void {
-  printJson({ schema: 'otapack.error/1', ok: false, code, exitCode, message, ...fields });
+  printJson(errorJson(code, exitCode, message, fields));
 }
 
 export function reportError(e: unknown, json = jsonMode): number {
@@ -70,7 +70,7 @@ export function reportError(e: unknown, json = jsonMode): number {
 export async function runAction(fn: () => Promise<number | void>, opts: { json?: boolean } = {}): Promise<void> {
   try {
     const code = await fn();
-    process.exitCode = code ?? 0;
+    process.exitCode = code ?? EXIT_OK;
   } catch (e) {
     process.exitCode = reportError(e, !!opts.json);
   }

@@ -1,6 +1,7 @@
 // One interface for payload compression. Implementations run the fastest correct codec the
 // machine has (multi-threaded zstd / pigz) and stream: the caller pulls compressed chunks.
 import type { Writable } from 'node:stream';
+import type { BlockReader } from '../util/io.js';
 
 export type CompressionId = 'zstd' | 'zlib' | 'none';
 export const COMPRESSIONS: CompressionId[] = ['zstd', 'zlib', 'none'];
@@ -12,8 +13,12 @@ export const COMPRESSIONS: CompressionId[] = ['zstd', 'zlib', 'none'];
  */
 export type Feed = (write: (chunk: Buffer) => Promise<void>) => Promise<void>;
 
-/** A payload source: a file (read by the codec itself when it can) or a push source. */
-export type Input = { path: string } | { feed: Feed };
+/**
+ * A payload source: a file (read by the codec itself when it can), or a push source. `open`
+ * opens the file for a codec that reads it in blocks (gzip); one that knows the file's holes
+ * (disk/extents.ts, openSparse) saves reading them. Without it every byte is read.
+ */
+export type Input = { path: string; open?: () => Promise<BlockReader> } | { feed: Feed };
 
 /**
  * Runs `feed` into a writable (a tool's stdin, a transform), then ends it. `copy` when the

@@ -13,11 +13,10 @@
 // input follow. The bytes depend only on the input, the level and the deflate engine, never on
 // the number of cores. Zero blocks and incompressible blocks skip the match search
 // (deflateBlock), which roughly halves the CPU time on a typical rootfs image.
-import { open } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { OtapackError } from '../errors.js';
-import { dataMap, readSparse } from '../disk/extents.js';
+import { openFile, type BlockReader } from '../util/io.js';
 import { crc32, nativeDeflate } from './native-deflate.js';
 import { workerScript, startWorker } from '../util/worker.js';
 import type { CompressJob, Input } from './compressor.js';
@@ -47,48 +46,25 @@ function pool(): { take(): Buffer; give(b: Uint8Array): void } {
   };
 }
 
-function fileBlocks(path: string, onRead: (n: number) => void): BlockSource {
+function fileBlocks(input: { path: string; open?: () => Promise<BlockReader> }, onRead: (n: number) => void): BlockSource {
   const p = pool();
   let pos = 0;
-  // a large file's holes (free space of a sparse rootfs image) are not read: they are zeros
-  const opened = (async () => {
-    const f = await open(path, 'r');
-    try {
-      const { size } = await f.stat();
-      return { f, size, map: size >= SPARSE_MIN ? await dataMap(path) : undefined };
-    } catch (e) {
-      await f.close();
-      throw e;
-    }
-  })();
+  const opened = input.open ? input.open() : openFile(input.path);
   opened.catch(() => {});
   return {
     async next() {
-      const { f, size, map } = await opened;
+      const f = await opened;
       const b = p.take();
-      let n = 0;
-      if (map && pos < size) {
-        n = Math.min(BLOCK, size - pos);
-        if (!(await readSparse(f, b, pos, n, map))) b.fill(0, 0, n);
-      } else {
-        // no map (or past the size seen at the start: the file grew): read to the end of the file
-        while (n < BLOCK) {
-          const { bytesRead } = await f.read(b, n, BLOCK - n, pos + n);
-          if (bytesRead === 0) break;
-          n += bytesRead;
-        }
-      }
+      const n = await f.read(b, pos);
       pos += n;
       onRead(n);
       if (n === 0) { p.give(b); return undefined; }
       return b.subarray(0, n);
     },
     recycle: p.give,
-    async close() { await (await opened).f.close(); },
+    async close() { await (await opened).close(); },
   };
 }
-
-const SPARSE_MIN = 64 << 20; // below this, asking filefrag for the data map costs more than it saves
 
 /** Collects pushed chunks into blocks; the feed waits while enough blocks are queued. */
 function feedBlocks(feed: (write: (chunk: Buffer) => Promise<void>) => Promise<void>, onRead: (n: number) => void, maxQueued: number): BlockSource {
@@ -192,7 +168,7 @@ export function parallelGzip(input: Input, level: number, threads = availablePar
   let consumed = 0;
   const onRead = (n: number): void => { consumed += n; };
   const inFlight = Math.max(2, threads) * 2;
-  const source = 'path' in input ? fileBlocks(input.path, onRead) : feedBlocks(input.feed, onRead, inFlight);
+  const source = 'path' in input ? fileBlocks(input, onRead) : feedBlocks(input.feed, onRead, inFlight);
   let aborted = false;
   let deflaters: Deflaters | undefined;
   let settle!: { resolve(): void; reject(e: unknown): void };

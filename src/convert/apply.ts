@@ -9,9 +9,11 @@
 //   bundle (compress → encrypt → hash → cpio);
 //   the bmap maps exactly the blocks in use (ext4 bitmaps, FAT, raw areas, table sectors).
 // Outputs are built as temp files in the output folder and renamed together at the end.
+import { reportJson } from './report.js';
 import { open, mkdir, mkdtemp, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, basename } from 'node:path';
+import { formatSize } from '../util/units.js';
 import { ioError } from '../errors.js';
 import { AtomicFile, writeFileAtomic, syncDir, stageFiles, type StagedFiles } from '../util/atomic-file.js';
 import { registerTempDir, unregisterTempDir, commitOutputs } from '../util/cleanup.js';
@@ -111,7 +113,7 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     // no second e2fsck here: the copy is byte-identical to the input just checked clean
     // (e2fsck -fn), and resize2fs -f does not insist on a fresh check
     if (fsIn.size !== A.size) {
-      reporter.step(`resizing the rootfs to ${A.size >> 20} MiB`).done();
+      reporter.step(`resizing the rootfs to ${formatSize(A.size, 'MiB')}`).done();
       // OTAPACK_RESIZE=copy goes straight to the fallback (for a resize2fs that misbehaves in place)
       const { fileIntact } = process.env.OTAPACK_RESIZE === 'copy'
         ? { fileIntact: false }
@@ -327,30 +329,3 @@ export function bootReport(b: BootPlan): BootWiring {
   const { format: _format, remove: _remove, writes: _writes, ...wiring } = b;
   return wiring;
 }
-
-export function reportJson(r: ConvertResult): unknown {
-  const { plan } = r;
-  const L = plan.layout;
-  return {
-    schema: 'otapack.convert/1',
-    input: {
-      path: L.image, layout: L.kind, table: L.table.kind, diskId: L.table.diskId, size: L.table.imageSize,
-      bootloader: L.bootloader, board: L.board, rootSpec: L.rootSpec ?? null,
-      partitions: L.table.partitions.map((p) => ({ number: p.number, start: p.start, size: p.size, type: p.type, typeName: p.typeName, name: p.name ?? null, partuuid: p.partuuid })),
-      rootPartition: L.root.number, bootPartition: L.boot?.number ?? null, rawBootloader: L.rawBootloader,
-    },
-    output: {
-      table: plan.table, diskId: plan.diskId, size: plan.imageSize, device: plan.device,
-      partitions: plan.partitions.map((p) => ({ number: p.number, role: p.role, start: p.start, size: p.size, end: p.start + p.size, type: p.type, typeName: p.typeName, name: p.name ?? null, partuuid: p.partuuid, device: p.device, bootable: p.bootable, fs: p.fs })),
-    },
-    filesystems: { rootfs: r.rootfs },
-    // files changed in the rootfs by the boot wiring: named, never their bytes (docs/json.md)
-    boot: { ...r.boot, rootfsFiles: r.boot.rootfsFiles.map((f) => ({ path: f.path, kind: f.kind, mode: `0${f.mode.toString(8)}` })) },
-    fstab: r.fstabChanges,
-    injected: r.injected,
-    bundle: { version: r.version, signed: r.bundle.signed, signer: r.bundle.signer ?? null, signatureAlgorithm: r.bundle.signatureAlgorithm ?? null, entries: r.bundle.entries, manifest: r.bundle.manifest },
-    outputs: r.outputs,
-    warnings: plan.warnings,
-  };
-}
-

@@ -5,6 +5,7 @@
 // refusal happens here, before a byte is written.
 import { basename } from 'node:path';
 import { OtapackError } from '../errors.js';
+import { formatSize as fmt } from '../util/units.js';
 import { guidFromSeed } from '../disk/guid.js';
 import { GPT_TYPES, MBR_TYPES, isEspType, isFatType, type Partition } from '../disk/table.js';
 import { partitionDevice, type ConvertConfig } from './config.js';
@@ -233,32 +234,6 @@ export function planConversion(facts: InputFacts, cfg: ConvertConfig, o: PlanOpt
   };
 }
 
-export const fmt = (n: number): string => (n >= 1 << 30 ? `${(n / (1 << 30)).toFixed(2)} GiB` : `${(n / MiB).toFixed(n % MiB ? 1 : 0)} MiB`);
 
 export const byRole = (plan: PlanCore, role: Role): PlannedPartition | undefined => plan.partitions.find((p) => p.role === role);
 
-/**
- * The plan as data for inspect --json (docs/json.md, otapack.inspect/1): every decision, no
- * bytes — files are named with their size, secrets only by name.
- */
-export function planReport(plan: ConvertPlan): Record<string, unknown> {
-  const { layout: _layout, boot, files, deviceLayout: _dl, artifact, ...core } = plan;
-  const size = (d: string | Buffer | undefined): number | undefined => (d === undefined ? undefined : Buffer.byteLength(d));
-  return {
-    ...core,
-    boot: {
-      bootloader: boot.bootloader, bootPartition: boot.bootPartition, formatBootPartition: !!boot.format, remove: boot.remove,
-      bootFiles: boot.bootFiles.map((f) => ({ ...f, size: size(boot.writes.find((w) => w.path === f.path)?.data) ?? 0 })),
-      boardStep: boot.boardStep, edits: boot.edits, initialEnv: boot.initialEnv, envFile: boot.envFile, bootlimit: boot.bootlimit,
-      rootfsFiles: boot.rootfsFiles.map((f) => ({ path: f.path, kind: f.kind, mode: `0${f.mode.toString(8)}`, size: size(f.data) ?? 0 })),
-    },
-    files: files.map((f) => ({
-      path: f.path, kind: f.kind, mode: f.kind === 'symlink' ? `-> ${f.target}` : `0${f.mode.toString(8)}`, why: f.why,
-      ...(f.kind === 'file' && f.pending === undefined && f.source === undefined ? { size: size(f.data) ?? 0 } : {}),
-      ...(f.source !== undefined ? { source: f.source } : {}),
-      ...(f.pending !== undefined ? { pending: f.pending } : {}),
-      ...(f.secret ? { secret: true } : {}),
-    })),
-    artifact: { file: artifact.file, summary: artifact.summary, spec: artifact.spec },
-  };
-}

@@ -93,9 +93,6 @@ export function fromDer(b: Uint8Array): Asn1 {
   return asn1.fromDer(forge.util.createBuffer(toBin(b)), opts as unknown as boolean);
 }
 
-/** The raw DER bytes of a parsed node, re-encoded (forge keeps the original content octets). */
-export const nodeDer = (a: Asn1): Buffer => toDer(a);
-
 export const isSeq = (a: Asn1 | undefined): a is Asn1 & { value: Asn1[] } =>
   !!a && a.tagClass === C.UNIVERSAL && a.type === T.SEQUENCE && Array.isArray(a.value);
 export const isSet = (a: Asn1 | undefined): a is Asn1 & { value: Asn1[] } =>

@@ -32,9 +32,6 @@ export function signedAttributes(content: Uint8Array, signingTime: Date): Asn1 {
   ]);
 }
 
-/** Bytes a signer must sign for `content`: DER of the signed attributes. */
-export const bytesToSign = (content: Uint8Array, signingTime: Date): Buffer => toDer(signedAttributes(content, signingTime));
-
 function certNode(c: CertInfo): Asn1 {
   const n = fromDer(c.der);
   if (!toDer(n).equals(c.der)) throw new Error(`certificate ${c.subject} is not in DER form`);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { OtapackError } from '../errors.js';
 import { stageFiles } from '../util/atomic-file.js';
 import { commitOutputs } from '../util/cleanup.js';
+import { optionName, type OptionNames } from './option-names.js';
 import { generateKeySet, privateKeyPem, aesKeyLine, certPem, type KeySet, type KeyType } from './keygen.js';
 
 export interface KeyFilesOptions {
@@ -19,6 +20,8 @@ export interface KeyFilesOptions {
   passphrase?: string;
   /** overwrite existing key files */
   force?: boolean;
+  /** How messages name these options (the CLI: '--force'); by default `options.force`. */
+  names?: OptionNames<'force'>;
 }
 
 export interface KeyFiles {
@@ -51,7 +54,7 @@ export async function writeKeyFiles(dir: string, o: KeyFilesOptions): Promise<Ke
   const names = ['signing.key', 'signing.crt', 'aes.key', ...(o.ca ? ['ca.key', 'ca.crt'] : [])];
   if (!o.force) {
     for (const n of names) {
-      if (await access(p(n)).then(() => true, () => false)) throw new OtapackError('USAGE', `${p(n)} exists; refusing to overwrite a key (use --force)`);
+      if (await access(p(n)).then(() => true, () => false)) throw new OtapackError('USAGE', `${p(n)} exists; refusing to overwrite a key (use ${optionName(o.names, 'force')})`);
     }
   }
   const ks = generateKeySet({ cn: o.cn, org: o.org, days: o.days, type: o.type, ca: o.ca });

@@ -8,7 +8,6 @@ import {
 import { parseCertificate, certPem, type CertInfo } from './x509.js';
 
 export type KeyType = 'rsa2048' | 'rsa3072' | 'rsa4096' | 'ec256' | 'ec384';
-export const KEY_TYPES: KeyType[] = ['rsa2048', 'rsa3072', 'rsa4096', 'ec256', 'ec384'];
 
 /** Default certificate lifetime: 20 years, longer than most devices stay in the field. */
 export const DEFAULT_DAYS = 7300;

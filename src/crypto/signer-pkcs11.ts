@@ -22,6 +22,7 @@ import {
   type SigScheme, type Signer,
 } from './signer.js';
 import { parseCertificate, type CertInfo } from './x509.js';
+import { optionName, type OptionNames } from './option-names.js';
 
 export const PKCS11_ENV = { module: 'OTAPACK_PKCS11_MODULE', pin: 'OTAPACK_PKCS11_PIN' } as const;
 
@@ -38,6 +39,8 @@ export interface Pkcs11SignerOptions {
   chain?: CertInfo[];
   pss?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** How messages name the caller's options (resolveSigner's). */
+  names?: OptionNames;
 }
 
 export interface TokenSlot {
@@ -185,7 +188,7 @@ export class Pkcs11Signer implements Signer {
     }
     const module = o.module ?? uri.modulePath ?? env[PKCS11_ENV.module];
     if (!module) {
-      throw new OtapackError('KEY', `${where}: no PKCS#11 module: give --pkcs11-module /path/to/module.so (or $${PKCS11_ENV.module}, or module-path= in the URI)`);
+      throw new OtapackError('KEY', `${where}: no PKCS#11 module: give ${optionName(o.names, 'pkcs11Module')} /path/to/module.so (or $${PKCS11_ENV.module}, or module-path= in the URI)`);
     }
     await access(module, fsc.R_OK).catch((e: NodeJS.ErrnoException) => {
       throw new OtapackError('KEY', `PKCS#11 module ${module}: ${e.code === 'ENOENT' ? 'no such file' : 'not readable'}`);
@@ -204,7 +207,7 @@ export class Pkcs11Signer implements Signer {
     if (objects.exitCode !== 0) throw toolError(objects, where, module);
     const key = selectKey(uri, parseKeyList(objects.stdout.toString('utf8')), where);
 
-    const certErr = (why: string): OtapackError => new OtapackError('KEY', `${where}: ${why}; give the key's certificate with --cert`);
+    const certErr = (why: string): OtapackError => new OtapackError('KEY', `${where}: ${why}; give the key's certificate with ${optionName(o.names, 'cert')}`);
     let cert = o.cert;
     if (!cert) {
       const r = await runBinary(tool, [...selectArgs(module, slot, key.idHex), ...login, '--read-object', '--type', 'cert'], { env: pinEnv });
@@ -219,8 +222,8 @@ export class Pkcs11Signer implements Signer {
         throw certErr('the certificate object on the token is not an X.509 certificate');
       }
     }
-    if (o.pss && cert.keyType === 'ec') throw new OtapackError('KEY', '--pss needs an RSA key; this key is EC');
-    const scheme: SigScheme = schemeFor(cert, !!o.pss);
+    if (o.pss && cert.keyType === 'ec') throw new OtapackError('KEY', `${optionName(o.names, 'pss')} needs an RSA key; this key is EC`);
+    const scheme: SigScheme = schemeFor(cert, !!o.pss, o.names);
     const certType = cert.keyType === 'ec' ? 'EC' : 'RSA';
     if (key.keyType && key.keyType !== certType) {
       throw new OtapackError('KEY', `${where}: the key on the token is ${key.keyType} but the certificate ${cert.subject} has an ${certType} key; they do not belong together`);

@@ -2,6 +2,8 @@
 // with node:crypto; other backends (PKCS#11 token, external command) implement the same shape.
 import { sign as cryptoSign, verify as cryptoVerify, createHash, constants, type KeyObject } from 'node:crypto';
 import { OtapackError } from '../errors.js';
+import { seq, uint, toDer } from './asn1.js';
+import { optionName, type OptionNames } from './option-names.js';
 import type { CertInfo } from './x509.js';
 
 export type SigScheme = 'pkcs1' | 'pss' | 'ecdsa';
@@ -36,7 +38,7 @@ export const PSS_SALT = 32;
  * ECDSA, all with SHA-256), and RSA-PSS keys restricted to other parameters than the SHA-256,
  * MGF1-SHA-256, 32-byte-salt PSS otapack writes (OpenSSL would refuse to sign with them).
  */
-export function schemeFor(cert: CertInfo, pss: boolean): SigScheme {
+export function schemeFor(cert: CertInfo, pss: boolean, names?: OptionNames): SigScheme {
   if (cert.keyType === 'ec') return 'ecdsa';
   if (cert.keyType === 'rsa') return pss ? 'pss' : 'pkcs1';
   if (cert.keyType === 'rsa-pss') {
@@ -47,13 +49,13 @@ export function schemeFor(cert: CertInfo, pss: boolean): SigScheme {
       d.saltLength !== undefined && d.saltLength > PSS_SALT ? `salt length of at least ${d.saltLength} bytes` : undefined,
     ].filter(Boolean);
     if (wrong.length) {
-      throw new OtapackError('KEY', `certificate ${cert.subject}: its RSA-PSS key is restricted to ${wrong.join(', ')}; otapack signs RSA-PSS with SHA-256, MGF1-SHA-256 and a ${PSS_SALT}-byte salt (make the key without restrictions, e.g. openssl genpkey -algorithm RSA, and sign with --pss)`, {
+      throw new OtapackError('KEY', `certificate ${cert.subject}: its RSA-PSS key is restricted to ${wrong.join(', ')}; otapack signs RSA-PSS with SHA-256, MGF1-SHA-256 and a ${PSS_SALT}-byte salt (make the key without restrictions, e.g. openssl genpkey -algorithm RSA, and sign with ${optionName(names, 'pss')})`, {
         reason: 'key-restricted', expected: `sha256, mgf1 sha256, salt ${PSS_SALT}`, actual: wrong.join(', '),
       });
     }
     return 'pss';
   }
-  throw new OtapackError('KEY', `certificate ${cert.subject}: ${KEY_TYPE_NAMES[cert.keyType] ?? cert.keyType} keys cannot sign SWUpdate bundles; otapack signs with RSA (PKCS#1 v1.5 or PSS) or EC (ECDSA) keys (e.g. otapack keygen --type rsa3072 or ec256)`, {
+  throw new OtapackError('KEY', `certificate ${cert.subject}: ${KEY_TYPE_NAMES[cert.keyType] ?? cert.keyType} keys cannot sign SWUpdate bundles; otapack signs with RSA (PKCS#1 v1.5 or PSS) or EC (ECDSA) keys (e.g. ${optionName(names, 'keygenType')} rsa3072 or ec256)`, {
     reason: 'unsupported-key-type', expected: 'rsa, rsa-pss or ec', actual: cert.keyType,
   });
 }
@@ -140,18 +142,6 @@ export function signatureVerifies(cert: CertInfo, scheme: SigScheme, data: Uint8
   }
 }
 
-/** A DER INTEGER's content for an unsigned big-endian number (minimal, positive). */
-function derUint(b: Buffer): Buffer {
-  let i = 0;
-  while (i < b.length - 1 && b[i] === 0) i++;
-  const v = b.subarray(i);
-  return v[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), v]) : v;
-}
-
-function derLen(n: number): Buffer {
-  return n < 128 ? Buffer.from([n]) : n < 256 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff]);
-}
-
 /** True when `sig` is exactly one DER SEQUENCE of two INTEGERs. */
 function isDerEcdsa(sig: Buffer): boolean {
   const readLen = (at: number): [number, number] | undefined => {
@@ -185,10 +175,7 @@ export function normalizeSignature(cert: CertInfo, scheme: SigScheme, sig: Buffe
     if (isDerEcdsa(sig)) return sig;
     const n = Math.ceil((cert.keyBits ?? 256) / 8);
     if (sig.length !== 2 * n) return sig;
-    const r = derUint(sig.subarray(0, n));
-    const s = derUint(sig.subarray(n));
-    const body = Buffer.concat([Buffer.from([0x02]), derLen(r.length), r, Buffer.from([0x02]), derLen(s.length), s]);
-    return Buffer.concat([Buffer.from([0x30]), derLen(body.length), body]);
+    return toDer(seq([uint(sig.subarray(0, n)), uint(sig.subarray(n))]));
   }
   const n = Math.ceil((cert.keyBits ?? 2048) / 8);
   return sig.length < n && sig.length > n - 8 ? Buffer.concat([Buffer.alloc(n - sig.length), sig]) : sig;

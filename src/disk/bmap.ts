@@ -9,7 +9,6 @@
 // covers only bytes that exist, so a last partial block is hashed up to ImageSize;
 // BmapFileChecksum is the SHA-256 of the whole file with that field's value replaced by 64 '0'.
 import { createHash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
 import { OtapackError } from '../errors.js';
 
 export interface BmapRange { first: number; last: number; sha256: string }
@@ -26,11 +25,8 @@ export interface BmapCopy { from: number; to: number; length: number }
 export interface BmapOptions {
   blockSize?: number;
   copies?: BmapCopy[];
-  /** Bytes read and hashed so far. */
-  onProgress?: (hashed: number) => void;
 }
 
-const READ_CHUNK = 4 * 1024 * 1024;
 const ZERO_SUM = '0'.repeat(64);
 
 /** Python's "%.1f": correctly rounded like toFixed, but exact ties (x.25, x.75) go to even. */
@@ -104,7 +100,7 @@ export interface BmapPlan {
 }
 
 /** Checks the inputs and works out the block ranges; no data is read. */
-export function planBmap(imageSize: number, mapped: [start: number, end: number][], opts: Pick<BmapOptions, 'blockSize' | 'copies'> = {}): BmapPlan {
+export function planBmap(imageSize: number, mapped: [start: number, end: number][], opts: BmapOptions = {}): BmapPlan {
   const bs = opts.blockSize ?? 4096;
   if (!Number.isSafeInteger(bs) || bs < 512 || (bs & (bs - 1)) !== 0) throw new OtapackError('INTERNAL', `bmap: block size ${bs} is not a power of two ≥ 512`);
   if (!Number.isSafeInteger(imageSize) || imageSize <= 0) throw new OtapackError('INTERNAL', `bmap: image size ${imageSize} is invalid`);
@@ -143,27 +139,6 @@ export function renderBmap(p: BmapPlan, sha: (start: number, end: number) => str
   const mappedCount = ranges.reduce((n, r) => n + r.last - r.first + 1, 0);
   const xml = sealBmap(render(p.imageSize, p.blockSize, blocksCount, mappedCount, ranges));
   return { xml, mappedBytes: mappedCount * p.blockSize, ranges };
-}
-
-/** Computes a bmaptool 2.0 block map for `imageSize` bytes of `fh`, where `mapped` byte ranges hold data. */
-export async function computeBmap(fh: FileHandle, imageSize: number, mapped: [start: number, end: number][], opts: BmapOptions = {}): Promise<{ xml: string; mappedBytes: number; ranges: BmapRange[] }> {
-  const plan = planBmap(imageSize, mapped, opts);
-  const buf = Buffer.allocUnsafe(READ_CHUNK);
-  let hashed = 0;
-  const sums = new Map<string, string>();
-  for (const [start, end] of bmapHashRanges(plan)) {
-    const h = createHash('sha256');
-    for (let pos = start; pos < end;) {
-      const { bytesRead } = await fh.read(buf, 0, Math.min(READ_CHUNK, end - pos), pos);
-      if (bytesRead === 0) throw new OtapackError('INPUT', `bmap: image ends at byte ${pos}, before its size ${imageSize}`);
-      h.update(buf.subarray(0, bytesRead));
-      pos += bytesRead;
-      hashed += bytesRead;
-      opts.onProgress?.(hashed);
-    }
-    sums.set(`${start}-${end}`, h.digest('hex'));
-  }
-  return renderBmap(plan, (a, b) => sums.get(`${a}-${b}`)!);
 }
 
 /**

@@ -14,6 +14,7 @@
 // kernels, some network and FUSE file systems; EINVAL at open or at the first write) every
 // write does: the result is the same bytes either way.
 import { open, constants, type FileHandle } from 'node:fs/promises';
+import { writeAll } from '../util/io.js';
 
 export const DIRECT_ALIGN = 4096;
 
@@ -53,15 +54,6 @@ export function alignedBuffer(size: number): Buffer | undefined {
 
 const aligned = (n: number): boolean => n % DIRECT_ALIGN === 0;
 
-/** Writes buf[start, end) at `pos`, however many calls that takes. */
-export async function writeAll(fh: FileHandle, buf: Buffer, start: number, end: number, pos: number): Promise<void> {
-  while (start < end) {
-    const { bytesWritten } = await fh.write(buf, start, end - start, pos);
-    start += bytesWritten;
-    pos += bytesWritten;
-  }
-}
-
 /**
  * Writes buf[start, end) at `pos`: through the direct handle when everything is aligned (`buf`
  * must then come from alignedBuffer), otherwise, or once direct writes were refused, through
@@ -70,14 +62,14 @@ export async function writeAll(fh: FileHandle, buf: Buffer, start: number, end: 
 export async function writeRange(fh: FileHandle, direct: DirectTarget | undefined, buf: Buffer, start: number, end: number, pos: number): Promise<void> {
   if (direct && !direct.off && aligned(start) && aligned(end - start) && aligned(pos) && aligned(buf.byteOffset)) {
     try {
-      await writeAll(direct.fh, buf, start, end, pos);
+      await writeAll(direct.fh, buf.subarray(start, end), end - start, pos);
       return;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
       direct.off = true; // this file system takes no direct writes: the normal handle writes all
     }
   }
-  await writeAll(fh, buf, start, end, pos);
+  await writeAll(fh, buf.subarray(start, end), end - start, pos);
 }
 
 /** Reads into buf[start, start + length) from `pos`: directly when aligned, as writeRange decides. */

@@ -4,8 +4,9 @@
 // lseek(SEEK_DATA) nor ioctl); every extent it reports counts as data (delayed-allocation and
 // unwritten ones included), so at worst some zeros are read. When the map is unavailable (no
 // filefrag, a filesystem without FIEMAP, a block device), everything is read.
-import type { FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { run, which } from '../util/tools.js';
+import { readInto, type BlockReader } from '../util/io.js';
 import { readAt, type DirectTarget } from './direct-io.js';
 
 /** Sorted, merged [start, end) byte ranges holding data, 4 KiB aligned; undefined when unknown. */
@@ -90,4 +91,31 @@ export async function readSparse(fh: FileHandle, buf: Buffer, pos: number, len: 
   }
   if (at < len) buf.fill(0, at, len);
   return true;
+}
+
+const SPARSE_MIN = 64 << 20; // below this, asking filefrag for the data map costs more than it saves
+
+/**
+ * Opens a file to be read front to back in blocks (a payload the gzip codec compresses): a large
+ * file's holes (free space of a sparse rootfs image) are not read, they are zeros.
+ */
+export async function openSparse(path: string): Promise<BlockReader> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    const map = size >= SPARSE_MIN ? await dataMap(path) : undefined;
+    return {
+      async read(buf, pos) {
+        // no map, or past the size seen at the start (the file grew): read to the end of the file
+        if (!map || pos >= size) return readInto(fh, buf, pos);
+        const n = Math.min(buf.length, size - pos);
+        if (!(await readSparse(fh, buf, pos, n, map))) buf.fill(0, 0, n);
+        return n;
+      },
+      close: () => fh.close(),
+    };
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
 }

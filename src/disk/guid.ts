@@ -1,6 +1,6 @@
 // GUIDs as GPT stores them. On disk the first three fields are little-endian and the last two
 // big-endian ("mixed-endian", UEFI spec appendix A); text is the usual lower-case 8-4-4-4-12.
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { OtapackError } from '../errors.js';
 
 const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -39,7 +39,5 @@ export function guidFromSeed(seed: string | Buffer): string {
   b[8] = (b[8]! & 0x3f) | 0x80;
   return formatRfc(b);
 }
-
-export const randomGuid = (): string => randomUUID();
 
 export const ZERO_GUID = '00000000-0000-0000-0000-000000000000';

@@ -13,7 +13,8 @@
 import type { FileHandle } from 'node:fs/promises';
 import { OtapackError } from '../errors.js';
 import { readSparse, type DataMap } from './extents.js';
-import { alignedBuffer, writeAll, writeRange, type DirectTarget } from './direct-io.js';
+import { alignedBuffer, writeRange, type DirectTarget } from './direct-io.js';
+import { writeAll } from '../util/io.js';
 
 export const BLOCK = 4096;
 export const CHUNK = 4 * 1024 * 1024;
@@ -29,7 +30,7 @@ let zeroChunk: Buffer | undefined; // handed to consumers for a chunk that is al
 export async function writeSparse(fh: FileHandle, buf: Buffer, pos: number): Promise<number> {
   let written = 0;
   for (const [a, b] of dataRuns(buf, pos)) {
-    await writeAll(fh, buf, a, b, pos + a);
+    await writeAll(fh, buf.subarray(a, b), b - a, pos + a);
     written += b - a;
   }
   return written;

@@ -6,6 +6,7 @@ import { OtapackError, fileError } from '../errors.js';
 import { parseMbr, encodeMbr, isExtendedType, SECTOR, type MbrPartition } from './mbr.js';
 import { readGpt, encodeGpt, type Gpt } from './gpt.js';
 import { guidFromSeed, isGuid } from './guid.js';
+import { readFully, writeAll } from '../util/io.js';
 
 /** Type codes the converter writes, by role. */
 export const MBR_TYPES = { linux: '0x83', fat32lba: '0x0c', efi: '0xef' } as const;
@@ -130,18 +131,6 @@ export function parseGptAttributes(text: string | undefined): bigint {
     else throw new OtapackError('CONFIG', `GPT attribute "${w}" is not RequiredPartition, NoBlockIOProtocol, LegacyBIOSBootable, GUID:n or 0x…`);
   }
   return a;
-}
-
-/** Reads up to `len` bytes at `offset`; shorter only at the end of the file. */
-async function readFully(fh: FileHandle, offset: number, len: number): Promise<Buffer> {
-  const buf = Buffer.alloc(len);
-  let got = 0;
-  while (got < len) {
-    const { bytesRead } = await fh.read(buf, got, len - got, offset + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return buf.subarray(0, got);
 }
 
 /** Reads and checks the partition table of a disk image. Refuses with one INPUT line naming the file. */
@@ -331,7 +320,7 @@ export async function writePartitionTable(fh: FileHandle, t: { kind: 'mbr' | 'gp
         return { bootable: p.bootable ?? false, type: resolveMbrType(p.type, i + 1), startLba: p.start / SECTOR, sectors: p.size / SECTOR };
       }),
     });
-    await writeAt(fh, sector, 0);
+    await writeAll(fh, sector, sector.length, 0);
     return;
   }
   if (!isGuid(t.diskId)) throw new OtapackError('CONFIG', `GPT disk id "${t.diskId}" is not a GUID`);
@@ -354,15 +343,7 @@ export async function writePartitionTable(fh: FileHandle, t: { kind: 'mbr' | 'gp
     }),
   });
   bootCode.copy(gpt.primary, 0, 0, Math.min(440, bootCode.length));
-  await writeAt(fh, gpt.primary, 0);
-  if (gpt.entries) await writeAt(fh, gpt.entries.data, gpt.entries.offset);
-  await writeAt(fh, gpt.backup, gpt.backupOffset);
-}
-
-async function writeAt(fh: FileHandle, buf: Buffer, offset: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, offset + done);
-    done += bytesWritten;
-  }
+  await writeAll(fh, gpt.primary, gpt.primary.length, 0);
+  if (gpt.entries) await writeAll(fh, gpt.entries.data, gpt.entries.data.length, gpt.entries.offset);
+  await writeAll(fh, gpt.backup, gpt.backup.length, gpt.backupOffset);
 }

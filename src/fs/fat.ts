@@ -82,8 +82,3 @@ export async function writeFat(image: string, offset: number, files: { path: str
 export async function deleteFat(image: string, offset: number, path: string): Promise<void> {
   await run('mdel', ['-i', img(image, offset), `::${path}`], { env: ENV, okCodes: [0, 1], what: `mdel ${path}` });
 }
-
-export async function fsckFat(image: string, offset: number, what: string): Promise<void> {
-  // fsck.fat has no offset option; mtools' minfo at least validates the boot sector and FATs
-  await run('minfo', ['-i', img(image, offset), '::'], { env: ENV, what: `minfo on ${what}` });
-}

@@ -1,6 +1,10 @@
 // Buffered writes at explicit offsets of an output file, double-buffered so the next chunk is
 // prepared while the previous one is being written.
 import type { FileHandle } from 'node:fs/promises';
+import { writeAll } from './io.js';
+
+// (bundle.ts and resign.ts import writeAll from here)
+export { writeAll };
 
 const SIZE = 4 << 20;
 
@@ -44,13 +48,5 @@ export class PositionalWriter {
     await this.pending;
     if (this.failure) throw this.failure;
     return this.position;
-  }
-}
-
-export async function writeAll(fh: FileHandle, buf: Uint8Array, len: number, pos: number): Promise<void> {
-  let done = 0;
-  while (done < len) {
-    const { bytesWritten } = await fh.write(buf, done, len - done, pos + done);
-    done += bytesWritten;
   }
 }

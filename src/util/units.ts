@@ -32,9 +32,19 @@ export function parseSize(value: unknown, what: string): number {
   return r.bytes;
 }
 
+/** Any byte count, for progress and file sizes: "512 B", "1.5 KiB", "64.0 MiB", "3.25 GiB". */
 export function formatBytes(n: number): string {
   if (n < KiB) return `${n} B`;
   if (n < MiB) return `${(n / KiB).toFixed(1)} KiB`;
   if (n < GiB) return `${(n / MiB).toFixed(1)} MiB`;
   return `${(n / GiB).toFixed(2)} GiB`;
+}
+
+/**
+ * Disk, partition and slot sizes (mostly whole MiB): "64 MiB", "1.5 MiB", "3.25 GiB"; with
+ * unit 'MiB' never in GiB ("4096 MiB").
+ */
+export function formatSize(n: number, unit?: 'MiB'): string {
+  if (n >= GiB && unit !== 'MiB') return `${(n / GiB).toFixed(2)} GiB`;
+  return `${(n / MiB).toFixed(n % MiB ? 1 : 0)} MiB`;
 }

@@ -1,19 +1,44 @@
 import { convertImage } from '../../convert/convert.js';
-import { reportJson } from '../../convert/apply.js';
 import { formatBytes } from '../../util/units.js';
 import { cliReporter, printJson, say, bold } from '../output.js';
+import { reportJson } from '../../convert/report.js';
 import { sourceDateEpoch } from '../env.js';
-import { signerOptions } from '../signing.js';
+import { signerOptions, signingFlags, type SigningFlags } from '../signing.js';
+import { text, flag, required, requiredText, globalOptions, type GlobalOptions, type OptionValues } from '../options.js';
 import { describeInput, describeOutput, describeBoot } from './plan-table.js';
 
-export async function run(args: unknown[], o: Record<string, unknown>): Promise<number> {
+export interface ConvertCommandOptions extends GlobalOptions, SigningFlags {
+  image: string;
+  output: string;
+  config?: string;
+  trust?: string;
+  aesKey?: string;
+  unsigned: boolean;
+  reproducible: boolean;
+  imageSha256: boolean;
+}
+
+export const options = (args: string[], o: OptionValues): ConvertCommandOptions => ({
+  ...globalOptions(o),
+  ...signingFlags(o),
+  image: required(args, 0, 'image'),
+  output: requiredText(o.output, '-o, --output <dir>'),
+  config: text(o.config),
+  trust: text(o.trust),
+  aesKey: text(o.aesKey),
+  unsigned: flag(o.unsigned),
+  reproducible: flag(o.reproducible),
+  imageSha256: flag(o.imageSha256),
+});
+
+export async function run(o: ConvertCommandOptions): Promise<number> {
   const t0 = Date.now();
-  const reporter = cliReporter({ quiet: !!o.quiet });
+  const reporter = cliReporter({ quiet: o.quiet });
   const r = await convertImage({
-    input: String(args[0]), config: o.config as string | undefined, outDir: String(o.output),
+    input: o.image, config: o.config, outDir: o.output,
     ...signerOptions(o),
-    trust: o.trust as string | undefined, aesKey: o.aesKey as string | undefined,
-    unsigned: !!o.unsigned, reproducible: !!o.reproducible, imageSha256: !!o.imageSha256, timestamp: sourceDateEpoch(), reporter,
+    trust: o.trust, aesKey: o.aesKey,
+    unsigned: o.unsigned, reproducible: o.reproducible, imageSha256: o.imageSha256, timestamp: sourceDateEpoch(), reporter,
   });
   if (o.json) printJson(reportJson(r));
   if (!o.quiet) {

@@ -1,26 +1,33 @@
 import { inspectInput } from '../../convert/convert.js';
-import { byRole, fmt, planReport } from '../../convert/plan.js';
+import { byRole } from '../../convert/plan.js';
 import { SLOTS_CONF, type OtapackDisk } from '../../convert/otapack-disk.js';
+import { formatSize as fmt } from '../../util/units.js';
 import { printJson, say } from '../output.js';
+import { inspectJson, abDiskJson } from '../json.js';
+import { text, required, globalOptions, type GlobalOptions, type OptionValues } from '../options.js';
 import { describeInput, describeOutput, describeBoot, describeRest } from './plan-table.js';
 
-export async function run(args: unknown[], o: Record<string, unknown>): Promise<number> {
-  const r = await inspectInput(String(args[0]), o.config as string | undefined);
+export interface InspectOptions extends GlobalOptions {
+  image: string;
+  config?: string;
+}
+
+export const options = (args: string[], o: OptionValues): InspectOptions => ({
+  ...globalOptions(o),
+  image: required(args, 0, 'image'),
+  config: text(o.config),
+});
+
+export async function run(o: InspectOptions): Promise<number> {
+  const r = await inspectInput(o.image, o.config);
   if (r.abDisk) return showAbDisk(r.abDisk, o);
   const plan = r.plan;
-  if (o.json) {
-    const layout = plan.layout;
-    printJson({
-      schema: 'otapack.inspect/1',
-      input: { path: layout.image, layout: layout.kind, table: layout.table, rootPartition: layout.root.number, bootPartition: layout.boot?.number ?? null, bootloader: layout.bootloader, board: layout.board, rootSpec: layout.rootSpec ?? null, rootfs: layout.rootFs, rawBootloader: layout.rawBootloader },
-      plan: planReport(plan),
-    });
-  }
+  if (o.json) printJson(inspectJson(plan));
   if (!o.quiet) {
     for (const l of describeInput(plan)) say(l);
     for (const l of describeOutput(plan)) say(l);
     const A = byRole(plan, 'rootfs-a')!;
-    say(`plan: rootfs -> slot A (p${A.number}) grown to ${A.size >> 20} MiB, cloned to slot B; ${plan.createBootPartition ? 'a new FAT boot partition holds' : `boot partition p${byRole(plan, 'boot')!.number} gets`} the A/B ${plan.bootloader === 'uboot' ? 'boot.scr + otapack.env' : 'grub.cfg + grubenv'}; data partition ${byRole(plan, 'data')!.size >> 20} MiB`);
+    say(`plan: rootfs -> slot A (p${A.number}) grown to ${fmt(A.size, 'MiB')}, cloned to slot B; ${plan.createBootPartition ? 'a new FAT boot partition holds' : `boot partition p${byRole(plan, 'boot')!.number} gets`} the A/B ${plan.bootloader === 'uboot' ? 'boot.scr + otapack.env' : 'grub.cfg + grubenv'}; data partition ${fmt(byRole(plan, 'data')!.size, 'MiB')}`);
     for (const l of describeBoot(plan.boot)) say(l);
     for (const l of describeRest(plan)) say(l);
     for (const w of plan.warnings) say(`note: ${w}`);
@@ -29,15 +36,9 @@ export async function run(args: unknown[], o: Record<string, unknown>): Promise<
 }
 
 /** A disk otapack already converted: its table with the roles, and why there is nothing to convert. */
-function showAbDisk(d: OtapackDisk, o: Record<string, unknown>): number {
+function showAbDisk(d: OtapackDisk, o: InspectOptions): number {
   const verdict = 'already an otapack A/B disk: convert refuses it; convert the original image, or build updates for these slots with otapack bundle';
-  if (o.json) {
-    printJson({
-      schema: 'otapack.abdisk/1', path: d.image, table: d.table, bootloader: d.bootloader, device: d.device ?? null,
-      slotA: d.slotA, slotB: d.slotB, bootPartition: d.bootPartition ?? null, dataPartition: d.dataPartition ?? null,
-      markedBy: d.markedBy, bootFiles: d.bootFiles, message: verdict,
-    });
-  }
+  if (o.json) printJson(abDiskJson(d, verdict));
   if (!o.quiet) {
     const t = d.table;
     say(`input: otapack A/B disk, ${t.kind.toUpperCase()} (disk id ${t.diskId}), ${fmt(t.imageSize)}, ${d.bootloader === 'uboot' ? 'U-Boot' : 'GRUB'}${d.device ? `, converted for ${d.device}` : ''}`);

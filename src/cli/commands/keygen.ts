@@ -3,38 +3,46 @@ import { DEFAULT_DAYS, type KeyType } from '../../crypto/keygen.js';
 import { writeKeyFiles } from '../../crypto/key-files.js';
 import { ENV } from '../../crypto/keys.js';
 import { say, warn, printJson, bold } from '../output.js';
+import { keygenJson } from '../json.js';
+import { KEY_TYPES } from '../choices.js';
+import { text, flag, chosen, requiredText, globalOptions, type GlobalOptions, type OptionValues } from '../options.js';
 
 /** Lifetimes below this (5 years) get a warning: shorter than devices usually stay in the field. */
 const SHORT_LIFETIME_DAYS = 1826;
 
-export async function run(_args: unknown[], o: Record<string, unknown>): Promise<number> {
-  const dir = String(o.out);
+export interface KeygenOptions extends GlobalOptions {
+  out: string;
+  cn: string;
+  org?: string;
+  days?: string;
+  type: KeyType;
+  ca: boolean;
+  encryptKey: boolean;
+  force: boolean;
+}
+
+export const options = (_args: string[], o: OptionValues): KeygenOptions => ({
+  ...globalOptions(o),
+  out: requiredText(o.out, '--out <dir>'),
+  cn: requiredText(o.cn, '--cn <name>'),
+  org: text(o.org),
+  days: text(o.days),
+  type: chosen(o.type, KEY_TYPES, '--type <type>'),
+  ca: flag(o.ca),
+  encryptKey: flag(o.encryptKey),
+  force: flag(o.force),
+});
+
+export async function run(o: KeygenOptions): Promise<number> {
+  const dir = o.out;
   const days = o.days === undefined ? DEFAULT_DAYS : Number(o.days);
   if (!Number.isInteger(days) || days < 1 || days > 36500) throw new OtapackError('USAGE', `--days: "${o.days}" is not a number of days between 1 and 36500`);
   const passphrase = o.encryptKey ? process.env[ENV.passphrase] : undefined;
   if (o.encryptKey && !passphrase) throw new OtapackError('USAGE', `--encrypt-key needs the passphrase in $${ENV.passphrase}`);
-  const kf = await writeKeyFiles(dir, { cn: String(o.cn), org: o.org as string | undefined, days, type: o.type as KeyType, ca: !!o.ca, passphrase, force: !!o.force });
+  const kf = await writeKeyFiles(dir, { cn: o.cn, org: o.org, days, type: o.type, ca: o.ca, passphrase, force: o.force, names: { force: '--force' } });
   const ks = kf.keys;
   const until = ks.signingCert.notAfter.toISOString().slice(0, 10);
-  const result = {
-    schema: 'otapack.keygen/1',
-    directory: dir,
-    files: {
-      signingKey: kf.signingKey,
-      signingCert: kf.signingCert,
-      aesKey: kf.aesKey,
-      ...(kf.caKey ? { caKey: kf.caKey, caCert: kf.caCert } : {}),
-    },
-    keyType: o.type,
-    subject: ks.signingCert.subject,
-    notBefore: ks.signingCert.notBefore.toISOString(),
-    notAfter: ks.signingCert.notAfter.toISOString(),
-    days,
-    ca: !!ks.ca,
-    encrypted: !!passphrase,
-    fingerprint: ks.signingCert.fingerprint,
-    trustAnchor: kf.trustAnchor,
-  };
+  const result = keygenJson(kf, { directory: dir, type: o.type, days, encrypted: !!passphrase });
   if (o.json) printJson(result);
   if (!o.quiet) {
     say(`${bold('keys written to')} ${dir}`);

@@ -1,7 +1,7 @@
 // Shared text rendering of a conversion plan (inspect and convert print the same table).
 import type { ConvertPlan } from '../../convert/plan.js';
 import type { BootWiring } from '../../convert/boot-plan.js';
-import { fmt } from '../../convert/plan.js';
+import { formatSize as fmt } from '../../util/units.js';
 
 export function describeInput(plan: ConvertPlan): string[] {
   const L = plan.layout;

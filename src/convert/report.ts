@@ -1,0 +1,30 @@
+// The conversion report: the object convert writes to OUTDIR/<name>.json and prints with --json
+// (docs/json.md, otapack.convert/1). Names files changed in the rootfs, never their bytes.
+import type { ConvertResult } from './apply.js';
+
+export function reportJson(r: ConvertResult): unknown {
+  const { plan } = r;
+  const L = plan.layout;
+  return {
+    schema: 'otapack.convert/1',
+    input: {
+      path: L.image, layout: L.kind, table: L.table.kind, diskId: L.table.diskId, size: L.table.imageSize,
+      bootloader: L.bootloader, board: L.board, rootSpec: L.rootSpec ?? null,
+      partitions: L.table.partitions.map((p) => ({ number: p.number, start: p.start, size: p.size, type: p.type, typeName: p.typeName, name: p.name ?? null, partuuid: p.partuuid })),
+      rootPartition: L.root.number, bootPartition: L.boot?.number ?? null, rawBootloader: L.rawBootloader,
+    },
+    output: {
+      table: plan.table, diskId: plan.diskId, size: plan.imageSize, device: plan.device,
+      partitions: plan.partitions.map((p) => ({ number: p.number, role: p.role, start: p.start, size: p.size, end: p.start + p.size, type: p.type, typeName: p.typeName, name: p.name ?? null, partuuid: p.partuuid, device: p.device, bootable: p.bootable, fs: p.fs })),
+    },
+    filesystems: { rootfs: r.rootfs },
+    // files changed in the rootfs by the boot wiring: named, never their bytes (docs/json.md)
+    boot: { ...r.boot, rootfsFiles: r.boot.rootfsFiles.map((f) => ({ path: f.path, kind: f.kind, mode: `0${f.mode.toString(8)}` })) },
+    fstab: r.fstabChanges,
+    injected: r.injected,
+    bundle: { version: r.version, signed: r.bundle.signed, signer: r.bundle.signer ?? null, signatureAlgorithm: r.bundle.signatureAlgorithm ?? null, entries: r.bundle.entries, manifest: r.bundle.manifest },
+    outputs: r.outputs,
+    warnings: plan.warnings,
+  };
+}
+
