@@ -73,6 +73,7 @@ describe('the templates', () => {
   it('otapack-update needs its BOOTLIMIT and takes nothing else', () => {
     expect(renderTemplate('device/otapack-update', { BOOTLIMIT: '4' })).toContain('falls back after 4 failed boots');
     expect(internal(() => renderTemplate('device/otapack-update')).message).toBe('template device/otapack-update: no value for @BOOTLIMIT@');
-    expect(internal(() => renderTemplate('device/otapack-slot', { BOOTLIMIT: '3' })).message).toBe('template device/otapack-slot: value BOOTLIMIT is not used');
+    expect(internal(() => renderTemplate('device/otapack-env', { BOOTLIMIT: '3' })).message).toBe('template device/otapack-env: value BOOTLIMIT is not used');
+    expect(internal(() => renderTemplate('device/otapack-slot')).message).toBe('template device/otapack-slot: no value for @SLOT_VAR@');
   });
 });

@@ -3,12 +3,13 @@
 // the update client adds its own (configuration, identity, trust anchor, update command: see
 // src/clients/). Pure: returns file contents.
 import { renderTemplate } from '../util/template.js';
+import { trialScheme } from '../boot/scheme.js';
 import type { DeviceFile, DeviceKeys, DeviceLayout, UpdateClient } from '../clients/client.js';
 import type { ConvertConfig } from './config.js';
 import { byRole, type PlanCore } from './plan.js';
 import { ENV_FILE, ENV_SIZE } from './boot-plan.js';
 
-const template = (name: string): string => renderTemplate(`device/${name}`);
+const template = (name: string, values: Record<string, string> = {}): string => renderTemplate(`device/${name}`, values);
 
 /** Where the boot partition is mounted on the device, and where the A/B state lives under it. */
 export function bootMounts(plan: PlanCore, fstab: string | undefined): { mount: string; envPath: string; grubDir?: string } {
@@ -128,6 +129,8 @@ export function deviceFiles(i: DeviceFileInputs): { files: DeviceFile[]; fstabCh
   const fstab = patchFstab(i.fstab, plan, mount, cfg);
   const layout = deviceLayout(plan, envPath);
   const exe = 0o755;
+  // the slot and commit commands speak the client's boot-state variables
+  const scheme = trialScheme(i.client.scheme, 'the device commands');
   const files: DeviceFile[] = [
     { path: mount, kind: 'dir', mode: 0o755, why: 'mount point of the boot partition (boot state)' },
     { path: '/data', kind: 'dir', mode: 0o755, why: 'mount point of the persistent data partition' },
@@ -136,9 +139,9 @@ export function deviceFiles(i: DeviceFileInputs): { files: DeviceFile[]; fstabCh
     { path: '/etc/otapack/health.d', kind: 'dir', mode: 0o755, why: 'health checks run before a new slot is committed' },
     { path: '/etc/otapack/slots.conf', kind: 'file', data: slotsConf(plan, cfg, envPath), mode: 0o644, why: 'A/B layout for the update and commit commands' },
     ...i.client.deviceFiles(layout, cfg, i.keys),
-    { path: '/usr/sbin/otapack-slot', kind: 'file', data: template('otapack-slot'), mode: exe, why: 'prints the running slot' },
+    { path: '/usr/sbin/otapack-slot', kind: 'file', data: template('otapack-slot', { SLOT_VAR: scheme.slotVar }), mode: exe, why: 'prints the running slot' },
     { path: '/usr/sbin/otapack-env', kind: 'file', data: template('otapack-env'), mode: exe, why: 'reads/writes the A/B boot state' },
-    { path: '/usr/sbin/otapack-commit', kind: 'file', data: template('otapack-commit'), mode: exe, why: 'health checks, then marks a new slot good' },
+    { path: '/usr/sbin/otapack-commit', kind: 'file', data: template('otapack-commit', { TRIAL_VAR: scheme.trialVar, COUNT_VAR: scheme.countVar }), mode: exe, why: 'health checks, then marks a new slot good' },
     { path: '/etc/init.d/S99otapack-commit', kind: 'file', data: template('S99otapack-commit'), mode: exe, why: 'runs the commit at the end of a BusyBox/SysV boot' },
     { path: '/etc/systemd/system/otapack-commit.service', kind: 'file', data: template('otapack-commit.service'), mode: 0o644, why: 'runs the commit after multi-user.target' },
     { path: '/etc/systemd/system/multi-user.target.wants/otapack-commit.service', kind: 'symlink', target: '/etc/systemd/system/otapack-commit.service', mode: 0o777, why: 'enables the commit unit' },

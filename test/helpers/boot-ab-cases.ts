@@ -51,6 +51,9 @@ export const ENV_CASES: { name: string; slotA: number; slotB: number; bootlimit?
 export const DEVICE_TEMPLATE_CASES: { name: string; values: Record<string, string> }[] = [
   { name: 'otapack-update', values: { BOOTLIMIT: '3' } },
   { name: 'otapack-update', values: { BOOTLIMIT: '7' } },
-  ...['otapack-slot', 'otapack-env', 'otapack-commit', 'S99otapack-commit', 'otapack-commit.service', 'otapack-suricatta', 'S98otapack-suricatta', 'otapack-suricatta.service']
+  // the slot and commit commands take SWUpdate's boot-state variable names (the same text as before)
+  { name: 'otapack-slot', values: { SLOT_VAR: 'rootpart' } },
+  { name: 'otapack-commit', values: { TRIAL_VAR: 'upgrade_available', COUNT_VAR: 'bootcount' } },
+  ...['otapack-env', 'S99otapack-commit', 'otapack-commit.service', 'otapack-suricatta', 'S98otapack-suricatta', 'otapack-suricatta.service']
     .map((name) => ({ name, values: {} })),
 ];
