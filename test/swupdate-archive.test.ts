@@ -261,11 +261,15 @@ describe('writer and reader round trip', () => {
     }
   });
 
-  test('a source that fails stops the entry with its error', async () => {
+  test.each<[string, EntrySource, string]>([
+    ['a generator', (async function* () { yield Buffer.from('a'); throw new Error('codec died'); })(), 'codec died'],
+    ['a push feed', async (write) => { await write(Buffer.from('a')); throw new Error('read failed'); }, 'read failed'],
+  ])('%s that fails stops the entry with its error, and the half-written archive takes nothing more', async (_n, source, message) => {
     const fh = await open(file(), 'wx+');
-    const w = new ArchiveWriter(fh, { format: 'crc', mtime: 0, signed: false, reserve: 0 });
-    await expect(w.addEntry('x', (async function* () { yield Buffer.from('a'); throw new Error('codec died'); })())).rejects.toThrow('codec died');
-    await expect(w.addEntry('y', async (write) => { await write(Buffer.from('a')); throw new Error('read failed'); })).rejects.toThrow('read failed');
+    const w = new ArchiveWriter(fh, { format: 'crc', mtime: 0, signed: false, reserve: prefixSize(manifest.length) });
+    await expect(w.addEntry('x', source)).rejects.toThrow(message);
+    await expect(w.addEntry('y', Buffer.from('b'))).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringMatching(/after the archive failed/) });
+    await expect(w.finish(manifest)).rejects.toMatchObject({ code: 'INTERNAL' });
     await fh.close();
   });
 });

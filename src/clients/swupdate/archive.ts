@@ -99,6 +99,8 @@ export class ArchiveWriter {
   private pos: number;
   private ino: number;
   private finished = false;
+  /** Set when an entry failed half-written: the file is then only fit to be discarded. */
+  private failed = false;
 
   constructor(private readonly fh: FileHandle, private readonly o: ArchiveWriterOptions) {
     this.pos = o.reserve;
@@ -116,7 +118,7 @@ export class ArchiveWriter {
    * the size and sum are known. Stops with a LIMIT error past 4 GiB, the cpio limit per entry.
    */
   async addEntry(name: string, data: EntrySource, o: EntryOptions = {}): Promise<WrittenEntry> {
-    if (this.finished) throw new OtapackError('INTERNAL', 'archive entry added after the archive was finished');
+    if (this.finished || this.failed) throw new OtapackError('INTERNAL', `archive entry added after the archive ${this.failed ? 'failed' : 'was finished'}`);
     const offset = this.pos;
     const span = headerSpan(name);
     const hash = createHash('sha256');
@@ -137,10 +139,15 @@ export class ArchiveWriter {
       m.write.stop();
       o.onData?.(size);
     };
-    if (data instanceof Uint8Array) await take(data);
-    else if (typeof data === 'function') await data(take);
-    else for await (const b of data) await take(b);
-    await out.finish();
+    try {
+      if (data instanceof Uint8Array) await take(data);
+      else if (typeof data === 'function') await data(take);
+      else for await (const b of data) await take(b);
+      await out.finish();
+    } catch (e) {
+      this.failed = true;
+      throw e;
+    }
     const header = encodeHeader(name, { size, check, ino: this.ino++, mode: o.mode, mtime: o.mtime ?? this.o.mtime }, this.o.format);
     await writeAll(this.fh, header, span, offset);
     const padding = pad4(size);
@@ -154,7 +161,7 @@ export class ArchiveWriter {
    * payloads once if they need another length). Returns the archive's size.
    */
   async finish(manifest: Buffer, signature?: Buffer): Promise<number> {
-    if (this.finished) throw new OtapackError('INTERNAL', 'archive finished twice');
+    if (this.finished || this.failed) throw new OtapackError('INTERNAL', `archive ${this.failed ? 'failed' : 'finished twice'}`);
     if (!!signature !== this.o.signed) throw new OtapackError('INTERNAL', `archive reserved for ${this.o.signed ? 'a' : 'no'} signature, finished with${signature ? '' : 'out'} one`);
     this.finished = true;
     const { fh, o } = this;
