@@ -5,7 +5,7 @@ import { writeFileSync, readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { encodeHeader, encodeTrailer, byteSum, pad4, parseHeader } from '../src/clients/swupdate/cpio.js';
-import { CpioReader } from '../src/clients/swupdate/cpio-reader.js';
+import { ArchiveReader } from '../src/clients/swupdate/archive.js';
 import { tmp } from './helpers/run.js';
 
 function archive(files: [string, Buffer][], format: 'crc' | 'newc'): Buffer {
@@ -43,7 +43,7 @@ describe('cpio codec', () => {
       const r = await execa('cpio', ['-o', '-H', fmt, '--quiet'], { cwd: src, input: files.map((f) => f[0]).join('\n') + '\n', encoding: 'buffer' });
       const p = join(dir, `gnu-${fmt}.cpio`);
       writeFileSync(p, r.stdout);
-      const reader = await CpioReader.open(p);
+      const reader = await ArchiveReader.open(p);
       const got: [string, number, number][] = [];
       for await (const e of reader.entries()) got.push([e.name, e.size, e.header.check]);
       await reader.close();
@@ -61,7 +61,7 @@ describe('cpio codec', () => {
   ])('refuses %s', async (_n, bytes, re) => {
     const p = join(dir, `bad-${Math.random()}.cpio`);
     writeFileSync(p, bytes);
-    const reader = await CpioReader.open(p);
+    const reader = await ArchiveReader.open(p);
     await expect((async () => { for await (const _ of reader.entries()) { /* walk */ } })()).rejects.toThrow(re);
     await reader.close();
   });

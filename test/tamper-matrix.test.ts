@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { otapack, tmp } from './helpers/run.js';
 import { swupdate, swupdateOk } from './helpers/swupdate.js';
 import { keygen, makeExt4, writeSpec, abSpec, type KeyDir } from './helpers/bundle-fixtures.js';
-import { CpioReader } from '../src/clients/swupdate/cpio-reader.js';
+import { ArchiveReader } from '../src/clients/swupdate/archive.js';
 import { HEADER_SIZE, pad4 } from '../src/clients/swupdate/cpio.js';
 import { verifyBundle } from '../src/clients/swupdate/verify.js';
 import { parseCertificates } from '../src/crypto/x509.js';
@@ -26,7 +26,7 @@ const CLIENT_READS = new Set(['filesize', 'namesize', 'check']);
 
 async function mutations(path: string): Promise<Mutation[]> {
   const good = readFileSync(path);
-  const reader = await CpioReader.open(path);
+  const reader = await ArchiveReader.open(path);
   const entries = [];
   for await (const e of reader.entries()) entries.push(e);
   const end = reader.end!;

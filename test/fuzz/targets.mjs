@@ -20,7 +20,7 @@ import { generateKeySet, privateKeyPem, certPem } from '../../dist/crypto/keygen
 import { KeyObjectSigner } from '../../dist/crypto/signer.js';
 import { signCms } from '../../dist/crypto/cms.js';
 import { encodeHeader, encodeTrailer, byteSum, pad4 } from '../../dist/clients/swupdate/cpio.js';
-import { CpioReader } from '../../dist/clients/swupdate/cpio-reader.js';
+import { ArchiveReader } from '../../dist/clients/swupdate/archive.js';
 import { verifyBundle } from '../../dist/clients/swupdate/verify.js';
 import { readManifest, ManifestError } from '../../dist/clients/swupdate/manifest-read.js';
 import { LibconfigError } from '../../dist/clients/swupdate/libconfig.js';
@@ -158,7 +158,7 @@ export const targets = {
     const bytes = mutate(ctx.bundle, r);
     writeFileSync(ctx.file, bytes);
     // the structural reader alone, then the whole verify (manifest, CMS, hashes)
-    const reader = await CpioReader.open(ctx.file);
+    const reader = await ArchiveReader.open(ctx.file);
     try {
       for await (const e of reader.entries()) if (e.size < 4096) await reader.readEntry(e, 4096);
     } catch (e) { if (!allowed(e)) throw e; } finally { await reader.close(); }

@@ -1,30 +1,26 @@
-// Builds a .swu in one pass per payload.
-//
-// sw-description must be the first entry but holds every payload's sha256, which is known only
-// after the payload has been streamed. Its length, though, is known in advance (digests and
-// ivts are fixed-width), and so is the CMS signature's (RSA: exactly; ECDSA: a maximum). So the
-// writer reserves that prefix, streams each payload straight into its place after it, patches
-// each payload's cpio header once its size and byte sum are known, and finally writes
-// sw-description and its signature into the reserved space. If a signature comes out shorter
-// than reserved (possible with ECDSA or an external signer), the payload region is shifted once.
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+// Builds a .swu in one pass per payload: each payload is compressed, encrypted when asked, and
+// streamed by the archive writer (archive.ts) straight into its place; sw-description, which
+// holds every payload's sha256, and its signature are written last into the space reserved for
+// them at the start.
+import { openSparse } from '../../disk/extents.js';
+import { createCipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { OtapackError, ioError } from '../../errors.js';
 import { AtomicFile } from '../../util/atomic-file.js';
 import { silentReporter, type Reporter } from '../../util/reporter.js';
 import { compressor } from '../../compress/index.js';
+import type { CompressJob } from '../../compress/compressor.js';
 import type { AesKey } from '../../crypto/keys.js';
 import { aesCipherName } from '../../crypto/keys.js';
 import { signCms, predictCmsSize } from '../../crypto/cms.js';
 import { schemeName, type Signer } from '../../crypto/signer.js';
-import { encodeHeader, encodeTrailer, headerSpan, pad4, byteSum, MAX_ENTRY_SIZE, type CpioFormat } from './cpio.js';
-import { streamPayload } from './payload.js';
-import { writeAll } from '../../util/positional-writer.js';
+import { MAX_ENTRY_SIZE, type CpioFormat } from './cpio.js';
+import { ArchiveWriter, prefixSize } from './archive.js';
 import { buildManifestTree, renderManifest, type StoredInfo } from './manifest-build.js';
 import { storedName, type ArtifactSpec, type BundleSpec } from './spec.js';
 import { REPRODUCIBLE_EPOCH } from '../../util/reproducible.js';
-import { stage } from '../../util/profile.js';
+import { Meter, metered, stage } from '../../util/profile.js';
 
 export interface BuildOptions {
   spec: BundleSpec;
@@ -153,46 +149,31 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
   if (o.reproducible && o.signer && o.signer.scheme !== 'pkcs1') {
     reporter.warn(`--reproducible: ${schemeName(o.signer.scheme)} signatures are randomised, so the signature (and only it) differs between runs; an RSA key without --pss (PKCS#1 v1.5) signs byte-identically`);
   }
-  const sigSize = o.signer ? predictCmsSize(draft, o.signer, signingTime) : 0;
-  const prefixSize = (n: number, s: number): number =>
-    headerSpan('sw-description') + n + pad4(n) + (o.signer ? headerSpan('sw-description.sig') + s + pad4(s) : 0);
-  const reserved = prefixSize(draft.length, sigSize);
+  const sigSize = o.signer ? predictCmsSize(draft, o.signer, signingTime) : undefined;
 
   const out = await AtomicFile.create(o.output);
   try {
     const fh = out.handle;
-    let pos = reserved;
+    const writer = new ArchiveWriter(fh, { format, mtime, signed: !!o.signer, reserve: prefixSize(draft.length, sigSize) });
     const digests = new Map<string, string>();
     const entries: BuiltEntry[] = [];
-    let ino = o.signer ? 3 : 2;
     for (const s of stores) {
       const a = s.artifact;
-      const headerPos = pos;
-      const dataPos = pos + headerSpan(s.name);
       const codec = compressor(a.compress);
-      const job = codec.start(typeof a.source === 'string' ? { path: a.source } : { feed: a.source.feed }, a.level ?? codec.defaultLevel);
+      const job = codec.start(typeof a.source === 'string' ? { path: a.source, open: () => openSparse(a.source as string) } : { feed: a.source.feed }, a.level ?? codec.defaultLevel);
       const progress = reporter.step(`${a.compress === 'none' ? 'storing' : 'compressing'} ${s.name}`, s.inputSize);
       const timer = setInterval(() => progress.update(job.consumed()), 200);
       let r;
       try {
-        r = await stage(`bundle: stream (${a.compress}${a.encrypt ? '+aes' : ''})`, () => streamPayload(job, fh, dataPos, {
-          name: sourceLabel(a),
-          encryption: a.encrypt ? { cipher: aesCipherName(o.aes!), key: o.aes!.key, iv: s.ivt! } : undefined,
-        }));
+        const encryption = a.encrypt ? { cipher: aesCipherName(o.aes!), key: o.aes!.key, iv: s.ivt! } : undefined;
+        r = await stage(`bundle: stream (${a.compress}${a.encrypt ? '+aes' : ''})`, () => writer.addEntry(s.name, storedBytes(job, encryption), { label: sourceLabel(a) }));
       } finally {
         clearInterval(timer);
         progress.done();
       }
-      await writeAll(fh, encodeHeader(s.name, { size: r.size, check: r.check, ino: ino++, mtime }, format), headerSpan(s.name), headerPos);
-      const padding = pad4(r.size);
-      if (padding) await writeAll(fh, Buffer.alloc(padding), padding, dataPos + r.size);
-      pos = dataPos + r.size + padding;
       digests.set(s.name, r.sha256);
       entries.push({ name: s.name, size: r.size, sha256: r.sha256, compression: a.compress, encrypted: a.encrypt, source: sourceLabel(a), inputSize: s.inputSize });
     }
-    const trailer = encodeTrailer(pos, format);
-    await writeAll(fh, trailer, trailer.length, pos);
-    const payloadEnd = pos;
 
     const manifest = Buffer.from(renderManifest(buildManifestTree(o.spec, infoFor(digests)), o.spec.manifestFormat));
     if (manifest.length !== draft.length) throw new OtapackError('INTERNAL', 'sw-description length changed after hashing');
@@ -201,18 +182,7 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
       reporter.step('signing sw-description').done();
       sig = await stage('bundle: sign (CMS)', () => signCms(manifest, o.signer!, signingTime));
     }
-    const prefix = encodePrefix(manifest, sig, format, mtime);
-    if (prefix.length === reserved) {
-      await writeAll(fh, prefix, prefix.length, 0);
-    } else {
-      // the signature's length differs from the reservation: move the payload region once
-      await shiftPayloads(fh, reserved, payloadEnd, prefix.length);
-      await writeAll(fh, prefix, prefix.length, 0);
-      const t = encodeTrailer(payloadEnd - reserved + prefix.length, format);
-      await writeAll(fh, t, t.length, payloadEnd - reserved + prefix.length);
-      await fh.truncate(payloadEnd - reserved + prefix.length + t.length);
-    }
-    const size = (await fh.stat()).size;
+    const size = await writer.finish(manifest, sig);
     const sha256 = o.hashOutput === false ? undefined : await stage('bundle: hash the output', () => hashHandle(fh, size));
     await stage('bundle: fsync + rename', () => out.commit());
     return {
@@ -233,33 +203,38 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
   }
 }
 
+/**
+ * A payload's bytes as stored: the codec's output, AES-CBC encrypted when asked, in constant
+ * memory. Stopped early (an error, the 4 GiB limit), it stops the codec.
+ */
+async function* storedBytes(job: CompressJob, encryption?: { cipher: string; key: Buffer; iv: Buffer }): AsyncGenerator<Buffer> {
+  const cipher = encryption ? createCipheriv(encryption.cipher, encryption.key, encryption.iv) : undefined;
+  const wait = new Meter('wait for the codec');
+  const enc = new Meter('encrypt (AES)');
+  let complete = false;
+  try {
+    wait.start();
+    for await (const chunk of job.output) {
+      wait.stop();
+      yield cipher ? metered(enc, () => cipher.update(chunk)) : chunk;
+      wait.start();
+    }
+    wait.stop();
+    await job.done;
+    if (cipher) yield cipher.final();
+    complete = true;
+  } finally {
+    if (!complete) {
+      job.abort();
+      await job.done.catch(() => {});
+    }
+  }
+}
+
 /** A system error while producing `output` becomes an IO error naming it. */
 export function asWriteError(e: unknown, output: string): unknown {
   const code = (e as NodeJS.ErrnoException)?.code;
   return !(e instanceof OtapackError) && code && /^E[A-Z]+$/.test(code) ? ioError('IO', `cannot write ${output}`, e) : e;
-}
-
-/** sw-description and (optionally) sw-description.sig entries, padded, as they start the archive. */
-export function encodePrefix(manifest: Buffer, sig: Buffer | undefined, format: CpioFormat, mtime: number): Buffer {
-  const parts = [
-    encodeHeader('sw-description', { size: manifest.length, check: byteSum(manifest), ino: 1, mtime }, format),
-    manifest,
-    Buffer.alloc(pad4(manifest.length)),
-  ];
-  if (sig) parts.push(encodeHeader('sw-description.sig', { size: sig.length, check: byteSum(sig), ino: 2, mtime }, format), sig, Buffer.alloc(pad4(sig.length)));
-  return Buffer.concat(parts);
-}
-
-/** Moves [from, end) to start at `to`, in chunks ordered so no byte is overwritten before it is read. */
-async function shiftPayloads(fh: FileHandle, from: number, end: number, to: number): Promise<void> {
-  const buf = Buffer.allocUnsafe(4 << 20);
-  const chunks: [number, number][] = [];
-  for (let p = from; p < end; p += buf.length) chunks.push([p, Math.min(buf.length, end - p)]);
-  if (to > from) chunks.reverse();
-  for (const [p, n] of chunks) {
-    const { bytesRead } = await fh.read(buf, 0, n, p);
-    await writeAll(fh, buf, bytesRead, p - from + to);
-  }
 }
 
 async function hashHandle(fh: FileHandle, size: number): Promise<string> {

@@ -2,61 +2,22 @@
 // re-encrypted) while their sha256 and cpio sums are checked against sw-description, so a
 // bundle is only ever signed when its manifest really describes its contents. The signature is
 // made here, or made elsewhere over `otapack manifest` output and attached after checking it.
-import { createHash } from 'node:crypto';
 import { OtapackError } from '../../errors.js';
 import { AtomicFile } from '../../util/atomic-file.js';
 import { silentReporter, type Reporter } from '../../util/reporter.js';
-import { CpioReader, safeName, type CpioEntry } from './cpio-reader.js';
-import { MAGIC_CRC, byteSum, encodeHeader, encodeTrailer, headerSpan, pad4, type CpioFormat } from './cpio.js';
+import { ArchiveReader, ArchiveWriter, prefixSize, safeName } from './archive.js';
 import { readManifest } from './manifest-read.js';
-import { encodePrefix } from './bundle.js';
-import { PositionalWriter, writeAll } from '../../util/positional-writer.js';
 import { signCms } from '../../crypto/cms.js';
 import { verifyCms, type CertPurpose } from '../../crypto/cms-verify.js';
 import { checkCertDates } from '../../crypto/resolve-signer.js';
 import { schemeName, type Signer, type SignerKind } from '../../crypto/signer.js';
 import type { CertInfo } from '../../crypto/x509.js';
 
-interface Layout {
-  manifest: Buffer;
-  manifestEntry: CpioEntry;
-  oldSig?: CpioEntry;
-  payloads: CpioEntry[];
-  format: CpioFormat;
-}
-
-async function readLayout(reader: CpioReader): Promise<Layout> {
-  const entries: CpioEntry[] = [];
-  for await (const e of reader.entries()) entries.push(e);
-  const first = entries[0];
-  if (!first || first.name !== 'sw-description') {
-    throw new OtapackError('INPUT', `${reader.path}: first entry is "${safeName(first?.name ?? '')}", not sw-description: not a SWUpdate bundle`);
-  }
-  const names = new Set<string>();
-  for (const e of entries) {
-    if (names.has(e.name)) throw new OtapackError('INPUT', `${reader.path}: entry "${safeName(e.name)}" appears twice`);
-    if (e.name.includes('/') || e.name === '..' || e.name === '.') throw new OtapackError('INPUT', `${reader.path}: entry "${safeName(e.name)}" is not a bare file name`);
-    names.add(e.name);
-  }
-  const manifest = await reader.readEntry(first, 4 << 20);
-  if (first.header.magic === MAGIC_CRC && byteSum(manifest) !== first.header.check) {
-    throw new OtapackError('INPUT', `${reader.path}: sw-description fails its cpio checksum`);
-  }
-  const oldSig = entries.find((e) => e.name === 'sw-description.sig');
-  return {
-    manifest,
-    manifestEntry: first,
-    oldSig,
-    payloads: entries.filter((e) => e !== first && e !== oldSig),
-    format: first.header.magic === MAGIC_CRC ? 'crc' : 'newc',
-  };
-}
-
 /** The exact bytes of a bundle's sw-description: what a signature must cover. */
 export async function extractManifest(path: string): Promise<Buffer> {
-  const reader = await CpioReader.open(path);
+  const reader = await ArchiveReader.open(path);
   try {
-    return (await readLayout(reader)).manifest;
+    return (await reader.bundle()).manifest;
   } finally {
     await reader.close();
   }
@@ -139,10 +100,10 @@ export async function checkDetachedSignature(
 
 export async function resignBundle(o: ResignOptions): Promise<ResignResult> {
   const reporter = o.reporter ?? silentReporter;
-  const reader = await CpioReader.open(o.input);
+  const reader = await ArchiveReader.open(o.input);
   let out: AtomicFile | undefined;
   try {
-    const layout = await readLayout(reader);
+    const layout = await reader.bundle();
     let manifest;
     try {
       manifest = readManifest(layout.manifest);
@@ -167,41 +128,25 @@ export async function resignBundle(o: ResignOptions): Promise<ResignResult> {
       throw new OtapackError('USAGE', 'no signer and no signature given');
     }
 
+    // the payloads are copied as stored, their headers' mode and mtime kept; sums and digests are
+    // checked on the way so a corrupt bundle is never signed
     out = await AtomicFile.create(o.output);
-    const mtime = layout.manifestEntry.header.mtime;
-    const prefix = encodePrefix(layout.manifest, sig, layout.format, mtime);
-    await writeAll(out.handle, prefix, prefix.length, 0);
-    let pos = prefix.length;
-    let ino = 3;
+    const writer = new ArchiveWriter(out.handle, {
+      format: layout.format, mtime: layout.manifestEntry.header.mtime, signed: true, reserve: prefixSize(layout.manifest.length, sig.length),
+    });
     for (const e of layout.payloads) {
-      const hash = createHash('sha256');
-      let sum = 0;
-      const header = encodeHeader(e.name, { size: e.size, check: e.header.check, ino: ino++, mode: e.header.mode, mtime: e.header.mtime }, layout.format);
-      await writeAll(out.handle, header, header.length, pos);
-      const w = new PositionalWriter(out.handle, pos + headerSpan(e.name));
       const progress = reporter.step(`copying ${safeName(e.name)}`, e.size);
-      await reader.readRange(e.dataOffset, e.size, async (chunk) => {
-        hash.update(chunk);
-        sum = byteSum(chunk, sum);
-        await w.write(chunk);
-        progress.update(w.position - pos);
-      });
+      const w = await writer.addEntry(e.name, (write) => reader.streamEntry(e, write), { mode: e.header.mode, mtime: e.header.mtime, onData: (n) => progress.update(n) });
       progress.done();
-      pos = await w.finish();
-      const padding = pad4(e.size);
-      if (padding) await writeAll(out.handle, Buffer.alloc(padding), padding, pos);
-      pos += padding;
-      if (layout.format === 'crc' && sum !== e.header.check) throw new OtapackError('INPUT', `${o.input}: entry "${safeName(e.name)}" fails its cpio checksum; refusing to sign a corrupt bundle`);
+      if (layout.format === 'crc' && w.check !== e.header.check) throw new OtapackError('INPUT', `${o.input}: entry "${safeName(e.name)}" fails its cpio checksum; refusing to sign a corrupt bundle`);
       const want = digests.get(e.name);
-      if (want && want !== hash.digest('hex')) throw new OtapackError('INPUT', `${o.input}: "${safeName(e.name)}" does not match its sha256 in sw-description; refusing to sign a corrupt bundle`);
+      if (want && want !== w.sha256) throw new OtapackError('INPUT', `${o.input}: "${safeName(e.name)}" does not match its sha256 in sw-description; refusing to sign a corrupt bundle`);
     }
-    const trailer = encodeTrailer(pos, layout.format);
-    await writeAll(out.handle, trailer, trailer.length, pos);
-    const size = pos + trailer.length;
+    const size = await writer.finish(layout.manifest, sig);
     await out.commit();
     return {
       output: o.output, size, signer: who.subject, algorithm: who.algorithm, method: who.method, certificate: certSummary(who.cert),
-      payloads: layout.payloads.length, replacedSignature: !!layout.oldSig,
+      payloads: layout.payloads.length, replacedSignature: !!layout.signatureEntry,
     };
   } catch (e) {
     await out?.abort();

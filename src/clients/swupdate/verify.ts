@@ -3,12 +3,11 @@
 // chain under the client's rules, ivt well-formedness, and (with the AES key) that every
 // encrypted payload decrypts and decompresses. Headers are walked first (cheap); then each
 // payload's data is read exactly once, feeding hash, byte sum, decryption and decompression.
-import { createHash, createDecipheriv } from 'node:crypto';
-import { stat } from 'node:fs/promises';
-import { OtapackError, fileError } from '../../errors.js';
+import { createDecipheriv } from 'node:crypto';
+import { OtapackError } from '../../errors.js';
 import { silentReporter, type Reporter } from '../../util/reporter.js';
-import { CpioReader, safeName, type CpioEntry } from './cpio-reader.js';
-import { MAGIC_CRC, byteSum } from './cpio.js';
+import { ArchiveReader, MANIFEST_NAME, SIGNATURE_NAME, nameProblems, orderProblems, safeName, type ArchiveEntry } from './archive.js';
+import { MAGIC_CRC } from './cpio.js';
 import { readManifest, ManifestError, type ParsedManifest, type ManifestRef } from './manifest-read.js';
 import { verifyCms, type CertPurpose } from '../../crypto/cms-verify.js';
 import { daysLeft } from '../../crypto/x509.js';
@@ -54,23 +53,12 @@ const HEX32 = /^[0-9a-fA-F]{32}$/;
 export async function verifyBundle(path: string, o: VerifyOptions = {}): Promise<VerifyReport> {
   const reporter = o.reporter ?? silentReporter;
   const now = o.now ?? new Date();
-  const st = await stat(path).catch((e) => { throw fileError('INPUT', path, e); });
-  const report: VerifyReport = { file: path, size: st.size, ok: false, entries: [], checks: [] };
+  const reader = await ArchiveReader.open(path);
+  const report: VerifyReport = { file: path, size: reader.fileSize, ok: false, entries: [], checks: [] };
   const add = (id: string, status: CheckStatus, message: string): void => void report.checks.push({ id, status, message });
-  const reader = await CpioReader.open(path);
   try {
     // ---- structure: walk every header
-    const entries: CpioEntry[] = [];
-    let structural: string | undefined;
-    try {
-      for await (const e of reader.entries()) {
-        entries.push(e);
-        if (entries.length > 100_000) throw new OtapackError('INPUT', 'more than 100000 entries', { path, reason: 'corrupt-bundle' });
-      }
-    } catch (e) {
-      if (!(e instanceof OtapackError)) throw e;
-      structural = e.path === path ? e.detail : e.message;
-    }
+    const { entries, end, fault: structural } = await reader.scan();
     if (entries.length === 0 && structural) {
       add('format', 'fail', structural);
       return finish(report);
@@ -79,7 +67,7 @@ export async function verifyBundle(path: string, o: VerifyOptions = {}): Promise
     report.format = magics.has(MAGIC_CRC) ? 'crc' : 'newc';
     if (structural) add('format', 'fail', structural);
     else {
-      const endNotes = reader.end?.anomalies ?? [];
+      const endNotes = end?.anomalies ?? [];
       add('format', magics.size > 1 ? 'warn' : 'pass', `cpio ${[...magics].join('+')} (${report.format}), ${entries.length} entries${magics.size > 1 ? ', mixed header formats' : ''}`);
       for (const n of endNotes) add('trailer', 'warn', n);
     }
@@ -87,22 +75,16 @@ export async function verifyBundle(path: string, o: VerifyOptions = {}): Promise
 
     // ---- names and order
     const names = entries.map((e) => e.name);
-    const nameProblems: string[] = [];
-    const seen = new Set<string>();
-    for (const n of names) {
-      if (n === '' || n.includes('/') || n === '.' || n === '..') nameProblems.push(`"${safeName(n)}" is not a bare file name (the client looks entries up by bare name; extractors could write outside their folder)`);
-      if (seen.has(n)) nameProblems.push(`"${safeName(n)}" appears twice`);
-      seen.add(n);
-    }
-    add('names', nameProblems.length ? 'fail' : 'pass', nameProblems.length ? nameProblems.join('; ') : 'bare, unique entry names');
-    const hasSig = names.includes('sw-description.sig');
-    const orderProblems: string[] = [];
-    if (names[0] !== 'sw-description') orderProblems.push(`first entry is "${safeName(names[0] ?? '')}", must be sw-description`);
-    if (hasSig && names[1] !== 'sw-description.sig') orderProblems.push(`second entry is "${safeName(names[1] ?? '')}", must be sw-description.sig`);
-    add('order', orderProblems.length ? 'fail' : 'pass', orderProblems.length ? orderProblems.join('; ') : hasSig ? 'sw-description, then sw-description.sig' : 'sw-description first');
+    const badNames = nameProblems(names).map((p) => p.problem === 'not-bare'
+      ? `"${safeName(p.name)}" is not a bare file name (the client looks entries up by bare name; extractors could write outside their folder)`
+      : `"${safeName(p.name)}" appears twice`);
+    add('names', badNames.length ? 'fail' : 'pass', badNames.length ? badNames.join('; ') : 'bare, unique entry names');
+    const hasSig = names.includes(SIGNATURE_NAME);
+    const badOrder = orderProblems(names).map((p) => `${p.position === 0 ? 'first' : 'second'} entry is "${safeName(p.found)}", must be ${p.expected}`);
+    add('order', badOrder.length ? 'fail' : 'pass', badOrder.length ? badOrder.join('; ') : hasSig ? 'sw-description, then sw-description.sig' : 'sw-description first');
 
     // ---- manifest
-    const mEntry = entries.find((e) => e.name === 'sw-description');
+    const mEntry = entries.find((e) => e.name === MANIFEST_NAME);
     let manifestBytes: Buffer | undefined;
     let manifest: ParsedManifest | undefined;
     if (!mEntry) add('manifest', 'fail', 'no sw-description entry');
@@ -129,7 +111,7 @@ export async function verifyBundle(path: string, o: VerifyOptions = {}): Promise
     }
 
     // ---- signature over the exact manifest bytes
-    const sEntry = entries.find((e) => e.name === 'sw-description.sig');
+    const sEntry = entries.find((e) => e.name === SIGNATURE_NAME);
     if (!sEntry) {
       add('signature', o.allowUnsigned ? 'warn' : 'fail', 'bundle is unsigned: devices with signature checking refuse it');
     } else if (manifestBytes) {
@@ -138,7 +120,7 @@ export async function verifyBundle(path: string, o: VerifyOptions = {}): Promise
 
     // ---- references both ways, ivt form
     const refs = manifest?.refs ?? [];
-    const stored = new Map(entries.filter((e) => e.name !== 'sw-description' && e.name !== 'sw-description.sig').map((e) => [e.name, e]));
+    const stored = new Map(entries.filter((e) => e.name !== MANIFEST_NAME && e.name !== SIGNATURE_NAME).map((e) => [e.name, e]));
     const refProblems: string[] = [];
     const ivtProblems: string[] = [];
     const ivtWarnings: string[] = [];
@@ -224,10 +206,8 @@ interface DecodeFailure { stage: 'decrypt' | 'decompress'; codec: CompressionId;
  * anything into a decoding failure.
  */
 async function readEntryData(
-  reader: CpioReader, e: CpioEntry, ref: ManifestRef | undefined, aes: AesKey | undefined, onProgress: (n: number) => void,
+  reader: ArchiveReader, e: ArchiveEntry, ref: ManifestRef | undefined, aes: AesKey | undefined, onProgress: (n: number) => void,
 ): Promise<{ sha256: string; sum: number; decode?: { size?: number; failed?: DecodeFailure } }> {
-  const hash = createHash('sha256');
-  let sum = 0;
   let done = 0;
   const comp: CompressionId = ref?.compressed === 'zstd' ? 'zstd' : ref?.compressed === 'zlib' || ref?.compressed === true ? 'zlib' : 'none';
   const decode = ref && (ref.encrypted ? !!aes : comp !== 'none');
@@ -248,9 +228,7 @@ async function readEntryData(
       failed = codecFailure(err);
     }
   };
-  await reader.readRange(e.dataOffset, e.size, async (chunk) => {
-    hash.update(chunk);
-    sum = byteSum(chunk, sum);
+  const { sha256, check } = await reader.digestEntry(e, async (chunk) => {
     done += chunk.length;
     onProgress(done);
     if (sink) await feed(decipher ? decipher.update(chunk) : Buffer.from(chunk));
@@ -273,7 +251,7 @@ async function readEntryData(
     // the codec saw the start of the data, the padding is its end: the codec's verdict comes first
     if (badPadding) failed ??= { stage: 'decrypt', codec: comp, detail: 'AES-CBC padding does not check out' };
   }
-  return { sha256: hash.digest('hex'), sum, decode: sink ? (failed ? { failed } : { size }) : undefined };
+  return { sha256, sum: check, decode: sink ? (failed ? { failed } : { size }) : undefined };
 }
 
 /** The true reason a payload whose hash matched (or could not be checked) did not decode. */
