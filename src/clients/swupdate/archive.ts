@@ -12,6 +12,7 @@
 // Reader. Every size in a header is checked against the bytes actually present before anything
 // is read or allocated, so a header claiming 4 GiB in a 1 KiB file fails at once with a named
 // reason instead of a hang or an allocation.
+import { readFully } from '../../util/io.js';
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -300,15 +301,8 @@ export class ArchiveReader {
     await this.fh.close().catch(() => {});
   }
 
-  private async readExact(offset: number, length: number): Promise<Buffer> {
-    const out = Buffer.alloc(length);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await this.fh.read(out, done, length - done, offset + done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
-    return done === length ? out : out.subarray(0, done);
+  private readExact(offset: number, length: number): Promise<Buffer> {
+    return readFully(this.fh, offset, length);
   }
 
   private bad(msg: string): OtapackError {
