@@ -35,3 +35,7 @@ export { readPartitionTable, writePartitionTable, type PartitionTable, type Part
 // files on a signal, holding a signal while outputs are renamed into place, timing (OTAPACK_PROFILE)
 export { setTask, currentTask, cleanupNow, holdDuringCommit, outputsCommitted } from './util/cleanup.js';
 export { profileLines } from './util/profile.js';
+
+// what this installation runs on (`otapack --version`)
+export { toolReport, type ToolPackage } from './util/tool-report.js';
+export { deflateStatus, type DeflateStatus } from './compress/native-deflate.js';

@@ -10,10 +10,16 @@ import type { OptionValues } from './options.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+const VERSION_REQUESTED = 'otapack.version';
+
 const program = new Command()
   .name('otapack')
   .description('Turn embedded-Linux disk images into A/B disks and signed SWUpdate bundles, without root.')
-  .version(pkg.version, '-V, --version')
+  // not commander's .version(): ours also reports the codec engine and the external tools (lazily)
+  .addOption(new Option('-V, --version', 'print the version, the gzip codec engine and the external tools found, with their versions'))
+  .on('option:version', () => {
+    throw new CommanderError(EXIT_OK, VERSION_REQUESTED, '(version)');
+  })
   .option('--debug', 'show stack traces and tool details on errors')
   .option('-q, --quiet', 'print only warnings and errors')
   .showHelpAfterError('(run otapack --help for usage)')
@@ -161,6 +167,9 @@ program
 
 program.commands.forEach((c) => c.exitOverride());
 
+/** The command tree and which options are required: what scripts/cli-docs.mjs turns into the man page and the bash completion. */
+export const commandLine: { program: Command; required: ReadonlySet<Option> } = { program, required };
+
 /** --json anywhere before a `--`: known before the parser has run (or failed). */
 const wantsJson = (argv: string[]): boolean => {
   const args = argv.slice(2);
@@ -175,6 +184,10 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
+      if (e.code === VERSION_REQUESTED) {
+        process.exitCode = await (await import('./version.js')).printVersion(pkg.version);
+        return;
+      }
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
         process.exitCode = EXIT_OK;
         return;
