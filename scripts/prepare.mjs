@@ -3,11 +3,13 @@
 // when it installs otapack from git (it clones, installs the devDependencies, runs prepare, packs).
 //
 // With `npm install -g git+…`, npm 11 runs that preparing install with --global inherited from
-// the outer command (npm/cli#8440), so no devDependency is there and TypeScript is missing. Then
-// this clone gets its devDependencies here first (project-local, scripts off), and the install
-// works the same as without -g.
+// the outer command (npm/cli#8440): it installs no devDependency, so TypeScript is missing, and it
+// links this clone into the global node_modules, where the outer install then extracts the
+// package through that link into this clone, which npm deletes afterwards. Then this clone gets
+// its devDependencies here (project-local, scripts off) and the stray link goes, and the install
+// works as without -g.
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync, rmSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,6 +34,13 @@ if (!existsSync(tsc)) {
   for (const k of ['npm_config_global', 'npm_config_prefix', 'npm_config_location']) delete env[k];
   const npm = process.env.npm_execpath ? [process.execPath, process.env.npm_execpath] : ['npm'];
   run(npm[0], [...npm.slice(1), 'install', '--global=false', `--prefix=${root}`, '--include=dev', '--ignore-scripts', '--no-save', '--no-audit', '--no-fund'], env);
+  // only a symbolic link to this very folder: never anything else in the global prefix
+  for (const prefix of new Set([process.env.npm_config_global_prefix, process.env.npm_config_prefix].filter(Boolean))) {
+    const link = join(prefix, 'lib/node_modules/otapack');
+    try {
+      if (lstatSync(link).isSymbolicLink() && realpathSync(link) === realpathSync(root)) unlinkSync(link);
+    } catch { /* no such link */ }
+  }
 }
 
 rmSync(join(root, 'dist'), { recursive: true, force: true });
