@@ -21,11 +21,10 @@ export interface ToolPackage {
   path: string | null;
 }
 
-interface Probe {
-  package: string;
-  programs: string[];
-  neededFor: string;
-  required: boolean;
+/** A Debian package otapack runs programs from, and whether every run needs it (the Debian package's Depends) or some features (Recommends). */
+export interface ToolSource { package: string; programs: string[]; neededFor: string; required: boolean }
+
+interface Probe extends ToolSource {
   /** The program and arguments that print the version, and the pattern that finds it in the output. */
   version: [string, string[], RegExp];
 }
@@ -39,6 +38,9 @@ const PROBES: Probe[] = [
   { package: 'xz-utils', programs: ['xz'], neededFor: '.img.xz input', required: false, version: ['xz', ['--version'], /XZ Utils\) (\S+)/] },
   { package: 'opensc', programs: ['pkcs11-tool'], neededFor: 'signing with a pkcs11: key', required: false, version: ['opensc-tool', ['--info'], /OpenSC (\d\S*)/] },
 ];
+
+/** The packages, without probing anything (scripts/package.mjs writes the .deb's dependencies from it). */
+export const TOOL_SOURCES: readonly ToolSource[] = PROBES.map(({ version: _, ...s }) => s);
 
 async function probe(p: Probe): Promise<ToolPackage> {
   const found = p.programs.map((name) => ({ name, path: which(name) }));
