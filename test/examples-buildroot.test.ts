@@ -1,19 +1,20 @@
 // examples/buildroot/post-image.sh, run as Buildroot runs post-image scripts (from the top of
 // the tree, BINARIES_DIR first, the shared post-script args after, Buildroot's environment), so
-// it cannot rot. The real client judges the result.
+// it cannot rot. otapack is installed into the tree's host folder from this checkout's npm
+// tarball, as the README says. The real client judges the result.
 import { describe, test, expect, beforeAll } from 'vitest';
-import { readFileSync, writeFileSync, existsSync, mkdirSync, copyFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, mkdirSync, copyFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { otapack, tmp, ROOT } from './helpers/run.js';
 import { swupdate, swupdateOk } from './helpers/swupdate.js';
 import { keygen, type KeyDir } from './helpers/bundle-fixtures.js';
-import { otapackShim } from './helpers/ci-runner.js';
+import { installTarball, packTarball } from './helpers/install.js';
 
 let dir: string;
 let keys: KeyDir;
 let other: KeyDir;
-let shim: string;
+let tarball: string;
 let keyPem: string;
 let certPem: string;
 const client = (bundle: string, cert: string) => swupdateOk(bundle, { check: true, cert, hw: 'sample-board:1.0', select: 'stable,copy2' });
@@ -21,20 +22,22 @@ const client = (bundle: string, cert: string) => swupdateOk(bundle, { check: tru
 beforeAll(async () => {
   dir = tmp('otapack-examples-');
   [keys, other] = await Promise.all([keygen(join(dir, 'keys'), ['--cn', 'release']), keygen(join(dir, 'other'))]);
-  shim = otapackShim(dir);
+  tarball = await packTarball(join(dir, 'release'));
   keyPem = readFileSync(keys.key, 'utf8');
   certPem = readFileSync(keys.cert, 'utf8');
 });
 
 describe('Buildroot post-image script (examples/buildroot/post-image.sh)', () => {
   /** A Buildroot tree as the script sees it: board folder, .config, output/{images,host,target,build}. */
-  function buildrootTree(name: string, config: string): { top: string; env: Record<string, string>; images: string } {
+  async function buildrootTree(name: string, config: string): Promise<{ top: string; env: Record<string, string>; images: string }> {
     const top = join(dir, name);
     const out = join(top, 'output');
     for (const d of ['board/acme', 'output/images', 'output/host/bin', 'output/target', 'output/build', 'output/staging']) mkdirSync(join(top, d), { recursive: true });
     copyFileSync(join(ROOT, 'examples/buildroot/post-image.sh'), join(top, 'board/acme/post-image.sh'));
     copyFileSync(join(ROOT, 'examples/buildroot/otapack.yaml'), join(top, 'board/acme/otapack.yaml'));
-    copyFileSync(join(shim, 'otapack'), join(out, 'host/bin/otapack')); // a host-otapack package would put it there
+    // README "Integrations": npm install --global --prefix "$HOST_DIR" otapack-X.Y.Z.tgz
+    await installTarball(tarball, join(out, 'host'));
+    expect(realpathSync(join(out, 'host/bin/otapack'))).toBe(realpathSync(join(out, 'host/lib/node_modules/otapack/bin/otapack')));
     writeFileSync(join(top, 'board/acme/genimage.cfg'), '# genimage config of the board (not ours)\n');
     writeFileSync(join(out, '.config'), config);
     const env = {
@@ -50,7 +53,7 @@ describe('Buildroot post-image script (examples/buildroot/post-image.sh)', () =>
     execa('board/acme/post-image.sh', [t.images, '-c', 'board/acme/genimage.cfg'], { cwd: t.top, env: { ...t.env, ...extraEnv }, extendEnv: false, reject: false, all: true });
 
   test('with release keys in the environment: signed A/B outputs the client accepts; BR2_REPRODUCIBLE passes SOURCE_DATE_EPOCH through; re-runs work', async () => {
-    const t = buildrootTree('br', 'BR2_HAVE_DOT_CONFIG=y\nBR2_REPRODUCIBLE=y\n');
+    const t = await buildrootTree('br', 'BR2_HAVE_DOT_CONFIG=y\nBR2_REPRODUCIBLE=y\n');
     await execa('bash', [join(ROOT, 'examples/build-sample-image.sh'), t.images]); // genimage's sdcard.img
     const keyEnv = { OTAPACK_SIGNING_KEY: keyPem, OTAPACK_SIGNING_CERT: certPem, SOURCE_DATE_EPOCH: '1700000000', HOME: process.env.HOME ?? '/root' };
     const r = await runAsBuildroot(t, keyEnv);
@@ -73,7 +76,7 @@ describe('Buildroot post-image script (examples/buildroot/post-image.sh)', () =>
   });
 
   test('without a key but with OTAPACK_TRUST: an unsigned bundle that otapack sign finishes; missing inputs are one clear line', async () => {
-    const t = buildrootTree('br-unsigned', 'BR2_HAVE_DOT_CONFIG=y\n');
+    const t = await buildrootTree('br-unsigned', 'BR2_HAVE_DOT_CONFIG=y\n');
     const missing = await runAsBuildroot(t, { OTAPACK_TRUST: keys.cert });
     expect(missing.exitCode).toBe(1);
     expect(missing.all).toMatch(/post-image: .*sdcard\.img not found: run genimage before this script/);

@@ -1,5 +1,6 @@
-// examples/release/Makefile: the plain release pipeline, and the sign-elsewhere flow through it.
-// The real client judges the results.
+// examples/release/Makefile: the plain release pipeline, and the sign-elsewhere flow through it,
+// with otapack on PATH as `npm install --global` of this checkout's tarball puts it. The real
+// client judges the results.
 import { describe, test, expect, beforeAll } from 'vitest';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -8,19 +9,19 @@ import { execa } from 'execa';
 import { tmp, ROOT } from './helpers/run.js';
 import { swupdateOk } from './helpers/swupdate.js';
 import { keygen, makeExt4, writeSpec, abSpec, type KeyDir } from './helpers/bundle-fixtures.js';
-import { otapackShim } from './helpers/ci-runner.js';
+import { installTarball, packTarball } from './helpers/install.js';
 
 let dir: string;
 let keys: KeyDir;
 let other: KeyDir;
-let shim: string;
+let bin: string;
 let keyPem: string;
 const sha = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
 
 beforeAll(async () => {
   dir = tmp('otapack-examples-');
   [keys, other] = await Promise.all([keygen(join(dir, 'keys'), ['--cn', 'release']), keygen(join(dir, 'other'))]);
-  shim = otapackShim(dir);
+  bin = await installTarball(await packTarball(join(dir, 'release')), join(dir, 'npm-global'));
   keyPem = readFileSync(keys.key, 'utf8');
 });
 
@@ -30,7 +31,7 @@ describe('release Makefile (examples/release/Makefile)', () => {
   beforeAll(async () => {
     const payload = await makeExt4(join(dir, 'mk-rootfs.ext4'), 6);
     spec = writeSpec(join(dir, 'mk'), 'update.yaml', abSpec({ slotA: '/dev/a', slotB: '/dev/b', file: payload }));
-    env = { PATH: `${shim}:${process.env.PATH}` };
+    env = { PATH: `${bin}:${process.env.PATH}` };
   });
   const make = (args: string[], extra: Record<string, string> = {}) =>
     execa('make', ['-f', join(ROOT, 'examples/release/Makefile'), ...args], { cwd: join(dir, 'mk'), env: { ...env, ...extra }, reject: false, all: true });

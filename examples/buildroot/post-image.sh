@@ -11,7 +11,10 @@
 # followed by BR2_ROOTFS_POST_SCRIPT_ARGS (shared by every post-image script, so this one
 # ignores them), and exports BR2_CONFIG, HOST_DIR, TARGET_DIR, BUILD_DIR, BINARIES_DIR,
 # BASE_DIR. Everything else comes from the environment of `make`:
-#   OTAPACK             otapack command (default: $HOST_DIR/bin/otapack if present, else otapack on PATH)
+#   OTAPACK             otapack command (default: $HOST_DIR/bin/otapack if present, else otapack on
+#                       PATH). Install it on the build host (apt-get install ./otapack_X.Y.Z_all.deb,
+#                       or npm install --global otapack-X.Y.Z.tgz), or into the tree's host folder:
+#                       npm install --global --prefix "$HOST_DIR" otapack-X.Y.Z.tgz
 #   OTAPACK_CONFIG      convert configuration (default: otapack.yaml next to this script)
 #   OTAPACK_IMAGE       input image (default: $BINARIES_DIR/sdcard.img)
 #   OTAPACK_OUTPUT      output folder (default: $BINARIES_DIR/otapack)

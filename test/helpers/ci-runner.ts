@@ -2,23 +2,16 @@
 // shell steps run with bash, in order, each job in a fresh workspace, artifacts carried between
 // jobs the way the services do, secrets handed only to the jobs that ask for them. What cannot
 // be emulated (an unknown action, an unknown ${{ }} expression, a rule we do not evaluate) fails
-// the test instead of being skipped.
+// the test instead of being skipped. Each job starts without otapack, as on a fresh runner: its
+// own steps install it (`npm install --global`, into a folder of the job's own, on its PATH).
 import { execa } from 'execa';
-import { cpSync, mkdirSync, readFileSync, writeFileSync, existsSync, statSync, chmodSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { parse } from 'yaml';
-import { ROOT, BIN } from './run.js';
+import { ROOT } from './run.js';
+import { npmGlobalEnv } from './install.js';
 
-export interface JobRun { job: string; env: Record<string, string>; log: string }
-
-/** A folder with an `otapack` command that runs this checkout's build (what `npm i -g otapack` gives). */
-export function otapackShim(dir: string): string {
-  const bin = join(dir, 'shim-bin');
-  mkdirSync(bin, { recursive: true });
-  writeFileSync(join(bin, 'otapack'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`);
-  chmodSync(join(bin, 'otapack'), 0o755);
-  return bin;
-}
+export interface JobRun { job: string; env: Record<string, string>; log: string; npmPrefix: string }
 
 /** actions/checkout / GitLab's clone: the repository files the examples use. */
 function checkout(ws: string): void {
@@ -35,8 +28,10 @@ async function bash(script: string, cwd: string, env: Record<string, string>, wh
   return out;
 }
 
-function baseEnv(shim: string): Record<string, string> {
-  return { PATH: `${shim}:${process.env.PATH}`, HOME: process.env.HOME ?? '/root', LANG: 'C.UTF-8', CI: 'true', NO_COLOR: '1' };
+/** A job's environment: the runner's PATH, and `npm install --global` going to the job's own prefix (on PATH first). */
+function baseEnv(npmPrefix: string): Record<string, string> {
+  mkdirSync(join(npmPrefix, 'lib'), { recursive: true });
+  return { PATH: `${join(npmPrefix, 'bin')}:${process.env.PATH}`, HOME: process.env.HOME ?? '/root', LANG: 'C.UTF-8', CI: 'true', NO_COLOR: '1', ...npmGlobalEnv(npmPrefix) };
 }
 
 /** upload-artifact's root: a single folder's contents, a single file's folder, else the paths' common ancestor. */
@@ -55,7 +50,6 @@ export interface GithubOptions {
   secrets?: Record<string, string>;
   vars?: Record<string, string>;
   workdir: string;
-  shim: string;
   /** Run only these jobs (their needs' artifacts must already be in `artifacts`). */
   only?: string[];
   /** Artifact store (default: workdir/artifacts); share it to rerun a later job alone. */
@@ -86,7 +80,8 @@ export async function runGithubWorkflow(file: string, o: GithubOptions): Promise
     const job = wf.jobs[name]!;
     const ws = join(o.workdir, `gh-${name}`);
     mkdirSync(ws, { recursive: true });
-    const jobEnv = { ...baseEnv(o.shim), GITHUB_WORKSPACE: ws, ...envOf(wf.env, 'workflow'), ...envOf(job.env, name) };
+    const npmPrefix = join(o.workdir, `gh-${name}-npm-global`);
+    const jobEnv = { ...baseEnv(npmPrefix), GITHUB_WORKSPACE: ws, ...envOf(wf.env, 'workflow'), ...envOf(job.env, name) };
     let log = '';
     for (const [i, step] of job.steps.entries()) {
       const where = `job ${name} step ${i + 1}${step.name ? ` (${step.name})` : ''}`;
@@ -108,7 +103,7 @@ export async function runGithubWorkflow(file: string, o: GithubOptions): Promise
       if (step.shell && step.shell !== 'bash') throw new Error(`${where}: shell ${step.shell} is not emulated`);
       log += await bash(expr(step.run, where), ws, { ...jobEnv, ...envOf(step.env, where) }, where);
     }
-    runs.push({ job: name, env: jobEnv, log });
+    runs.push({ job: name, env: jobEnv, log, npmPrefix });
   }
   return runs;
 }
@@ -126,17 +121,17 @@ export interface GitlabOptions {
   /** Predefined variables (CI_COMMIT_TAG …). */
   predefined?: Record<string, string>;
   workdir: string;
-  shim: string;
   /** Only list the jobs that would run (stage order, rules applied), without running them. */
   planOnly?: boolean;
 }
 
 const GITLAB_RESERVED = new Set(['stages', 'default', 'variables', 'workflow', 'include', 'image', 'services', 'before_script', 'after_script', 'cache']);
 
-interface GlJob { stage?: string; needs?: (string | { job: string })[]; environment?: string | { name: string }; rules?: { if?: string }[]; variables?: Record<string, string>; before_script?: string[]; script: string[]; artifacts?: { paths?: string[] } }
+type GlScript = (string | GlScript)[];
+interface GlJob { stage?: string; needs?: (string | { job: string })[]; environment?: string | { name: string }; rules?: { if?: string }[]; variables?: Record<string, string>; before_script?: GlScript; script: GlScript; artifacts?: { paths?: string[] } }
 
 export async function runGitlabPipeline(file: string, o: GitlabOptions): Promise<JobRun[]> {
-  const doc = parse(readFileSync(file, 'utf8'), { merge: true }) as Record<string, unknown> & { stages?: string[]; default?: { before_script?: string[] }; variables?: Record<string, string> };
+  const doc = parse(readFileSync(file, 'utf8'), { merge: true }) as Record<string, unknown> & { stages?: string[]; default?: { before_script?: GlScript }; variables?: Record<string, string> };
   const stages = doc.stages ?? ['build', 'test', 'deploy'];
   const jobs = Object.entries(doc).filter(([k]) => !GITLAB_RESERVED.has(k) && !k.startsWith('.')) as [string, GlJob][];
   const predefined = { CI: 'true', GITLAB_CI: 'true', ...o.predefined };
@@ -153,7 +148,7 @@ export async function runGitlabPipeline(file: string, o: GitlabOptions): Promise
   for (const stage of stages) {
     for (const [name, job] of jobs.filter(([, j]) => (j.stage ?? 'test') === stage)) {
       if (!ruleOk(job, name)) continue;
-      if (o.planOnly) { runs.push({ job: name, env: {}, log: '' }); continue; }
+      if (o.planOnly) { runs.push({ job: name, env: {}, log: '', npmPrefix: '' }); continue; }
       const ws = join(o.workdir, `gl-${name}`);
       checkout(ws);
       const needs = job.needs ? job.needs.map((n) => (typeof n === 'string' ? n : n.job)) : [...done.keys()];
@@ -164,15 +159,17 @@ export async function runGitlabPipeline(file: string, o: GitlabOptions): Promise
         for (const p of producer.artifacts?.paths ?? []) if (existsSync(join(from, p))) cpSync(join(from, p), join(ws, p), { recursive: true });
       }
       const envName = typeof job.environment === 'string' ? job.environment : job.environment?.name;
+      const npmPrefix = join(o.workdir, `gl-${name}-npm-global`);
       const env: Record<string, string> = {
-        ...baseEnv(o.shim), ...predefined, CI_JOB_NAME: name, CI_PROJECT_DIR: ws,
+        ...baseEnv(npmPrefix), ...predefined, CI_JOB_NAME: name, CI_PROJECT_DIR: ws,
         ...doc.variables, ...job.variables, ...o.variables,
         ...(envName === o.protectedEnvironment ? o.protectedVariables : {}),
       };
-      const lines = [...(job.before_script ?? doc.default?.before_script ?? []), ...job.script];
+      // GitLab flattens nested lists (a `- *anchor` of a list of lines) into one script
+      const lines = [...(job.before_script ?? doc.default?.before_script ?? []), ...job.script].flat(10);
       const log = await bash(lines.join('\n') + '\n', ws, env, `job ${name}`);
       done.set(name, ws);
-      runs.push({ job: name, env, log });
+      runs.push({ job: name, env, log, npmPrefix });
     }
   }
   return runs;
