@@ -23,7 +23,7 @@ const roff = (s) => String(s)
 
 const flags = (o) => o.flags.split(/,\s*/).map((f) => {
   const [name, ...arg] = f.split(' ');
-  return `\\fB${roff(name)}\\fR${arg.length ? ` \\fI${roff(arg.join(' '))}\\fR` : ''}`;
+  return `\\fB${name.replace(/-/g, '\\-')}\\fR${arg.length ? ` \\fI${roff(arg.join(' '))}\\fR` : ''}`;
 }).join(', ');
 
 function optionText(o) {
