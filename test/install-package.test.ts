@@ -51,6 +51,22 @@ describe('the npm package', () => {
   });
 });
 
+test('every program src/ runs is listed with its Debian package (what --version reports and the .deb depends on)', async () => {
+  const { TOOL_SOURCES } = await import('../dist/util/tool-report.js');
+  const listed = new Set(TOOL_SOURCES.flatMap((t: { programs: string[] }) => t.programs));
+  const sources = (dir: string): string[] => readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+  const run = new Set<string>();
+  for (const f of sources(join(ROOT, 'src'))) {
+    const text = readFileSync(f, 'utf8');
+    for (const m of text.matchAll(/\b(?:run|runBuffer|requireTool|spawnStream|which)\(\s*'([\w.+-]+)'/g)) run.add(m[1]!);
+    for (const m of text.matchAll(/\btool = [^;]*/g)) for (const q of m[0].matchAll(/'([\w.+-]+)'/g)) run.add(q[1]!); // a tool chosen by a condition
+  }
+  run.delete('sh'); // dash: essential in Debian
+  expect(run.size).toBeGreaterThan(10);
+  expect([...run].filter((p) => !listed.has(p)).sort()).toEqual([]);
+});
+
 describe('otapack --version', () => {
   /** `otapack --version`'s tool rows: [package, version or MISSING, programs…]. */
   const toolRows = (stdout: string): string[][] => stdout.trim().split('\n').slice(4).map((l) => l.trim().split(/\s+/));
