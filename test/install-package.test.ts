@@ -4,10 +4,10 @@
 // installed and run as a user runs it is the examples' tests (test/examples-*.test.ts) and, with
 // the Debian package, .ci/run.
 import { describe, test, expect } from 'vitest';
-import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { otapack, tmp, ROOT } from './helpers/run.js';
+import { otapack, tmp, ROOT, expectCleanFailure } from './helpers/run.js';
 import { requires } from './helpers/require-tool.js';
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; dependencies: Record<string, string>; man: string[] };
@@ -65,6 +65,18 @@ test('every program src/ runs is listed with its Debian package (what --version 
   run.delete('sh'); // dash: essential in Debian
   expect(run.size).toBeGreaterThan(10);
   expect([...run].filter((p) => !listed.has(p)).sort()).toEqual([]);
+});
+
+test('run by a Node.js older than package.json\'s engines: one line naming both versions, exit 7 (not a stack trace)', async () => {
+  // this Node stands in for an old one: the copy's engines ask for a newer one (its twin, the
+  // real package.json, starts: every other test)
+  const copy = tmp('otapack-engines-');
+  mkdirSync(join(copy, 'bin'));
+  copyFileSync(join(ROOT, 'bin/otapack'), join(copy, 'bin/otapack'));
+  writeFileSync(join(copy, 'package.json'), JSON.stringify({ ...pkg, engines: { node: '>=99.1' } }));
+  const r = await execa(process.execPath, [join(copy, 'bin/otapack'), '--version'], { reject: false });
+  expectCleanFailure({ code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) }, 7,
+    new RegExp(`^otapack: error: otapack needs Node\\.js 99\\.1 or later; ${process.execPath.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} is ${process.versions.node.replace(/\./g, '\\.')}$`, 'm'));
 });
 
 describe('otapack --version', () => {
