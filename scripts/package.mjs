@@ -65,6 +65,7 @@ cpSync(join(root, 'package-lock.json'), join(app, 'package-lock.json'));
 run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { cwd: app });
 rmSync(join(app, 'package-lock.json'));
 rmSync(join(app, 'node_modules/.package-lock.json'), { force: true });
+rmSync(join(app, 'node_modules/.bin'), { recursive: true, force: true }); // the modules' own commands: not otapack's
 
 // what the .deb does not carry: the addon's sources (no compiler at install), type declarations
 // (no library users under /usr/lib), browser bundles of dependencies (node uses their lib/), and
