@@ -1,6 +1,8 @@
 // Compiles the optional native deflate (native/deflate.c) into native/build/otapack_deflate.node.
-// Part of `npm run build`. Where a C compiler, Node's headers or libdeflate's are missing it says
-// so in one line and exits 0: the "zlib" codec then runs on node:zlib (slower, same format).
+// Part of `npm run build`, and the package's `install` script: `npm install` of the tarball runs
+// it (npm 11 with a notice unless allowed; not at all with --ignore-scripts or a denying policy).
+// Where a C compiler, Node's headers or libdeflate's are missing it says so in one line and exits
+// 0: the "zlib" codec then runs on node:zlib (slower, same format); `otapack --version` tells.
 // OTAPACK_NO_NATIVE=1 skips it; OTAPACK_NATIVE_REQUIRED=1 (CI) turns a failed build into an error.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
