@@ -1,0 +1,281 @@
+// The base of a delta: the previous release's slot image, given as the image itself or as the
+// .swu that shipped it (CI keeps the last release's bundle, not its disk images). From a bundle,
+// the matching payload is taken out with the one archive reader (openPayload), its stored bytes
+// checked against sw-description's sha256, then decrypted and decompressed into a sparse temp
+// file. Then what a delta needs to know of it: its size and SHA-256, and, for ext4, the blocks in
+// use (ext4 bitmaps): the bytes every device running it is guaranteed to hold, whether it was
+// written whole by a bundle or flashed by bmaptool, which writes only those blocks.
+import { createDecipheriv, createHash } from 'node:crypto';
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import { createGunzip } from 'node:zlib';
+import { Readable } from 'node:stream';
+import { basename } from 'node:path';
+import { OtapackError, fileError, ioError } from '../errors.js';
+import { readInto } from '../util/io.js';
+import { spawnStream } from '../util/tools.js';
+import { PositionalWriter } from '../util/positional-writer.js';
+import { aesCipherName, type AesKey } from '../crypto/keys.js';
+import { probeExt4, usedRanges, readFile as readExt4, resolvePath } from '../fs/ext4.js';
+import { ArchiveReader, safeName } from '../clients/swupdate/archive.js';
+import { readManifest, type ManifestRef } from '../clients/swupdate/manifest-read.js';
+import { MAGIC_CRC, MAGIC_NEWC } from '../clients/swupdate/cpio.js';
+
+/** Matching granularity when the base is not ext4 (the common page and flash erase unit). */
+const DEFAULT_BLOCK = 4096;
+const CHUNK = 4 << 20;
+const HOLE = 64 << 10;
+
+export interface DeltaBase {
+  /** The raw image (a temp file when it came out of a bundle). */
+  path: string;
+  /** The file the user named. */
+  origin: string;
+  /** When the base came out of a .swu: which payload, and the release's version. */
+  bundle?: { entry: string; version?: string; compressed?: string; encrypted: boolean };
+  size: number;
+  sha256: string;
+  /** ext4 facts, when the base is ext4. */
+  ext4?: { blockSize: number; uuid: string; rootOptions?: string[] };
+  /** Matching granularity (the filesystem's block size). */
+  blockSize: number;
+  /** Byte ranges devices hold exactly (ext4: blocks in use; otherwise the whole image). */
+  ranges: [number, number][];
+  rangesBytes: number;
+  /** SHA-256 of those ranges' bytes, concatenated in order: what a device checks before installing. */
+  rangesSha256: string;
+  /** Removes the temp file, if one was made. */
+  cleanup(): Promise<void>;
+}
+
+/** True when the file starts like a cpio archive (a .swu). */
+async function isBundle(path: string): Promise<boolean> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw fileError('INPUT', path, e);
+  }
+  try {
+    const b = Buffer.alloc(6);
+    await readInto(fh, b, 0);
+    const m = b.toString('latin1');
+    return m === MAGIC_CRC || m === MAGIC_NEWC;
+  } finally {
+    await fh.close();
+  }
+}
+
+const STORED_SUFFIX = /(\.(zst|zstd|gz|zlib))?(\.enc)?$/;
+
+/**
+ * The payload of a previous bundle a delta for `label` starts from: the raw image whose stored
+ * name, without compression and encryption suffixes, is `label`; else the bundle's only raw
+ * image. A delta bundle is refused: its payload is not an image.
+ */
+export function pickBasePayload(refs: ManifestRef[], label: string, origin: string): ManifestRef {
+  const images = refs.filter((r) => r.kind === 'images' && r.filename);
+  const deltas = images.filter((r) => r.type === 'rdiff_image' || r.type === 'delta');
+  if (deltas.length && deltas.length === images.length) {
+    throw new OtapackError('INPUT', 'is a delta bundle: a delta is made from a release\'s full bundle (or its slot image), not from another delta', { path: origin, reason: 'delta-of-delta' });
+  }
+  const raw = images.filter((r) => (r.type ?? 'raw') === 'raw');
+  const names = [...new Set(raw.map((r) => r.filename!))];
+  const byName = names.filter((n) => n.replace(STORED_SUFFIX, '') === label);
+  const pick = byName.length === 1 ? byName[0] : names.length === 1 ? names[0] : undefined;
+  if (!pick) {
+    throw new OtapackError('INPUT', names.length
+      ? `holds ${names.length} raw images (${names.map(safeName).join(', ')}) and none is stored as "${label}": give the previous slot image itself`
+      : 'holds no raw image to make a delta from', { path: origin, reason: 'no-base-payload' });
+  }
+  return raw.find((r) => r.filename === pick)!;
+}
+
+/**
+ * Opens the base `from` (an image or a .swu). A payload taken out of a bundle goes to a temp file
+ * in `workDir`; `label` names the image a bundle's payload is matched against (rootfs.ext4).
+ */
+export async function openDeltaBase(from: string, o: { workDir: string; label: string; aes?: AesKey }): Promise<DeltaBase> {
+  if (!(await isBundle(from))) return describeBase(from, from, undefined, async () => {});
+  const out = `${o.workDir}/base-${basename(from).replace(/[^A-Za-z0-9._-]/g, '_')}.img`;
+  try {
+    const { sha256, size, bundle } = await extractFromBundle(from, out, o.label, o.aes);
+    return await describeBase(out, from, { sha256, size, bundle }, () => rm(out, { force: true }));
+  } catch (e) {
+    await rm(out, { force: true });
+    throw e;
+  }
+}
+
+async function extractFromBundle(swu: string, out: string, label: string, aes: AesKey | undefined): Promise<{ sha256: string; size: number; bundle: NonNullable<DeltaBase['bundle']> }> {
+  const reader = await ArchiveReader.open(swu);
+  try {
+    const layout = await reader.bundle();
+    let manifest;
+    try {
+      manifest = readManifest(layout.manifest);
+    } catch (e) {
+      throw new OtapackError('INPUT', `sw-description: ${(e as Error).message}`, { path: swu, reason: 'corrupt-bundle' });
+    }
+    const ref = pickBasePayload(manifest.refs, label, swu);
+    const entry = layout.payloads.find((e) => e.name === ref.filename);
+    if (!entry) throw new OtapackError('INPUT', `sw-description names "${safeName(ref.filename!)}" but the bundle does not hold it`, { path: swu, reason: 'corrupt-bundle' });
+    // the stored bytes first: a payload that is not what sw-description says is corrupt, and what
+    // its decryption would then say proves nothing about the key
+    const { sha256: stored } = await reader.digestEntry(entry);
+    if (!ref.sha256 || stored !== ref.sha256.toLowerCase()) {
+      throw new OtapackError('INPUT', `payload "${safeName(entry.name)}" does not match sw-description's sha256 (corrupt or tampered)`, { path: swu, reason: 'hash-mismatch' });
+    }
+    if (ref.encrypted && !aes) throw new OtapackError('KEY', `payload "${safeName(entry.name)}" is encrypted: give the AES key it was made with (--aes-key or $OTAPACK_AES_KEY)`, { path: swu });
+    const codec = ref.compressed === 'zstd' ? 'zstd' : ref.compressed === 'zlib' || ref.compressed === true ? 'zlib' : 'none';
+    const iv = ref.encrypted ? (typeof ref.ivt === 'string' && /^[0-9a-fA-F]{32}$/.test(ref.ivt) ? Buffer.from(ref.ivt, 'hex') : aes!.iv) : undefined;
+    const stream = await reader.openPayload(entry);
+    const { sha256, size } = await decodeToFile(stream, { codec, aes: ref.encrypted ? aes : undefined, iv }, out, swu, entry.name);
+    return { sha256, size, bundle: { entry: entry.name, version: manifest.version, compressed: typeof ref.compressed === 'string' ? ref.compressed : undefined, encrypted: ref.encrypted } };
+  } finally {
+    await reader.close();
+  }
+}
+
+/** Decrypts and decompresses a stored payload into a sparse file; returns the decoded bytes' size and SHA-256. */
+async function decodeToFile(stored: Readable, d: { codec: 'zstd' | 'zlib' | 'none'; aes?: AesKey; iv?: Buffer }, out: string, swu: string, entry: string): Promise<{ sha256: string; size: number }> {
+  const what = `payload "${safeName(entry)}"`;
+  let plain: AsyncIterable<Buffer> = stored;
+  if (d.aes) {
+    const decipher = createDecipheriv(aesCipherName(d.aes), d.aes.key, d.iv!);
+    plain = (async function* () {
+      for await (const c of stored) yield decipher.update(c as Buffer);
+      try {
+        yield decipher.final();
+      } catch {
+        throw new OtapackError('KEY', `${what} does not decrypt with the AES key given (its bytes match sw-description: wrong key)`, { path: swu, reason: 'wrong-aes-key' });
+      }
+    })();
+  }
+  let decoded: AsyncIterable<Buffer> = plain;
+  let finished: Promise<void> = Promise.resolve();
+  if (d.codec === 'zstd') {
+    const { child, done } = spawnStream('zstd', ['-d', '-c', '-q'], { stdin: 'pipe' });
+    const feeding = (async () => {
+      for await (const c of plain) {
+        if (!child.stdin!.write(c)) await new Promise<void>((r) => { child.stdin!.once('drain', r); child.stdin!.once('close', r); });
+      }
+      child.stdin!.end();
+    })();
+    feeding.catch(() => child.kill('SIGTERM'));
+    child.stdin!.on('error', () => {});
+    decoded = child.stdout as AsyncIterable<Buffer>;
+    finished = Promise.all([feeding, done]).then(() => undefined);
+    finished.catch(() => {});
+  } else if (d.codec === 'zlib') {
+    const gz = createGunzip();
+    decoded = Readable.from(plain).pipe(gz);
+  }
+  let fh: FileHandle;
+  try {
+    fh = await open(out, 'w');
+  } catch (e) {
+    throw ioError('IO', `cannot write ${out}`, e);
+  }
+  const h = createHash('sha256');
+  let size = 0;
+  try {
+    const w = new PositionalWriter(fh, 0);
+    const zero = Buffer.alloc(HOLE);
+    try {
+      for await (const c of decoded) {
+        h.update(c);
+        // whole 64 KiB stretches of zeros, aligned in the file, stay holes
+        let i = 0;
+        while (i < c.length) {
+          const abs = size + i;
+          const n = Math.min(c.length - i, HOLE - (abs % HOLE));
+          const piece = c.subarray(i, i + n);
+          if (n === HOLE && piece.equals(zero)) {
+            await w.finish();
+            w.position += n;
+          } else await w.write(piece);
+          i += n;
+        }
+        size += c.length;
+      }
+      await finished;
+    } catch (e) {
+      if (e instanceof OtapackError && e.code !== 'TOOL') throw e;
+      const detail = e instanceof OtapackError ? (e.toolOutput ?? e.detail).split('\n').filter(Boolean).pop() : (e as Error).message;
+      throw new OtapackError('INPUT', `${what} does not decode as ${d.codec} data (${detail})`, { path: swu, reason: 'corrupt-data' });
+    }
+    await w.finish();
+    await fh.truncate(size);
+  } finally {
+    await fh.close();
+  }
+  return { sha256: h.digest('hex'), size };
+}
+
+async function describeBase(path: string, origin: string, known: { sha256: string; size: number; bundle: DeltaBase['bundle'] } | undefined, cleanup: () => Promise<void>): Promise<DeltaBase> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw fileError('INPUT', origin, e);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() && !st.isBlockDevice()) throw new OtapackError('INPUT', 'not a regular file', { path: origin, reason: 'not-a-regular-file' });
+    let size = known?.size ?? st.size;
+    let sha256 = known?.sha256;
+    if (!sha256) {
+      const h = createHash('sha256');
+      await hashRanges(fh, [[0, size]], h);
+      sha256 = h.digest('hex');
+    }
+    if (size === 0) throw new OtapackError('INPUT', 'the base image is empty', { path: origin });
+    const fs = await probeExt4(path, 0).catch(() => undefined);
+    let ranges: [number, number][] = [[0, size]];
+    let ext4: DeltaBase['ext4'];
+    if (fs && fs.size <= size) {
+      ranges = await usedRanges(path, 0, fs);
+      ext4 = { blockSize: fs.blockSize, uuid: fs.uuid, rootOptions: await rootOptions(path) };
+    }
+    const h = createHash('sha256');
+    await hashRanges(fh, ranges, h);
+    size = Math.max(size, 0);
+    return {
+      path, origin, bundle: known?.bundle, size, sha256, ext4, blockSize: ext4?.blockSize ?? DEFAULT_BLOCK, ranges,
+      rangesBytes: ranges.reduce((n, [a, b]) => n + b - a, 0), rangesSha256: h.digest('hex'), cleanup,
+    };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function hashRanges(fh: FileHandle, ranges: [number, number][], h: ReturnType<typeof createHash>): Promise<void> {
+  const buf = Buffer.allocUnsafe(CHUNK);
+  for (const [a, b] of ranges) {
+    for (let p = a; p < b; p += CHUNK) {
+      const n = Math.min(CHUNK, b - p);
+      const got = await readInto(fh, buf, p, n);
+      h.update(buf.subarray(0, got));
+      if (got < n) return;
+    }
+  }
+}
+
+/** The mount options of / in the base's /etc/fstab (undefined when it has none). */
+async function rootOptions(path: string): Promise<string[] | undefined> {
+  try {
+    const f = await resolvePath(path, 0, '/etc/fstab', 'the base');
+    if (f?.stat.type !== 'file') return undefined;
+    const text = (await readExt4(path, 0, f.path, 'the base')).toString('utf8');
+    for (const line of text.split('\n')) {
+      const w = line.trim().split(/\s+/);
+      if (w.length >= 4 && !w[0]!.startsWith('#') && w[1] === '/') return w[3]!.split(',');
+    }
+  } catch {
+    /* an unreadable fstab says nothing about the root */
+  }
+  return undefined;
+}
