@@ -18,6 +18,7 @@ import { otapack, tmp } from './helpers/run.js';
 import { keygen, type KeyDir } from './helpers/bundle-fixtures.js';
 import { swupdateDaemon } from './helpers/swupdate.js';
 import { requires } from './helpers/require-tool.js';
+import { documentedSchemas, validate } from './helpers/json-schema.js';
 import { baseTree, nextRelease, writeTree, ext4Of, startNginx, type WebServer } from './helpers/delta-fixtures.js';
 import { ArchiveReader } from '../src/clients/swupdate/archive.js';
 import { byteSum } from '../src/clients/swupdate/cpio.js';
@@ -198,6 +199,30 @@ describe.skipIf(!HAVE)('delta bundles, installed by the real client (daemon + sw
     expect(r2.output).toMatch(/Readback verification failed/);
     expect(sha(slotB)).toBe(sha(rel2)); // written, but not trusted: the boot environment stays
     expect(await env()).toMatchObject({ rootpart: '2', upgrade_available: '0' });
+  });
+
+  it('verify says what base a delta bundle needs, walks the rdiff stream, and fails one the client would refuse at install only', async () => {
+    const b = join(dir, 'rdiff-zstd-aes.swu');
+    const v = await otapack(['verify', b, '--trust', keys.cert, '--aes-key', keys.aes, '--json']);
+    expect(v.code, v.stdout).toBe(0);
+    const report = JSON.parse(v.stdout);
+    expect(validate(report, documentedSchemas().get('otapack.verify/1')!)).toEqual([]);
+    const delta = report.checks.find((c: { id: string }) => c.id === 'delta');
+    expect(delta.status).toBe('pass');
+    expect(delta.message).toMatch(/^rdiff delta: the running slot must hold release 1\.0\.0 \(rel1\.swu\) \(image sha256 [0-9a-f]{12}…, 50331648 bytes\); stable\.copy1 writes \S+slotA\.img from \S+slotB\.img \(base checked first\), read back after; stable\.copy2/);
+    expect(report.delta).toHaveLength(2);
+    expect(report.delta[1]).toMatchObject({ method: 'rdiff', device: slotB, base: { device: slotA, name: 'release 1.0.0 (rel1.swu)', sha256: sha(rel1), size: 48 << 20 }, baseCheck: true, readback: { sha256: sha(rel2), size: 48 << 20 } });
+    expect(report.delta[1].rdiff.outputSize).toBe(48 << 20);
+
+    // an rdiff image without rdiffbase: swupdate -c passes it (it never runs the handler), verify does not
+    const raw = join(dir, 'payload.rdiff');
+    writeFileSync(join(dir, 'nobase.yaml'), `version: "2.0.0"\nhardware-compatibility: ["1.0"]\nimages:\n  - file: ${raw}\n    type: rdiff_image\n    device: ${slotB}\n    compress: none\n`);
+    const nb = await bundle('nobase', join(dir, 'nobase.yaml'));
+    const c = await execa('swupdate', ['-c', '-k', keys.cert, '-H', 'otapack:1.0', '-i', nb], { reject: false, all: true, env: { TMPDIR: dir } });
+    expect(c.all).toMatch(/SWUPDATE successful/);
+    const bad = await otapack(['verify', nb, '--trust', keys.cert]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/FAIL {2}delta {6}\(top level\): no properties\.rdiffbase: the client fails at install/);
   });
 
   describe('zchunk through nginx-light on 127.0.0.1', () => {

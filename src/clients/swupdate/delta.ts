@@ -82,8 +82,11 @@ export function baseName(b: DeltaBase): string {
   return b.bundle?.version ? `release ${b.bundle.version} (${basename(b.origin)})` : basename(b.origin);
 }
 
-/** The per-slot shellscript: base check (rdiff) and, for images of 4 GiB and more, the slot check. */
-export function checkScript(o: { method: DeltaMethod; base?: DeltaBase; baseDevice: string; target?: string; image: { sha256: string; size: number }; name: string }): string | undefined {
+/**
+ * The per-slot shellscript: the base check (rdiff) before writing, and with `slotCheck` (images
+ * of READBACK_LIMIT and more) the written slot against the image's SHA-256 after.
+ */
+export function checkScript(o: { method: DeltaMethod; base?: DeltaBase; baseDevice: string; target?: string; image: { sha256: string; size: number }; name: string; slotCheck: boolean }): string | undefined {
   const pre = o.method === 'rdiff' && o.base
     ? renderTemplate('swupdate/delta-base-check.sh', {
       HANDLER: 'rdiff_image',
@@ -96,7 +99,7 @@ export function checkScript(o: { method: DeltaMethod; base?: DeltaBase; baseDevi
       BASE_BYTES: String(o.base.rangesBytes),
     }).trimEnd()
     : undefined;
-  const post = o.image.size >= READBACK_LIMIT && o.target
+  const post = o.slotCheck && o.target
     ? renderTemplate('swupdate/delta-slot-check.sh', { SIZE: String(o.image.size), TARGET: shq(o.target), SHA256: o.image.sha256, SHORT: o.image.sha256.slice(0, 12), NAME: shortName(o.name) }).trimEnd()
     : undefined;
   if (!pre && !post) return undefined;
@@ -199,7 +202,7 @@ export async function prepareDeltas(spec: BundleSpec, o: DeltaOptions): Promise<
           const slots = slot ? [slot] : a.slots;
           artifacts.push({ ...a, delta: undefined, filename: undefined, source: payload, slots, readback: readback ? image : undefined, ...entry(slot, dev) });
           const targetDevice = a.device ?? spec.slots.find((s) => s.name === slot)?.device;
-          const script = checkScript({ method: d.method, base, baseDevice: dev, target: targetDevice, image, name: `${target.label} ${spec.version}` });
+          const script = checkScript({ method: d.method, base, baseDevice: dev, target: targetDevice, image, name: `${target.label} ${spec.version}`, slotCheck: !readback });
           if (script) {
             const bytes = Buffer.from(script);
             artifacts.push({
