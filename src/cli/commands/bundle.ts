@@ -52,7 +52,8 @@ export async function run(o: BundleOptions): Promise<number> {
   if (!signer && !o.unsigned) {
     throw new OtapackError('KEY', 'no signing key: give --key and --cert (or $OTAPACK_SIGNING_KEY and $OTAPACK_SIGNING_CERT), a pkcs11: --key, or --sign-command with --cert; or --unsigned to build a bundle devices will refuse');
   }
-  const needsAes = spec.artifacts.some((a) => a.encrypt);
+  // a delta's base may come out of an encrypted bundle even when the new one is not encrypted
+  const needsAes = spec.artifacts.some((a) => a.encrypt || a.delta);
   const aes = needsAes ? await loadAesKey(o.aesKey) : undefined;
   const r = await buildBundle({ spec, output: o.output, signer, aes, mtime: sourceDateEpoch(), reproducible: o.reproducible, reporter, hashOutput: o.json });
   if (o.json) printJson(bundleJson(r, signer?.kind));

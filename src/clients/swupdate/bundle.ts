@@ -12,6 +12,7 @@ import { AtomicFile } from '../../util/atomic-file.js';
 import { silentReporter, type Reporter } from '../../util/reporter.js';
 import { commitOutputs, unregisterTemp } from '../../util/cleanup.js';
 import { prepareDeltas, type PreparedDelta } from './delta.js';
+import type { DeltaBase } from '../../delta/base.js';
 import { compressor } from '../../compress/index.js';
 import type { CompressJob } from '../../compress/compressor.js';
 import type { AesKey } from '../../crypto/keys.js';
@@ -43,6 +44,8 @@ export interface BuildOptions {
   hashOutput?: boolean;
   /** File name of a zchunk delta's .zck, next to the output (default: the last part of its url). */
   zckName?: string;
+  /** Delta bases already opened, by delta.from (convert reads its base before planning). */
+  deltaBases?: Map<string, DeltaBase>;
 }
 
 export interface BuiltEntry {
@@ -132,7 +135,7 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
   }
   // delta images first: they become the plain artifacts that install them (and a .zck to publish)
   const prep = o.spec.artifacts.some((a) => a.delta)
-    ? await stage('bundle: delta', () => prepareDeltas(o.spec, { aes: o.aes, outputDir: dirname(resolve(o.output)), zckName: o.zckName, reporter }))
+    ? await stage('bundle: delta', () => prepareDeltas(o.spec, { aes: o.aes, outputDir: dirname(resolve(o.output)), zckName: o.zckName, bases: o.deltaBases, reporter }))
     : undefined;
   try {
     const r = await buildPrepared(o, prep?.spec ?? o.spec, reporter, prep?.outputs ?? []);

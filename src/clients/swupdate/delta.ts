@@ -57,6 +57,8 @@ export interface DeltaOptions {
   outputDir: string;
   /** File name of the .zck (default: the last part of delta.url). */
   zckName?: string;
+  /** Bases opened already, by delta.from: used as they are, and left open for their owner to close. */
+  bases?: Map<string, DeltaBase>;
   reporter?: Reporter;
 }
 
@@ -148,8 +150,9 @@ export async function prepareDeltas(spec: BundleSpec, o: DeltaOptions): Promise<
           throw ioError('INPUT', a.source, e);
         }
       }
+      const given = o.bases?.get(d.from);
       const step = reporter.step(`reading the delta base ${basename(d.from)}`);
-      const base = await openDeltaBase(d.from, { workDir: work, label: target.label, aes: o.aes });
+      const base = given ?? await openDeltaBase(d.from, { workDir: work, label: target.label, aes: o.aes });
       step.done();
       try {
         if (d.method === 'rdiff' && base.size < target.size / 4) {
@@ -220,7 +223,7 @@ export async function prepareDeltas(spec: BundleSpec, o: DeltaOptions): Promise<
           seconds: (Date.now() - t0) / 1000,
         });
       } finally {
-        await base.cleanup();
+        if (!given) await base.cleanup();
       }
     }
     return { spec: { ...spec, artifacts }, deltas, outputs, cleanup };
