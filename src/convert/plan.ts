@@ -253,7 +253,7 @@ function planDelta(d: DeltaRequest, core: PlanCore, cfg: ConvertConfig, client: 
   if (!client.planDeltaArtifact) throw new OtapackError('CONFIG', `${client.id} has no delta artifact`);
   if (!d.base.ext4) throw new OtapackError('INPUT', 'its rootfs image is not ext4: not the slot image of a release otapack converted', { path: from, reason: 'not-a-slot-image' });
   if (d.base.size !== core.slotSize) {
-    throw new OtapackError('CONFIG', `${file}: ${from} has ${fmt(d.base.size)} slots and this release plans ${fmt(core.slotSize)}: devices flashed with it could not take this release; set storage.slot-size: ${d.base.size}`);
+    throw new OtapackError('CONFIG', `${file}: ${from} has ${fmt(d.base.size)} slots and this release plans ${fmt(core.slotSize)}: devices flashed with it could not take this release; set storage.slot-size: ${d.base.size % MiB === 0 ? `${d.base.size / MiB}M` : d.base.size}`);
   }
   if (d.method === 'rdiff') {
     if (!cfg.rootfs.readOnly) {
