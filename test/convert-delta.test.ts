@@ -115,9 +115,9 @@ describe.skipIf(!HAVE)('convert --delta-from', () => {
     const env = (await execa('fw_printenv', ['-c', join(dir, 'fw_env.config')])).stdout;
     expect(env).toMatch(/^rootpart=3$/m);
 
-    // negative twin: the same bundle on a slot A that was mounted read-write once
+    // negative twin: the same bundle on a slot A whose metadata changed (as a read-write mount changes inodes and bitmaps)
     const fd = openSync(slotA, 'r+');
-    writeSync(fd, Buffer.from([0x5a]), 0, 1, 1024 + 0x2c); // s_wtime
+    writeSync(fd, Buffer.from([0x5a]), 0, 1, 2048 + 0x10); // a group descriptor (1 KiB blocks)
     closeSync(fd);
     writeFileSync(slotB, Buffer.alloc(0));
     truncateSync(slotB, a.length);

@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import { basename } from 'node:path';
 import { OtapackError, fileError, ioError } from '../errors.js';
 import { readInto } from '../util/io.js';
-import { spawnStream } from '../util/tools.js';
+import { run, spawnStream } from '../util/tools.js';
 import { PositionalWriter } from '../util/positional-writer.js';
 import { aesCipherName, type AesKey } from '../crypto/keys.js';
 import { probeExt4, usedRanges, readFile as readExt4, resolvePath } from '../fs/ext4.js';
@@ -234,7 +234,7 @@ async function describeBase(path: string, origin: string, known: { sha256: strin
     let ranges: [number, number][] = [[0, size]];
     let ext4: DeltaBase['ext4'];
     if (fs && fs.size <= size) {
-      ranges = await usedRanges(path, 0, fs);
+      ranges = subtract(await usedRanges(path, 0, fs), await volatileRanges(path, fs.blockSize));
       ext4 = { blockSize: fs.blockSize, uuid: fs.uuid, rootOptions: await rootOptions(path) };
     }
     const h = createHash('sha256');
@@ -250,6 +250,45 @@ async function describeBase(path: string, origin: string, known: { sha256: strin
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Blocks of an ext4 base that a device cannot be relied on to read as they are in the image,
+ * even with the root mounted read-only: the kernel keeps the superblock and the journal in the
+ * block device's cache and changes them there when it mounts (a metadata_csum filesystem's
+ * journal superblock gains its checksum feature in memory), so a reader of /dev/mmcblk0p2 sees
+ * those changes while the disk keeps the image's bytes. The delta never copies from them and
+ * the base check does not hash them; what they hold is of no use to a delta anyway.
+ */
+async function volatileRanges(path: string, blockSize: number): Promise<[number, number][]> {
+  const out: [number, number][] = [];
+  const sb = Math.floor(1024 / blockSize) * blockSize;
+  out.push([sb, sb + Math.max(blockSize, 1024)]);
+  const r = await run('debugfs', ['-R', 'stat <8>', path], { what: 'debugfs (journal blocks)', okCodes: [0, 1] });
+  const ext = /EXTENTS:\s*\n([\s\S]*?)(?:\n\S|$)/.exec(r.stdout)?.[1] ?? '';
+  for (const m of ext.matchAll(/\(\d+(?:-\d+)?\):(\d+)(?:-(\d+))?/g)) {
+    const a = Number(m[1]);
+    const b = Number(m[2] ?? m[1]);
+    out.push([a * blockSize, (b + 1) * blockSize]);
+  }
+  return out;
+}
+
+/** `ranges` without the bytes of `holes` (both sorted or not; the result is sorted). */
+export function subtract(ranges: [number, number][], holes: [number, number][]): [number, number][] {
+  let cur = [...ranges].sort((x, y) => x[0] - y[0]);
+  for (const [h0, h1] of holes) {
+    const next: [number, number][] = [];
+    for (const [a, b] of cur) {
+      if (h1 <= a || h0 >= b) next.push([a, b]);
+      else {
+        if (a < h0) next.push([a, h0]);
+        if (h1 < b) next.push([h1, b]);
+      }
+    }
+    cur = next;
+  }
+  return cur;
 }
 
 async function hashRanges(fh: FileHandle, ranges: [number, number][], h: ReturnType<typeof createHash>): Promise<void> {

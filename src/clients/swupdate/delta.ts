@@ -65,13 +65,27 @@ export interface DeltaOptions {
 /** A value for a shell script, single-quoted. */
 const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
-/** One line per base range for the check script: "bs skip count", bs the largest power of two up to 1 MiB that fits. */
+/**
+ * The check script's dd reads, one line "bs skip count" each: a range is read in 1 MiB blocks
+ * where it is aligned to them, and its unaligned head and tail in the largest power of two that
+ * fits (a dd read per block: 1 KiB reads of a whole slot are slow on a small board).
+ */
 export function rangeLines(ranges: [number, number][]): string {
-  return ranges.map(([a, b]) => {
-    let bs = 1 << 20;
+  const MB = 1 << 20;
+  const piece = (a: number, b: number): string => {
+    let bs = MB;
     while (bs > 1 && (a % bs !== 0 || (b - a) % bs !== 0)) bs /= 2;
     return `${bs} ${a / bs} ${(b - a) / bs}`;
-  }).join('\n');
+  };
+  const out: string[] = [];
+  for (const [a, b] of ranges) {
+    const m0 = Math.min(b, Math.ceil(a / MB) * MB);
+    const m1 = Math.max(m0, Math.floor(b / MB) * MB);
+    if (a < m0) out.push(piece(a, m0));
+    if (m0 < m1) out.push(piece(m0, m1));
+    if (m1 < b && m1 >= m0) out.push(piece(Math.max(m1, a), b));
+  }
+  return out.join('\n');
 }
 
 /** A name for a script's messages: safe characters, at most 48 of them. */
@@ -93,7 +107,7 @@ export function checkScript(o: { method: DeltaMethod; base?: DeltaBase; baseDevi
     ? renderTemplate('swupdate/delta-base-check.sh', {
       HANDLER: 'rdiff_image',
       BASE: shq(o.baseDevice),
-      BASE_WHAT: o.base.ext4 ? `the blocks its ext4 filesystem uses: ${formatBytes(o.base.rangesBytes)} in ${o.base.ranges.length} ranges` : `its first ${o.base.size} bytes`,
+      BASE_WHAT: o.base.ext4 ? `the blocks its ext4 filesystem uses but its superblock and journal, which the kernel changes in its cache when it mounts the root: ${formatBytes(o.base.rangesBytes)} in ${o.base.ranges.length} ranges` : `its first ${o.base.size} bytes`,
       RANGES: rangeLines(o.base.ranges),
       BASE_SHA256: o.base.rangesSha256,
       BASE_SHORT: o.base.rangesSha256.slice(0, 12),
