@@ -41,6 +41,7 @@ describe.skipIf(!HAVE)('rdiff encoder', () => {
     writeFileSync(join(dir, 'target'), target);
     const st = await encodeRdiff({ base: { path: join(dir, 'base'), size: base.length, blockSize: BS, ranges: [[0, base.length]] }, target: { path: join(dir, 'target'), size: target.length }, output: join(dir, 'delta') });
     expect(st.targetSha256).toBe(sha(target));
+    expect(st.baseDataSha256).toBe(sha(base));
     expect(st.copyBytes).toBe(10 * BS + 8 * BS + 20 * BS + 14 * BS);
     expect(st.literalBytes).toBe(5 * BS + 6 * BS + 300);
     expect(st.zeroLiteralBytes).toBe(6 * BS);
@@ -108,12 +109,12 @@ describe.skipIf(!HAVE)('the check script SWUpdate runs around a delta (sh, on fi
   const ranges: [number, number][] = [[0, 8 * BS], [16 * BS, 80 * BS], [88 * BS, 96 * BS]];
   const data = Buffer.concat(ranges.map(([a, b]) => base.subarray(a, b)));
   const b: DeltaBase = {
-    path: '', origin: '/releases/release-1.swu', bundle: { entry: 'rootfs.ext4.zst', version: '1.0.0', encrypted: false }, size: base.length, sha256: sha(base),
-    ext4: { blockSize: BS, uuid: 'x' }, blockSize: BS, ranges, rangesBytes: data.length, rangesSha256: sha(data), cleanup: async () => {},
+    path: '', origin: '/releases/release-1.swu', bundle: { entry: 'rootfs.ext4.zst', version: '1.0.0', encrypted: false }, size: base.length,
+    ext4: { blockSize: BS, uuid: 'x' }, blockSize: BS, ranges, rangesBytes: data.length, cleanup: async () => {},
   };
   const script = (target: string, image: Buffer): string => {
     const p = join(dir, `check-${Math.random().toString(36).slice(2)}.sh`);
-    writeFileSync(p, checkScript({ method: 'rdiff', base: b, baseDevice: join(dir, 'dev-base'), target, image: { sha256: sha(image), size: image.length }, name: 'rootfs.ext4 2.0.0', slotCheck: true })!);
+    writeFileSync(p, checkScript({ method: 'rdiff', base: b, dataSha256: sha(data), baseDevice: join(dir, 'dev-base'), target, image: { sha256: sha(image), size: image.length }, name: 'rootfs.ext4 2.0.0', slotCheck: true })!);
     chmodSync(p, 0o755);
     return p;
   };
@@ -154,7 +155,7 @@ describe.skipIf(!HAVE)('the check script SWUpdate runs around a delta (sh, on fi
 
   it('preinst refuses a base it cannot read', async () => {
     const p = join(dir, 'check-missing.sh');
-    writeFileSync(p, checkScript({ method: 'rdiff', base: b, baseDevice: join(dir, 'no-such-device'), image: { sha256: sha(base), size: 1 }, name: 'x', slotCheck: false })!);
+    writeFileSync(p, checkScript({ method: 'rdiff', base: b, dataSha256: sha(data), baseDevice: join(dir, 'no-such-device'), image: { sha256: sha(base), size: 1 }, name: 'x', slotCheck: false })!);
     const r = await execa('sh', [p, 'preinst'], { reject: false });
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(/^otapack: delta refused: cannot read its base \S+no-such-device; nothing was written$/);

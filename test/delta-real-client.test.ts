@@ -209,9 +209,9 @@ describe.skipIf(!HAVE)('delta bundles, installed by the real client (daemon + sw
     expect(validate(report, documentedSchemas().get('otapack.verify/1')!)).toEqual([]);
     const delta = report.checks.find((c: { id: string }) => c.id === 'delta');
     expect(delta.status).toBe('pass');
-    expect(delta.message).toMatch(/^rdiff delta: the running slot must hold release 1\.0\.0 \(rel1\.swu\) \(image sha256 [0-9a-f]{12}…, 50331648 bytes\); stable\.copy1 writes \S+slotA\.img from \S+slotB\.img \(base checked first\), read back after; stable\.copy2/);
+    expect(delta.message).toMatch(/^rdiff delta: the running slot must hold release 1\.0\.0 \(rel1\.swu\) \(50331648 bytes, data sha256 [0-9a-f]{12}…\); stable\.copy1 writes \S+slotA\.img from \S+slotB\.img \(base checked first\), read back after; stable\.copy2/);
     expect(report.delta).toHaveLength(2);
-    expect(report.delta[1]).toMatchObject({ method: 'rdiff', device: slotB, base: { device: slotA, name: 'release 1.0.0 (rel1.swu)', sha256: sha(rel1), size: 48 << 20 }, baseCheck: true, readback: { sha256: sha(rel2), size: 48 << 20 } });
+    expect(report.delta[1]).toMatchObject({ method: 'rdiff', device: slotB, base: { device: slotA, name: 'release 1.0.0 (rel1.swu)', size: 48 << 20 }, baseCheck: true, readback: { sha256: sha(rel2), size: 48 << 20 } });
     expect(report.delta[1].rdiff.outputSize).toBe(48 << 20);
 
     // an rdiff image without rdiffbase: swupdate -c passes it (it never runs the handler), verify does not

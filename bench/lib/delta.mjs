@@ -217,7 +217,7 @@ export async function measurePairs({ work, size, def, otapack, keys, pairs, inst
   const spec = async (name, image, extra = []) => {
     const p = join(out, `${name}.yaml`);
     await writeFile(p, [
-      'version: "2.0.0"', 'hardware-compatibility: ["1.0"]', 'slots:',
+      `version: "${name === 'release-1' ? '1.0.0' : '2.0.0'}"`, 'hardware-compatibility: ["1.0"]', 'slots:',
       `  copy1: { device: ${slotA}, bootenv: { rootpart: "2" } }`, `  copy2: { device: ${slotB}, bootenv: { rootpart: "3" } }`,
       'images:', `  - file: ${image}`, '    filename: rootfs.ext4.zst.enc', ...extra, '',
     ].join('\n'));

@@ -96,7 +96,6 @@ export interface DeltaBaseFacts {
   /** Its version, when it came out of a bundle. */
   version?: string;
   size: number;
-  sha256: string;
   /** ext4 facts; undefined when the base is not ext4. */
   ext4?: { blockSize: number; rootOptions?: string[] };
   /** Bytes a device is guaranteed to hold (the blocks in use), and in how many ranges. */

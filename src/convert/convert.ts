@@ -166,7 +166,7 @@ async function readDeltaBase(from: string, outDir: string, aes: AesKey | undefin
 
 /** What the plan needs to know of a delta base. */
 const deltaFacts = (b: DeltaBase): DeltaBaseFacts => ({
-  origin: b.origin, version: b.bundle?.version, size: b.size, sha256: b.sha256,
+  origin: b.origin, version: b.bundle?.version, size: b.size,
   ext4: b.ext4 && { blockSize: b.ext4.blockSize, rootOptions: b.ext4.rootOptions }, dataBytes: b.rangesBytes, ranges: b.ranges.length,
 });
 

@@ -35,7 +35,7 @@ function deltaJson(r: ConvertResult): unknown {
   const d = r.delta!.deltas![0]!;
   return {
     method: d.method,
-    base: { path: d.base.origin, version: d.base.version ?? null, sha256: d.base.sha256, size: d.base.size, dataBytes: d.base.dataBytes, blockSize: d.base.blockSize },
+    base: { path: d.base.origin, version: d.base.version ?? null, size: d.base.size, dataBytes: d.base.dataBytes, dataSha256: d.base.dataSha256 ?? null, blockSize: d.base.blockSize },
     image: d.image,
     payloadBytes: d.payloadBytes,
     entries: r.delta!.entries,

@@ -5,13 +5,14 @@
 // file. Then what a delta needs to know of it: its size and SHA-256, and, for ext4, the blocks in
 // use (ext4 bitmaps): the bytes every device running it is guaranteed to hold, whether it was
 // written whole by a bundle or flashed by bmaptool, which writes only those blocks.
-import { createDecipheriv, createHash } from 'node:crypto';
-import { open, rm, type FileHandle } from 'node:fs/promises';
+import { createDecipheriv } from 'node:crypto';
+import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { Readable } from 'node:stream';
 import { basename } from 'node:path';
 import { OtapackError, fileError, ioError } from '../errors.js';
 import { readInto } from '../util/io.js';
+import { stage } from '../util/profile.js';
 import { run, spawnStream } from '../util/tools.js';
 import { PositionalWriter } from '../util/positional-writer.js';
 import { aesCipherName, type AesKey } from '../crypto/keys.js';
@@ -22,7 +23,6 @@ import { MAGIC_CRC, MAGIC_NEWC } from '../clients/swupdate/cpio.js';
 
 /** Matching granularity when the base is not ext4 (the common page and flash erase unit). */
 const DEFAULT_BLOCK = 4096;
-const CHUNK = 4 << 20;
 const HOLE = 64 << 10;
 
 export interface DeltaBase {
@@ -33,16 +33,16 @@ export interface DeltaBase {
   /** When the base came out of a .swu: which payload, and the release's version. */
   bundle?: { entry: string; version?: string; compressed?: string; encrypted: boolean };
   size: number;
-  sha256: string;
   /** ext4 facts, when the base is ext4. */
   ext4?: { blockSize: number; uuid: string; rootOptions?: string[] };
   /** Matching granularity (the filesystem's block size). */
   blockSize: number;
-  /** Byte ranges devices hold exactly (ext4: blocks in use; otherwise the whole image). */
+  /**
+   * Byte ranges devices hold exactly (ext4: blocks in use, but superblock and journal; otherwise
+   * the whole image). The rdiff encoder hashes them, in order, for the device's base check.
+   */
   ranges: [number, number][];
   rangesBytes: number;
-  /** SHA-256 of those ranges' bytes, concatenated in order: what a device checks before installing. */
-  rangesSha256: string;
   /** Removes the temp file, if one was made. */
   cleanup(): Promise<void>;
 }
@@ -98,15 +98,15 @@ export async function openDeltaBase(from: string, o: { workDir: string; label: s
   if (!(await isBundle(from))) return describeBase(from, from, undefined, async () => {});
   const out = `${o.workDir}/base-${basename(from).replace(/[^A-Za-z0-9._-]/g, '_')}.img`;
   try {
-    const { sha256, size, bundle } = await extractFromBundle(from, out, o.label, o.aes);
-    return await describeBase(out, from, { sha256, size, bundle }, () => rm(out, { force: true }));
+    const { size, bundle } = await stage('delta: base (decrypt + decompress)', () => extractFromBundle(from, out, o.label, o.aes));
+    return await describeBase(out, from, { size, bundle }, () => rm(out, { force: true }));
   } catch (e) {
     await rm(out, { force: true });
     throw e;
   }
 }
 
-async function extractFromBundle(swu: string, out: string, label: string, aes: AesKey | undefined): Promise<{ sha256: string; size: number; bundle: NonNullable<DeltaBase['bundle']> }> {
+async function extractFromBundle(swu: string, out: string, label: string, aes: AesKey | undefined): Promise<{ size: number; bundle: NonNullable<DeltaBase['bundle']> }> {
   const reader = await ArchiveReader.open(swu);
   try {
     const layout = await reader.bundle();
@@ -129,15 +129,15 @@ async function extractFromBundle(swu: string, out: string, label: string, aes: A
     const codec = ref.compressed === 'zstd' ? 'zstd' : ref.compressed === 'zlib' || ref.compressed === true ? 'zlib' : 'none';
     const iv = ref.encrypted ? (typeof ref.ivt === 'string' && /^[0-9a-fA-F]{32}$/.test(ref.ivt) ? Buffer.from(ref.ivt, 'hex') : aes!.iv) : undefined;
     const stream = await reader.openPayload(entry);
-    const { sha256, size } = await decodeToFile(stream, { codec, aes: ref.encrypted ? aes : undefined, iv }, out, swu, entry.name);
-    return { sha256, size, bundle: { entry: entry.name, version: manifest.version, compressed: typeof ref.compressed === 'string' ? ref.compressed : undefined, encrypted: ref.encrypted } };
+    const { size } = await decodeToFile(stream, { codec, aes: ref.encrypted ? aes : undefined, iv }, out, swu, entry.name);
+    return { size, bundle: { entry: entry.name, version: manifest.version, compressed: typeof ref.compressed === 'string' ? ref.compressed : undefined, encrypted: ref.encrypted } };
   } finally {
     await reader.close();
   }
 }
 
-/** Decrypts and decompresses a stored payload into a sparse file; returns the decoded bytes' size and SHA-256. */
-async function decodeToFile(stored: Readable, d: { codec: 'zstd' | 'zlib' | 'none'; aes?: AesKey; iv?: Buffer }, out: string, swu: string, entry: string): Promise<{ sha256: string; size: number }> {
+/** Decrypts and decompresses a stored payload into a sparse file; returns the decoded size. */
+async function decodeToFile(stored: Readable, d: { codec: 'zstd' | 'zlib' | 'none'; aes?: AesKey; iv?: Buffer }, out: string, swu: string, entry: string): Promise<{ size: number }> {
   const what = `payload "${safeName(entry)}"`;
   let plain: AsyncIterable<Buffer> = stored;
   if (d.aes) {
@@ -151,22 +151,34 @@ async function decodeToFile(stored: Readable, d: { codec: 'zstd' | 'zlib' | 'non
       }
     })();
   }
-  let decoded: AsyncIterable<Buffer> = plain;
-  let finished: Promise<void> = Promise.resolve();
   if (d.codec === 'zstd') {
-    const { child, done } = spawnStream('zstd', ['-d', '-c', '-q'], { stdin: 'pipe' });
+    // zstd writes the file itself (sparse: it seeks over zeros), so the GiB of the image never
+    // pass through this process
+    const { child, done } = spawnStream('zstd', ['-d', '-q', '-f', '-o', out], { stdin: 'pipe' });
+    child.stdin!.on('error', () => {});
     const feeding = (async () => {
       for await (const c of plain) {
-        if (!child.stdin!.write(c)) await new Promise<void>((r) => { child.stdin!.once('drain', r); child.stdin!.once('close', r); });
+        if (!child.stdin!.write(c)) await drained(child.stdin!);
       }
       child.stdin!.end();
     })();
     feeding.catch(() => child.kill('SIGTERM'));
-    child.stdin!.on('error', () => {});
-    decoded = child.stdout as AsyncIterable<Buffer>;
-    finished = Promise.all([feeding, done]).then(() => undefined);
-    finished.catch(() => {});
-  } else if (d.codec === 'zlib') {
+    const [f, z] = await Promise.allSettled([feeding, done]);
+    if (f.status === 'rejected' && (f.reason as OtapackError)?.code === 'KEY') throw f.reason;
+    const e = z.status === 'rejected' ? z.reason : f.status === 'rejected' ? f.reason : undefined;
+    if (e) {
+      const detail = e instanceof OtapackError ? (e.toolOutput ?? e.detail).split('\n').filter(Boolean).pop() : (e as Error).message;
+      throw new OtapackError('INPUT', `${what} does not decode as zstd data (${detail})`, { path: swu, reason: 'corrupt-data' });
+    }
+    try {
+      return { size: (await stat(out)).size };
+    } catch (err) {
+      throw ioError('IO', `cannot write ${out}`, err);
+    }
+  }
+  let decoded: AsyncIterable<Buffer> = plain;
+  const finished: Promise<void> = Promise.resolve();
+  if (d.codec === 'zlib') {
     const gz = createGunzip();
     decoded = Readable.from(plain).pipe(gz);
   }
@@ -176,14 +188,12 @@ async function decodeToFile(stored: Readable, d: { codec: 'zstd' | 'zlib' | 'non
   } catch (e) {
     throw ioError('IO', `cannot write ${out}`, e);
   }
-  const h = createHash('sha256');
   let size = 0;
   try {
     const w = new PositionalWriter(fh, 0);
     const zero = Buffer.alloc(HOLE);
     try {
       for await (const c of decoded) {
-        h.update(c);
         // whole 64 KiB stretches of zeros, aligned in the file, stay holes
         let i = 0;
         while (i < c.length) {
@@ -209,10 +219,20 @@ async function decodeToFile(stored: Readable, d: { codec: 'zstd' | 'zlib' | 'non
   } finally {
     await fh.close();
   }
-  return { sha256: h.digest('hex'), size };
+  return { size };
 }
 
-async function describeBase(path: string, origin: string, known: { sha256: string; size: number; bundle: DeltaBase['bundle'] } | undefined, cleanup: () => Promise<void>): Promise<DeltaBase> {
+/** Resolves when a writable has room again (or is gone), leaving no listener behind. */
+function drained(w: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => { w.off('drain', done); w.off('close', done); w.off('error', done); resolve(); };
+    w.on('drain', done);
+    w.on('close', done);
+    w.on('error', done);
+  });
+}
+
+async function describeBase(path: string, origin: string, known: { size: number; bundle: DeltaBase['bundle'] } | undefined, cleanup: () => Promise<void>): Promise<DeltaBase> {
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');
@@ -222,27 +242,18 @@ async function describeBase(path: string, origin: string, known: { sha256: strin
   try {
     const st = await fh.stat();
     if (!st.isFile() && !st.isBlockDevice()) throw new OtapackError('INPUT', 'not a regular file', { path: origin, reason: 'not-a-regular-file' });
-    let size = known?.size ?? st.size;
-    let sha256 = known?.sha256;
-    if (!sha256) {
-      const h = createHash('sha256');
-      await hashRanges(fh, [[0, size]], h);
-      sha256 = h.digest('hex');
-    }
+    const size = known?.size ?? st.size;
     if (size === 0) throw new OtapackError('INPUT', 'the base image is empty', { path: origin });
     const fs = await probeExt4(path, 0).catch(() => undefined);
     let ranges: [number, number][] = [[0, size]];
     let ext4: DeltaBase['ext4'];
     if (fs && fs.size <= size) {
-      ranges = subtract(await usedRanges(path, 0, fs), await volatileRanges(path, fs.blockSize));
+      ranges = await stage('delta: base (blocks in use)', async () => subtract(await usedRanges(path, 0, fs), await volatileRanges(path, fs.blockSize)));
       ext4 = { blockSize: fs.blockSize, uuid: fs.uuid, rootOptions: await rootOptions(path) };
     }
-    const h = createHash('sha256');
-    await hashRanges(fh, ranges, h);
-    size = Math.max(size, 0);
     return {
-      path, origin, bundle: known?.bundle, size, sha256, ext4, blockSize: ext4?.blockSize ?? DEFAULT_BLOCK, ranges,
-      rangesBytes: ranges.reduce((n, [a, b]) => n + b - a, 0), rangesSha256: h.digest('hex'), cleanup,
+      path, origin, bundle: known?.bundle, size, ext4, blockSize: ext4?.blockSize ?? DEFAULT_BLOCK, ranges,
+      rangesBytes: ranges.reduce((n, [a, b]) => n + b - a, 0), cleanup,
     };
   } catch (e) {
     await cleanup();
@@ -291,17 +302,6 @@ export function subtract(ranges: [number, number][], holes: [number, number][]):
   return cur;
 }
 
-async function hashRanges(fh: FileHandle, ranges: [number, number][], h: ReturnType<typeof createHash>): Promise<void> {
-  const buf = Buffer.allocUnsafe(CHUNK);
-  for (const [a, b] of ranges) {
-    for (let p = a; p < b; p += CHUNK) {
-      const n = Math.min(CHUNK, b - p);
-      const got = await readInto(fh, buf, p, n);
-      h.update(buf.subarray(0, got));
-      if (got < n) return;
-    }
-  }
-}
 
 /** The mount options of / in the base's /etc/fstab (undefined when it has none). */
 async function rootOptions(path: string): Promise<string[] | undefined> {

@@ -44,6 +44,8 @@ export interface RdiffStats {
   targetSize: number;
   /** SHA-256 of the new image, computed on the way (what the written slot is checked against). */
   targetSha256: string;
+  /** SHA-256 of the base's usable ranges, in order (what the device's base check hashes). */
+  baseDataSha256: string;
   /** Size of the delta file (its zero literals are holes in it). */
   deltaSize: number;
   copyBytes: number;
@@ -62,6 +64,7 @@ const MAX_LITERAL = 16 << 20;
 /** Zero stretches at least this long inside a literal become holes in the delta file. */
 const HOLE_MIN = 64 << 10;
 const READ_CHUNK = 4 << 20;
+const ZEROS = Buffer.alloc(HOLE_MIN);
 
 // ---------------------------------------------------------------------------- base index
 
@@ -117,61 +120,96 @@ class BlockIndex {
 
 const blockKey = (b: Buffer): Buffer => digest('sha256', b, 'buffer') as unknown as Buffer;
 
-/** Reads base blocks at random, through a small cache of 64 KiB windows (continuations read in order). */
+/**
+ * Compares base blocks with the new image's. The base bytes at the same offsets as the chunk of
+ * the new image being encoded are read alongside it (`setLockstep`); other offsets (moved
+ * blocks, continuations) go through a small cache of 64 KiB windows whose buffers are reused.
+ * Cached or lockstep compares answer synchronously; only a window read is awaited.
+ */
 class BaseReader {
   private readonly win = 64 << 10;
   private readonly cache = new Map<number, Buffer>();
-  constructor(private readonly fh: FileHandle, private readonly offset: number, private readonly size: number) {}
+  private lock: Buffer = Buffer.alloc(0);
+  private lockAt = 0;
+  constructor(private readonly fh: FileHandle, private readonly offset: number, readonly size: number) {}
 
-  async block(pos: number, len: number): Promise<Buffer> {
+  /** Reads base[pos, pos+len) (clipped to the base) as the lockstep buffer. */
+  async setLockstep(pos: number, buf: Buffer, len: number): Promise<void> {
+    const n = Math.max(0, Math.min(len, this.size - pos));
+    this.lockAt = pos;
+    this.lock = buf.subarray(0, n ? await readInto(this.fh, buf, this.offset + pos, n) : 0);
+  }
+
+  /** Whether base[pos, pos+len) equals buf[at, at+len); len at most a block, so never across a window. */
+  equals(pos: number, buf: Buffer, at: number, len: number): boolean | Promise<boolean> {
+    const l = pos - this.lockAt;
+    if (l >= 0 && l + len <= this.lock.length) return this.lock.compare(buf, at, at + len, l, l + len) === 0;
     const w = Math.floor(pos / this.win);
-    if (pos + len <= (w + 1) * this.win) {
-      let buf = this.cache.get(w);
-      if (!buf) {
-        buf = Buffer.alloc(this.win);
-        const start = w * this.win;
-        await readInto(this.fh, buf, this.offset + start, Math.min(this.win, this.size - start));
-        if (this.cache.size >= 32) this.cache.delete(this.cache.keys().next().value!);
-        this.cache.set(w, buf);
-      }
-      const at = pos - w * this.win;
-      return buf.subarray(at, at + len);
-    }
-    const buf = Buffer.alloc(len);
-    await readInto(this.fh, buf, this.offset + pos, len);
-    return buf;
+    const o = pos - w * this.win;
+    const win = this.cache.get(w);
+    if (win) return win.compare(buf, at, at + len, o, o + len) === 0;
+    return this.load(w).then((b) => b.compare(buf, at, at + len, o, o + len) === 0);
+  }
+
+  private async load(w: number): Promise<Buffer> {
+    let b: Buffer;
+    if (this.cache.size >= 32) {
+      const old = this.cache.keys().next().value!;
+      b = this.cache.get(old)!;
+      this.cache.delete(old);
+    } else b = Buffer.allocUnsafe(this.win);
+    const start = w * this.win;
+    const n = Math.min(this.win, this.size - start);
+    const got = await readInto(this.fh, b, this.offset + start, n);
+    b.fill(0, got);
+    this.cache.set(w, b);
+    return b;
   }
 }
 
 // ---------------------------------------------------------------------------- writer
 
+/** Literal bytes collected in 256 KiB buffers (the read buffer they come from is reused). */
+class LiteralBuffer {
+  private readonly buf: Buffer;
+  private fill = 0;
+  constructor(size: number) { this.buf = Buffer.allocUnsafe(size); }
+  room(): number { return this.buf.length - this.fill; }
+  add(src: Buffer, at: number, len: number): void { src.copy(this.buf, this.fill, at, at + len); this.fill += len; }
+  bytes(): Buffer { return this.buf.subarray(0, this.fill); }
+}
+
+/**
+ * Builds the command stream synchronously (copies coalesce, literal runs collect their bytes)
+ * into a queue of buffers and zero stretches; drain() writes the queue out, zero stretches of
+ * HOLE_MIN and more as holes. The caller drains after every chunk of the new image it encodes.
+ */
 class DeltaWriter {
   private readonly out: PositionalWriter;
   /** The pending literal run: buffers and zero stretches, in order. */
-  private pieces: (Buffer | number)[] = [];
+  private pieces: (LiteralBuffer | number)[] = [];
   private pieceBytes = 0;
   private copyFrom = -1;
   private copyLen = 0;
+  /** Ready to be written: bytes, or a count of zeros. */
+  private queue: (Buffer | number)[] = [];
   stats = { copyBytes: 0, literalBytes: 0, zeroLiteralBytes: 0, copies: 0, literals: 0 };
 
   constructor(fh: FileHandle) {
     this.out = new PositionalWriter(fh, 0);
-  }
-
-  async start(): Promise<void> {
     const m = Buffer.alloc(4);
     m.writeUInt32BE(RDIFF_MAGIC);
-    await this.out.write(m);
+    this.queue.push(m);
   }
 
   /** Continues the current copy when `from` follows it; otherwise starts a new one. */
-  async copy(from: number, len: number): Promise<void> {
-    await this.flushLiteral();
+  copy(from: number, len: number): void {
+    this.flushLiteral();
     if (this.copyFrom >= 0 && this.copyFrom + this.copyLen === from) {
       this.copyLen += len;
       return;
     }
-    await this.flushCopy();
+    this.flushCopy();
     this.copyFrom = from;
     this.copyLen = len;
   }
@@ -181,58 +219,72 @@ class DeltaWriter {
     return this.copyFrom < 0 ? -1 : this.copyFrom + this.copyLen;
   }
 
-  async literal(data: Buffer, zero: boolean): Promise<void> {
-    await this.flushCopy();
+  /** Appends src[at, at+len) to the literal run (zeros are only counted). */
+  literal(src: Buffer, at: number, len: number, zero: boolean): void {
+    this.flushCopy();
     // one command carries at most MAX_LITERAL bytes
-    if (this.pieceBytes + data.length > MAX_LITERAL) await this.flushLiteral();
+    if (this.pieceBytes + len > MAX_LITERAL) this.flushLiteral();
+    const last = this.pieces[this.pieces.length - 1];
     if (zero) {
-      const last = this.pieces[this.pieces.length - 1];
-      if (typeof last === 'number') this.pieces[this.pieces.length - 1] = last + data.length;
-      else this.pieces.push(data.length);
-      this.stats.zeroLiteralBytes += data.length;
+      if (typeof last === 'number') this.pieces[this.pieces.length - 1] = last + len;
+      else this.pieces.push(len);
+      this.stats.zeroLiteralBytes += len;
+    } else if (last instanceof LiteralBuffer && last.room() >= len) {
+      last.add(src, at, len);
     } else {
-      this.pieces.push(Buffer.from(data)); // the read buffer is reused
+      const b = new LiteralBuffer(Math.max(len, 256 << 10));
+      b.add(src, at, len);
+      this.pieces.push(b);
     }
-    this.pieceBytes += data.length;
-    this.stats.literalBytes += data.length;
+    this.pieceBytes += len;
+    this.stats.literalBytes += len;
   }
 
-  private async flushCopy(): Promise<void> {
+  private flushCopy(): void {
     if (this.copyFrom < 0) return;
     const h = Buffer.alloc(17);
     h[0] = OP_COPY_N8_N8;
     h.writeBigUInt64BE(BigInt(this.copyFrom), 1);
     h.writeBigUInt64BE(BigInt(this.copyLen), 9);
-    await this.out.write(h);
+    this.queue.push(h);
     this.stats.copyBytes += this.copyLen;
     this.stats.copies++;
     this.copyFrom = -1;
     this.copyLen = 0;
   }
 
-  private async flushLiteral(): Promise<void> {
+  private flushLiteral(): void {
     if (this.pieceBytes === 0) return;
     const h = Buffer.alloc(5);
     h[0] = OP_LITERAL_N4;
     h.writeUInt32BE(this.pieceBytes, 1);
-    await this.out.write(h);
-    for (const p of this.pieces) {
-      if (typeof p !== 'number') await this.out.write(p);
-      else if (p < HOLE_MIN) await this.out.write(Buffer.alloc(p));
-      else {
-        await this.out.finish();
-        this.out.position += p; // a hole: the file reads zeros there
-      }
-    }
+    this.queue.push(h);
+    for (const p of this.pieces) this.queue.push(typeof p === 'number' ? p : p.bytes());
     this.stats.literals++;
     this.pieces = [];
     this.pieceBytes = 0;
   }
 
+  /** Writes out what is ready. */
+  async drain(): Promise<void> {
+    const q = this.queue;
+    this.queue = [];
+    for (const p of q) {
+      if (typeof p !== 'number') await this.out.write(p);
+      else if (p < HOLE_MIN) await this.out.write(p <= ZEROS.length ? ZEROS.subarray(0, p) : Buffer.alloc(p));
+      else {
+        await this.out.finish();
+        this.out.position += p; // a hole: the file reads zeros there
+      }
+    }
+  }
+
+  /** Ends the stream; returns its size. */
   async end(): Promise<number> {
-    await this.flushCopy();
-    await this.flushLiteral();
-    await this.out.write(Buffer.from([OP_END]));
+    this.flushCopy();
+    this.flushLiteral();
+    this.queue.push(Buffer.from([OP_END]));
+    await this.drain();
     return this.out.finish();
   }
 }
@@ -272,10 +324,12 @@ export async function encodeRdiff(o: { base: RdiffBase; target: RdiffTarget; out
   let targetFh: FileHandle | undefined;
   let outFh: FileHandle | undefined;
   try {
-    // ---- the index: every usable, non-zero base block
+    // ---- the index: every usable, non-zero base block; the same bytes hashed whole, in order,
+    // are what the device's base check hashes
     const usableBlocks = base.ranges.reduce((n, [a, b]) => n + Math.floor((Math.min(b, base.size) - a) / bs), 0);
     const index = new BlockIndex(Math.max(1, usableBlocks));
     const buf = Buffer.allocUnsafe(READ_CHUNK);
+    const data = createHash('sha256');
     let indexed = 0;
     for (const [a, b0] of base.ranges) {
       const b = Math.min(b0, base.size);
@@ -283,9 +337,9 @@ export async function encodeRdiff(o: { base: RdiffBase; target: RdiffTarget; out
         const n = Math.min(READ_CHUNK, b - pos);
         const got = await readInto(baseFh, buf, (base.offset ?? 0) + pos, n);
         if (got < n) throw new OtapackError('INPUT', `the base ends at ${pos + got} bytes, before its ${base.size} bytes`, { path: base.path });
+        data.update(buf.subarray(0, n));
         for (let p = 0; p + bs <= n; p += bs) {
-          const blk = buf.subarray(p, p + bs);
-          if (!blk.equals(zero)) index.insert(blockKey(blk), (pos + p) / bs);
+          if (buf.compare(zero, 0, bs, p, p + bs) !== 0) index.insert(blockKey(buf.subarray(p, p + bs)), (pos + p) / bs);
         }
         indexed += n;
         o.onProgress?.('index', indexed, usableBlocks * bs);
@@ -305,38 +359,50 @@ export async function encodeRdiff(o: { base: RdiffBase; target: RdiffTarget; out
     }
     const reader = new BaseReader(baseFh, base.offset ?? 0, base.size);
     const w = new DeltaWriter(outFh);
-    await w.start();
     const sha = createHash('sha256');
-    const matches = async (from: number, blk: Buffer): Promise<boolean> => {
-      if (from % bs !== 0 || !isUsable(bits, from / bs) || from + blk.length > base.size) return false;
-      return (await reader.block(from, blk.length)).equals(blk);
-    };
+    const lock = Buffer.allocUnsafe(READ_CHUNK);
+    /** base[from…] equals chunk[p, p+len), from a block the device is guaranteed to hold */
+    const matches = (from: number, chunk: Buffer, p: number, len: number): boolean | Promise<boolean> =>
+      from % bs === 0 && isUsable(bits, from / bs) && from + len <= base.size && reader.equals(from, chunk, p, len);
     for (let pos = 0; pos < target.size; pos += READ_CHUNK) {
       const n = Math.min(READ_CHUNK, target.size - pos);
       const got = await readInto(targetFh, buf, (target.offset ?? 0) + pos, n);
       if (got < n) throw new OtapackError('INPUT', `ends at ${pos + got} bytes, before its ${target.size} bytes`, { path: target.path });
+      await reader.setLockstep(pos, lock, n);
       const chunk = buf.subarray(0, n);
       sha.update(chunk);
       for (let p = 0; p < n; p += bs) {
-        const blk = chunk.subarray(p, Math.min(p + bs, n));
+        const len = Math.min(bs, n - p);
         const at = pos + p;
         const next = w.next;
-        if (next >= 0 && await matches(next, blk)) { await w.copy(next, blk.length); continue; }
-        if (await matches(at, blk)) { await w.copy(at, blk.length); continue; }
-        const isZero = blk.length === bs ? blk.equals(zero) : blk.every((x) => x === 0);
-        if (isZero) { await w.literal(blk, true); continue; }
-        if (blk.length === bs) {
-          const c = index.find(blockKey(blk));
-          if (c >= 0 && await matches(c * bs, blk)) { await w.copy(c * bs, bs); continue; }
+        if (next >= 0) {
+          let m = matches(next, chunk, p, len);
+          if (typeof m !== 'boolean') m = await m;
+          if (m) { w.copy(next, len); continue; }
         }
-        await w.literal(blk, false);
+        if (next !== at) {
+          let m = matches(at, chunk, p, len);
+          if (typeof m !== 'boolean') m = await m;
+          if (m) { w.copy(at, len); continue; }
+        }
+        if (chunk.compare(zero, 0, len, p, p + len) === 0) { w.literal(chunk, p, len, true); continue; }
+        if (len === bs) {
+          const c = index.find(blockKey(chunk.subarray(p, p + bs)));
+          if (c >= 0) {
+            let m = matches(c * bs, chunk, p, len);
+            if (typeof m !== 'boolean') m = await m;
+            if (m) { w.copy(c * bs, bs); continue; }
+          }
+        }
+        w.literal(chunk, p, len, false);
       }
+      await w.drain();
       o.onProgress?.('delta', pos + n, target.size);
     }
     const deltaSize = await w.end();
     await outFh.truncate(deltaSize);
     await outFh.sync();
-    return { targetSize: target.size, targetSha256: sha.digest('hex'), deltaSize, ...w.stats, indexedBlocks: index.count, indexBytes: index.bytes };
+    return { targetSize: target.size, targetSha256: sha.digest('hex'), baseDataSha256: data.digest('hex'), deltaSize, ...w.stats, indexedBlocks: index.count, indexBytes: index.bytes };
   } finally {
     await baseFh.close().catch(() => {});
     await targetFh?.close().catch(() => {});

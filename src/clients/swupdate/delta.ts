@@ -17,6 +17,7 @@ import { formatBytes } from '../../util/units.js';
 import { renderTemplate } from '../../util/template.js';
 import { registerTemp, unregisterTemp, registerTempDir, unregisterTempDir } from '../../util/cleanup.js';
 import { silentReporter, type Reporter } from '../../util/reporter.js';
+import { stage } from '../../util/profile.js';
 import type { AesKey } from '../../crypto/keys.js';
 import { openDeltaBase, type DeltaBase } from '../../delta/base.js';
 import { encodeRdiff, type RdiffStats, type RdiffTarget } from '../../delta/rdiff.js';
@@ -30,11 +31,12 @@ export interface PreparedDelta {
   /** The image it replaces (rootfs.ext4). */
   label: string;
   method: DeltaMethod;
-  base: { origin: string; version?: string; sha256: string; size: number; dataBytes: number; dataSha256: string; blockSize: number; ranges: number };
+  /** The base; dataSha256 (rdiff) is what the device's base check hashes. */
+  base: { origin: string; version?: string; size: number; dataBytes: number; dataSha256?: string; blockSize: number; ranges: number };
   image: { sha256: string; size: number };
   /** Stored payload before compression: the rdiff delta or the zchunk header. */
   payloadBytes: number;
-  rdiff?: Omit<RdiffStats, 'targetSha256' | 'targetSize'>;
+  rdiff?: Omit<RdiffStats, 'targetSha256' | 'targetSize' | 'baseDataSha256'>;
   zchunk?: { file: string; size: number; headerSize: number; chunks: number; url: string };
   /** How the result is checked on the device. */
   readback: 'readback' | 'script';
@@ -102,15 +104,15 @@ export function baseName(b: DeltaBase): string {
  * The per-slot shellscript: the base check (rdiff) before writing, and with `slotCheck` (images
  * of READBACK_LIMIT and more) the written slot against the image's SHA-256 after.
  */
-export function checkScript(o: { method: DeltaMethod; base?: DeltaBase; baseDevice: string; target?: string; image: { sha256: string; size: number }; name: string; slotCheck: boolean }): string | undefined {
-  const pre = o.method === 'rdiff' && o.base
+export function checkScript(o: { method: DeltaMethod; base?: DeltaBase; dataSha256?: string; baseDevice: string; target?: string; image: { sha256: string; size: number }; name: string; slotCheck: boolean }): string | undefined {
+  const pre = o.method === 'rdiff' && o.base && o.dataSha256
     ? renderTemplate('swupdate/delta-base-check.sh', {
       HANDLER: 'rdiff_image',
       BASE: shq(o.baseDevice),
       BASE_WHAT: o.base.ext4 ? `the blocks its ext4 filesystem uses but its superblock and journal, which the kernel changes in its cache when it mounts the root: ${formatBytes(o.base.rangesBytes)} in ${o.base.ranges.length} ranges` : `its first ${o.base.size} bytes`,
       RANGES: rangeLines(o.base.ranges),
-      BASE_SHA256: o.base.rangesSha256,
-      BASE_SHORT: o.base.rangesSha256.slice(0, 12),
+      BASE_SHA256: o.dataSha256,
+      BASE_SHORT: o.dataSha256.slice(0, 12),
       BASE_NAME: shortName(baseName(o.base)),
       BASE_BYTES: String(o.base.rangesBytes),
     }).trimEnd()
@@ -166,7 +168,7 @@ export async function prepareDeltas(spec: BundleSpec, o: DeltaOptions): Promise<
       }
       const given = o.bases?.get(d.from);
       const step = reporter.step(`reading the delta base ${basename(d.from)}`);
-      const base = given ?? await openDeltaBase(d.from, { workDir: work, label: target.label, aes: o.aes });
+      const base = given ?? await stage('delta: base (out of its .swu, hashed)', () => openDeltaBase(d.from, { workDir: work, label: target.label, aes: o.aes }));
       step.done();
       try {
         if (d.method === 'rdiff' && base.size < target.size / 4) {
@@ -175,7 +177,6 @@ export async function prepareDeltas(spec: BundleSpec, o: DeltaOptions): Promise<
         const meta: Record<string, string> = {
           'otapack-delta': d.method,
           'otapack-base': baseName(base),
-          'otapack-base-sha256': base.sha256,
           'otapack-base-size': String(base.size),
         };
         let image: { sha256: string; size: number };
@@ -187,15 +188,15 @@ export async function prepareDeltas(spec: BundleSpec, o: DeltaOptions): Promise<
         if (d.method === 'rdiff') {
           payload = join(work, `${target.label}.rdiff`);
           const p = reporter.step(`computing the rdiff delta of ${target.label} (${base.blockSize}-byte blocks)`, base.rangesBytes + target.size);
-          rdiff = await encodeRdiff({
+          rdiff = await stage('delta: rdiff (index + one pass)', () => encodeRdiff({
             base: { path: base.path, size: base.size, blockSize: base.blockSize, ranges: base.ranges },
             target, output: payload,
             onProgress: (phase, done) => p.update(phase === 'index' ? done : base.rangesBytes + done),
-          });
+          }));
           p.done();
           image = { sha256: rdiff.targetSha256, size: rdiff.targetSize };
           payloadBytes = rdiff.deltaSize;
-          meta['otapack-base-data-sha256'] = base.rangesSha256;
+          meta['otapack-base-data-sha256'] = rdiff.baseDataSha256;
           entry = (_slot, dev) => ({ type: 'rdiff_image', properties: { ...a.properties, rdiffbase: dev, ...meta } });
         } else {
           const name = o.zckName ?? basename(new URL(d.url!).pathname);
@@ -205,7 +206,7 @@ export async function prepareDeltas(spec: BundleSpec, o: DeltaOptions): Promise<
           registerTemp(temp);
           outputs.push({ temp, final });
           const p = reporter.step(`chunking ${target.label} with zck`, target.size);
-          const z = await makeZchunk(target, temp);
+          const z = await stage('delta: zck', () => makeZchunk(target, temp));
           p.done();
           image = { sha256: z.imageSha256, size: z.imageSize };
           payload = join(work, `${target.label}.zck-header`);
@@ -219,7 +220,7 @@ export async function prepareDeltas(spec: BundleSpec, o: DeltaOptions): Promise<
           const slots = slot ? [slot] : a.slots;
           artifacts.push({ ...a, delta: undefined, filename: undefined, source: payload, slots, readback: readback ? image : undefined, ...entry(slot, dev) });
           const targetDevice = a.device ?? spec.slots.find((s) => s.name === slot)?.device;
-          const script = checkScript({ method: d.method, base, baseDevice: dev, target: targetDevice, image, name: `${target.label} ${spec.version}`, slotCheck: !readback });
+          const script = checkScript({ method: d.method, base, dataSha256: rdiff?.baseDataSha256, baseDevice: dev, target: targetDevice, image, name: `${target.label} ${spec.version}`, slotCheck: !readback });
           if (script) {
             const bytes = Buffer.from(script);
             artifacts.push({
@@ -231,9 +232,9 @@ export async function prepareDeltas(spec: BundleSpec, o: DeltaOptions): Promise<
         }
         deltas.push({
           label: target.label, method: d.method,
-          base: { origin: base.origin, version: base.bundle?.version, sha256: base.sha256, size: base.size, dataBytes: base.rangesBytes, dataSha256: base.rangesSha256, blockSize: base.blockSize, ranges: base.ranges.length },
+          base: { origin: base.origin, version: base.bundle?.version, size: base.size, dataBytes: base.rangesBytes, dataSha256: rdiff?.baseDataSha256, blockSize: base.blockSize, ranges: base.ranges.length },
           image, payloadBytes, zchunk, readback: readback ? 'readback' : 'script',
-          rdiff: rdiff && (({ targetSha256: _s, targetSize: _z, ...r }) => r)(rdiff),
+          rdiff: rdiff && (({ targetSha256: _s, targetSize: _z, baseDataSha256: _d, ...r }) => r)(rdiff),
           seconds: (Date.now() - t0) / 1000,
         });
       } finally {

@@ -54,7 +54,7 @@ export interface DeltaImage {
   /** The slot it writes. */
   device?: string;
   /** The slot it reads: the release the device must be running there. */
-  base: { device?: string; name?: string; sha256?: string; size?: number };
+  base: { device?: string; name?: string; dataSha256?: string; size?: number };
   /** A script in the same install set checks the base before anything is written (otapack's). */
   baseCheck: boolean;
   /** The written slot is read back and compared (readback handler, or otapack's script for 4 GiB and more). */
@@ -339,7 +339,7 @@ function checkDeltas(refs: ManifestRef[], rdiffs: Map<string, { summary?: RdiffS
     const size = Number(prop(r, 'otapack-base-size'));
     const d: DeltaImage = {
       at: r.at, method, device: r.device,
-      base: { device: baseDevice, name: prop(r, 'otapack-base'), sha256: prop(r, 'otapack-base-sha256'), size: Number.isSafeInteger(size) ? size : undefined },
+      base: { device: baseDevice, name: prop(r, 'otapack-base'), dataSha256: prop(r, 'otapack-base-data-sha256'), size: Number.isSafeInteger(size) ? size : undefined },
       baseCheck: method === 'rdiff' && !!script,
       readback: rb && typeof rb.properties.sha256 === 'string' ? { sha256: rb.properties.sha256, size: Number(prop(rb, 'size') ?? 0) } : undefined,
       url: method === 'zchunk' ? prop(r, 'url') : undefined,
@@ -362,11 +362,11 @@ function checkDeltas(refs: ManifestRef[], rdiffs: Map<string, { summary?: RdiffS
     sets.push(`${set} writes ${r.device ?? '?'} ${method === 'rdiff' ? 'from' : 'reusing'} ${baseDevice ?? '?'}${d.baseCheck ? ' (base checked first)' : ''}${d.readback ? ', read back after' : ''}${d.url ? `, fetching from ${d.url}` : ''}`);
   }
   const b = report.delta[0]!.base;
-  const same = report.delta.every((d) => d.base.sha256 === b.sha256);
-  const made = `${b.name ?? 'the base release'} (image sha256 ${short(b.sha256)}${b.size ? `, ${b.size} bytes` : ''})`;
+  const same = report.delta.every((d) => d.base.dataSha256 === b.dataSha256 && d.base.name === b.name);
+  const made = `${b.name ?? 'the base release'}${b.size ? ` (${b.size} bytes` : ''}${b.dataSha256 ? `${b.size ? ', ' : ' ('}data sha256 ${short(b.dataSha256)}` : ''}${b.size || b.dataSha256 ? ')' : ''}`;
   const needs = report.delta[0]!.method === 'zchunk'
     ? `reuses the chunks of the running slot, made against ${made}; from another release the changed chunks are fetched`
-    : b.sha256 && same ? `the running slot must hold ${made}` : 'the running slot must hold the release each delta was made from';
+    : same ? `the running slot must hold ${made}` : 'the running slot must hold the release each delta was made from';
   const summary = `${report.delta[0]!.method} delta: ${needs}; ${sets.join('; ')}`;
   if (fails.length) add('delta', 'fail', [...fails, ...warns].join('; '));
   else if (warns.length) add('delta', 'warn', `${summary}. ${warns.join('; ')}`);
