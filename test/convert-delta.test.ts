@@ -14,6 +14,7 @@ import { keygen, type KeyDir } from './helpers/bundle-fixtures.js';
 import { buildBuildrootImage, type FixtureImage } from './helpers/images.js';
 import { swupdateDaemon } from './helpers/swupdate.js';
 import { requires } from './helpers/require-tool.js';
+import { documentedSchemas, validate } from './helpers/json-schema.js';
 import { noise } from './helpers/delta-fixtures.js';
 import { probeExt4, usedRanges } from '../src/fs/ext4.js';
 
@@ -77,6 +78,7 @@ describe.skipIf(!HAVE)('convert --delta-from', () => {
     const c = await convert(img2, out, config('2.0.0', RO), ['--delta-from', r1.swu, '--json']);
     expect(c.code, c.stderr).toBe(0);
     const report = JSON.parse(c.stdout);
+    expect(validate(report, documentedSchemas().get('otapack.convert/1')!)).toEqual([]);
     expect(report.delta).toMatchObject({ method: 'rdiff', base: { path: r1.swu, version: '1.0.0' }, readback: 'readback' });
     expect(report.outputs.deltaBundle.path).toBe(join(out, 'release-2.delta.swu'));
     expect(c.stderr).toMatch(/release-2\.delta\.swu .*\n {2}rootfs\.ext4: rdiff delta from release 1\.0\.0/);
@@ -137,6 +139,7 @@ describe.skipIf(!HAVE)('convert --delta-from', () => {
     const z = await convert(img2, out, cfg, ['--delta-from', r1.swu, '--delta-method', 'zchunk', '--delta-url', 'http://updates.example.com/fleet/', '--json']);
     expect(z.code, z.stderr).toBe(0);
     const report = JSON.parse(z.stdout);
+    expect(validate(report, documentedSchemas().get('otapack.convert/1')!)).toEqual([]);
     expect(report.delta.zchunk.url).toBe('http://updates.example.com/fleet/release-2.zck');
     expect(existsSync(join(out, 'release-2.zck'))).toBe(true);
     expect(report.outputs.zck.path).toBe(join(out, 'release-2.zck'));

@@ -78,8 +78,10 @@ images:
 
 async function bundle(name: string, specPath: string): Promise<string> {
   const out = join(dir, `${name}.swu`);
-  const r = await otapack(['bundle', specPath, '-o', out, '--key', keys.key, '--cert', keys.cert, '--aes-key', keys.aes], { env: { SOURCE_DATE_EPOCH: '1700000000' } });
+  const r = await otapack(['bundle', specPath, '-o', out, '--key', keys.key, '--cert', keys.cert, '--aes-key', keys.aes, '--json'], { env: { SOURCE_DATE_EPOCH: '1700000000' } });
   expect(r.code, r.stderr).toBe(0);
+  // --json, delta images included, is what docs/json.md says
+  expect(validate(JSON.parse(r.stdout), documentedSchemas().get('otapack.bundle/1')!)).toEqual([]);
   return out;
 }
 

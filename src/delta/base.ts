@@ -5,7 +5,7 @@
 // file. Then what a delta needs to know of it: its size and SHA-256, and, for ext4, the blocks in
 // use (ext4 bitmaps): the bytes every device running it is guaranteed to hold, whether it was
 // written whole by a bundle or flashed by bmaptool, which writes only those blocks.
-import { createDecipheriv } from 'node:crypto';
+import { createDecipheriv, createHash } from 'node:crypto';
 import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { Readable } from 'node:stream';
@@ -119,17 +119,25 @@ async function extractFromBundle(swu: string, out: string, label: string, aes: A
     const ref = pickBasePayload(manifest.refs, label, swu);
     const entry = layout.payloads.find((e) => e.name === ref.filename);
     if (!entry) throw new OtapackError('INPUT', `sw-description names "${safeName(ref.filename!)}" but the bundle does not hold it`, { path: swu, reason: 'corrupt-bundle' });
-    // the stored bytes first: a payload that is not what sw-description says is corrupt, and what
-    // its decryption would then say proves nothing about the key
-    const { sha256: stored } = await reader.digestEntry(entry);
-    if (!ref.sha256 || stored !== ref.sha256.toLowerCase()) {
-      throw new OtapackError('INPUT', `payload "${safeName(entry.name)}" does not match sw-description's sha256 (corrupt or tampered)`, { path: swu, reason: 'hash-mismatch' });
-    }
+    if (!ref.sha256) throw new OtapackError('INPUT', `payload "${safeName(entry.name)}" has no sha256 in sw-description`, { path: swu, reason: 'corrupt-bundle' });
     if (ref.encrypted && !aes) throw new OtapackError('KEY', `payload "${safeName(entry.name)}" is encrypted: give the AES key it was made with (--aes-key or $OTAPACK_AES_KEY)`, { path: swu });
     const codec = ref.compressed === 'zstd' ? 'zstd' : ref.compressed === 'zlib' || ref.compressed === true ? 'zlib' : 'none';
     const iv = ref.encrypted ? (typeof ref.ivt === 'string' && /^[0-9a-fA-F]{32}$/.test(ref.ivt) ? Buffer.from(ref.ivt, 'hex') : aes!.iv) : undefined;
-    const stream = await reader.openPayload(entry);
-    const { size } = await decodeToFile(stream, { codec, aes: ref.encrypted ? aes : undefined, iv }, out, swu, entry.name);
+    // one pass: the stored bytes are hashed while they are decoded. A payload that is not what
+    // sw-description says is corrupt, whatever its decoding said (and then that proves nothing
+    // about the key): when decoding fails before the end, the rest is hashed to tell which.
+    const tampered = (): OtapackError => new OtapackError('INPUT', `payload "${safeName(entry.name)}" does not match sw-description's sha256 (corrupt or tampered)`, { path: swu, reason: 'hash-mismatch' });
+    const hash = createHash('sha256');
+    const raw = await reader.openPayload(entry);
+    const stream = Readable.from((async function* () { for await (const c of raw) { hash.update(c as Buffer); yield c as Buffer; } })());
+    let size: number;
+    try {
+      ({ size } = await decodeToFile(stream, { codec, aes: ref.encrypted ? aes : undefined, iv }, out, swu, entry.name));
+    } catch (e) {
+      if ((await reader.digestEntry(entry)).sha256 !== ref.sha256.toLowerCase()) throw tampered();
+      throw e;
+    }
+    if (hash.digest('hex') !== ref.sha256.toLowerCase()) throw tampered();
     return { size, bundle: { entry: entry.name, version: manifest.version, compressed: typeof ref.compressed === 'string' ? ref.compressed : undefined, encrypted: ref.encrypted } };
   } finally {
     await reader.close();
@@ -248,7 +256,7 @@ async function describeBase(path: string, origin: string, known: { size: number;
     let ranges: [number, number][] = [[0, size]];
     let ext4: DeltaBase['ext4'];
     if (fs && fs.size <= size) {
-      ranges = await stage('delta: base (blocks in use)', async () => subtract(await usedRanges(path, 0, fs), await volatileRanges(path, fs.blockSize)));
+      ranges = await stage('delta: base (blocks in use)', async () => { const [u, v] = await Promise.all([usedRanges(path, 0, fs), volatileRanges(path, fs.blockSize)]); return subtract(u, v); });
       ext4 = { blockSize: fs.blockSize, uuid: fs.uuid, rootOptions: await rootOptions(path) };
     }
     return {

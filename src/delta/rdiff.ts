@@ -10,11 +10,12 @@
 // device is guaranteed to hold, in typed arrays: 24 bytes per base block at most), never the base
 // itself; the new image is read once, in order, and the delta written as it goes. Zero literals
 // are left as holes in the output file, so a mostly empty slot costs no disk.
-import { hash as digest, createHash } from 'node:crypto';
+import { hash as digest } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { OtapackError, fileError, ioError } from '../errors.js';
 import { readInto } from '../util/io.js';
 import { PositionalWriter } from '../util/positional-writer.js';
+import { startDigest, type RunningDigest } from '../disk/image-digest.js';
 
 export const RDIFF_MAGIC = 0x72730236;
 const OP_END = 0x00;
@@ -309,7 +310,11 @@ const isUsable = (bits: Uint8Array, block: number): boolean => block >= 0 && blo
  * the same offset, an all-zero literal, any indexed base block with the same content (compared
  * byte for byte), or a literal.
  */
-export async function encodeRdiff(o: { base: RdiffBase; target: RdiffTarget; output: string; onProgress?: (phase: 'index' | 'delta', done: number, total: number) => void }): Promise<RdiffStats> {
+export async function encodeRdiff(o: {
+  base: RdiffBase; target: RdiffTarget; output: string; onProgress?: (phase: 'index' | 'delta', done: number, total: number) => void;
+  /** The new image's digest, when the caller started it earlier (targetDigest()). */
+  targetDigest?: RunningDigest;
+}): Promise<RdiffStats> {
   const { base, target } = o;
   const bs = base.blockSize;
   if (!(bs >= 512 && (bs & (bs - 1)) === 0)) throw new OtapackError('INTERNAL', `rdiff block size ${bs} is not a power of two`);
@@ -323,13 +328,20 @@ export async function encodeRdiff(o: { base: RdiffBase; target: RdiffTarget; out
   }
   let targetFh: FileHandle | undefined;
   let outFh: FileHandle | undefined;
+  const digests: RunningDigest[] = [];
   try {
     // ---- the index: every usable, non-zero base block; the same bytes hashed whole, in order,
     // are what the device's base check hashes
     const usableBlocks = base.ranges.reduce((n, [a, b]) => n + Math.floor((Math.min(b, base.size) - a) / bs), 0);
     const index = new BlockIndex(Math.max(1, usableBlocks));
     const buf = Buffer.allocUnsafe(READ_CHUNK);
-    const data = createHash('sha256');
+    // the two whole-input digests run in worker threads beside the index and the pass: the
+    // base's usable bytes in order (what the device's base check hashes) and the new image
+    const off = base.offset ?? 0;
+    digests.push(
+      startDigest({ path: base.path, pieces: base.ranges.map(([a, b]) => ({ from: off + a, length: Math.min(b, base.size) - a })), ranges: [] }),
+      o.targetDigest ?? targetDigest(target),
+    );
     let indexed = 0;
     for (const [a, b0] of base.ranges) {
       const b = Math.min(b0, base.size);
@@ -337,7 +349,6 @@ export async function encodeRdiff(o: { base: RdiffBase; target: RdiffTarget; out
         const n = Math.min(READ_CHUNK, b - pos);
         const got = await readInto(baseFh, buf, (base.offset ?? 0) + pos, n);
         if (got < n) throw new OtapackError('INPUT', `the base ends at ${pos + got} bytes, before its ${base.size} bytes`, { path: base.path });
-        data.update(buf.subarray(0, n));
         for (let p = 0; p + bs <= n; p += bs) {
           if (buf.compare(zero, 0, bs, p, p + bs) !== 0) index.insert(blockKey(buf.subarray(p, p + bs)), (pos + p) / bs);
         }
@@ -359,7 +370,6 @@ export async function encodeRdiff(o: { base: RdiffBase; target: RdiffTarget; out
     }
     const reader = new BaseReader(baseFh, base.offset ?? 0, base.size);
     const w = new DeltaWriter(outFh);
-    const sha = createHash('sha256');
     const lock = Buffer.allocUnsafe(READ_CHUNK);
     /** base[from…] equals chunk[p, p+len), from a block the device is guaranteed to hold */
     const matches = (from: number, chunk: Buffer, p: number, len: number): boolean | Promise<boolean> =>
@@ -370,7 +380,6 @@ export async function encodeRdiff(o: { base: RdiffBase; target: RdiffTarget; out
       if (got < n) throw new OtapackError('INPUT', `ends at ${pos + got} bytes, before its ${target.size} bytes`, { path: target.path });
       await reader.setLockstep(pos, lock, n);
       const chunk = buf.subarray(0, n);
-      sha.update(chunk);
       for (let p = 0; p < n; p += bs) {
         const len = Math.min(bs, n - p);
         const at = pos + p;
@@ -402,13 +411,19 @@ export async function encodeRdiff(o: { base: RdiffBase; target: RdiffTarget; out
     const deltaSize = await w.end();
     await outFh.truncate(deltaSize);
     await outFh.sync();
-    return { targetSize: target.size, targetSha256: sha.digest('hex'), baseDataSha256: data.digest('hex'), deltaSize, ...w.stats, indexedBlocks: index.count, indexBytes: index.bytes };
+    const [baseData, image] = await Promise.all(digests.map((d) => d.result));
+    digests.length = 0;
+    return { targetSize: target.size, targetSha256: image!.sha256!, baseDataSha256: baseData!.sha256!, deltaSize, ...w.stats, indexedBlocks: index.count, indexBytes: index.bytes };
   } finally {
+    for (const d of digests) await d.cancel();
     await baseFh.close().catch(() => {});
     await targetFh?.close().catch(() => {});
     await outFh?.close().catch(() => {});
   }
 }
+
+/** The SHA-256 of a new image, in a worker thread: start it early, hand it to encodeRdiff. */
+export const targetDigest = (t: RdiffTarget): RunningDigest => startDigest({ path: t.path, pieces: [{ from: t.offset ?? 0, length: t.size }], ranges: [] });
 
 // ---------------------------------------------------------------------------- parser
 

@@ -20,7 +20,7 @@ import { silentReporter, type Reporter } from '../../util/reporter.js';
 import { stage } from '../../util/profile.js';
 import type { AesKey } from '../../crypto/keys.js';
 import { openDeltaBase, type DeltaBase } from '../../delta/base.js';
-import { encodeRdiff, type RdiffStats, type RdiffTarget } from '../../delta/rdiff.js';
+import { encodeRdiff, targetDigest, type RdiffStats, type RdiffTarget } from '../../delta/rdiff.js';
 import { makeZchunk, zchunkHeaderBytes } from '../../delta/zchunk.js';
 import type { ArtifactSpec, BundleSpec, DeltaMethod } from './spec.js';
 
@@ -166,9 +166,14 @@ export async function prepareDeltas(spec: BundleSpec, o: DeltaOptions): Promise<
           throw ioError('INPUT', a.source, e);
         }
       }
+      // the new image is hashed (in a worker) while the base is being taken out of its bundle
+      const early = d.method === 'rdiff' ? targetDigest(target) : undefined;
       const given = o.bases?.get(d.from);
       const step = reporter.step(`reading the delta base ${basename(d.from)}`);
-      const base = given ?? await stage('delta: base (out of its .swu, hashed)', () => openDeltaBase(d.from, { workDir: work, label: target.label, aes: o.aes }));
+      const base = given ?? await stage('delta: base (out of its .swu)', () => openDeltaBase(d.from, { workDir: work, label: target.label, aes: o.aes })).catch(async (e) => {
+        await early?.cancel();
+        throw e;
+      });
       step.done();
       try {
         if (d.method === 'rdiff' && base.size < target.size / 4) {
@@ -190,7 +195,7 @@ export async function prepareDeltas(spec: BundleSpec, o: DeltaOptions): Promise<
           const p = reporter.step(`computing the rdiff delta of ${target.label} (${base.blockSize}-byte blocks)`, base.rangesBytes + target.size);
           rdiff = await stage('delta: rdiff (index + one pass)', () => encodeRdiff({
             base: { path: base.path, size: base.size, blockSize: base.blockSize, ranges: base.ranges },
-            target, output: payload,
+            target, output: payload, targetDigest: early,
             onProgress: (phase, done) => p.update(phase === 'index' ? done : base.rangesBytes + done),
           }));
           p.done();
@@ -238,6 +243,7 @@ export async function prepareDeltas(spec: BundleSpec, o: DeltaOptions): Promise<
           seconds: (Date.now() - t0) / 1000,
         });
       } finally {
+        await early?.cancel();
         if (!given) await base.cleanup();
       }
     }
