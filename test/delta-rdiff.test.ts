@@ -6,7 +6,7 @@ import { writeFileSync, readFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { tmp } from './helpers/run.js';
+import { otapack, tmp, expectCleanFailure } from './helpers/run.js';
 import { requires } from './helpers/require-tool.js';
 import { noise } from './helpers/delta-fixtures.js';
 import { encodeRdiff, RdiffParser, RDIFF_MAGIC } from '../src/delta/rdiff.js';
@@ -161,5 +161,34 @@ describe.skipIf(!HAVE)('the check script SWUpdate runs around a delta (sh, on fi
     expect(r.stderr).toMatch(/^otapack: delta refused: cannot read its base \S+no-such-device; nothing was written$/);
     // zchunk with a readback: no script at all
     expect(checkScript({ method: 'zchunk', baseDevice: '/dev/x', image: { sha256: sha(base), size: 1 }, name: 'x', slotCheck: false })).toBeUndefined();
+  });
+});
+
+describe('delta: in a bundle spec, refused with one line naming the key (exit 3)', () => {
+  const img = join(dir, 'spec-img.bin');
+  writeFileSync(img, noise(64 * 1024, 3));
+  const spec = (image: string, extra = '', slots = true): string => {
+    const p = join(dir, `spec-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(p, `version: "2.0.0"\nhardware-compatibility: ["1.0"]\n${slots ? 'slots:\n  copy1: { device: /dev/mmcblk0p2 }\n  copy2: { device: /dev/mmcblk0p3 }\n' : ''}${image}${extra}`);
+    return p;
+  };
+  const cases: [string, string, RegExp][] = [
+    ['no from', `images:\n  - file: ${img}\n    delta: { method: rdiff }\n`, /images\[0\]\.delta: missing required key "from"/],
+    ['a missing base', `images:\n  - file: ${img}\n    delta: { from: nope.swu }\n`, /images\[0\]\.delta\.from: nope\.swu: no such file/],
+    ['an unknown method', `images:\n  - file: ${img}\n    delta: { from: ${img}, method: bsdiff }\n`, /delta\.method: must be one of rdiff, zchunk/],
+    ['zchunk without url', `images:\n  - file: ${img}\n    delta: { from: ${img}, method: zchunk }\n`, /delta\.url: zchunk needs "url"/],
+    ['zchunk encrypted', `images:\n  - file: ${img}\n    encrypt: true\n    delta: { from: ${img}, method: zchunk, url: "http://h/x.zck" }\n`, /encrypt: zchunk chunks cannot be encrypted/],
+    ['a url without a file name', `images:\n  - file: ${img}\n    delta: { from: ${img}, method: zchunk, url: "http://h/dir/" }\n`, /delta\.url: "http:\/\/h\/dir\/" must end in the file name of the \.zck/],
+    ['rdiff with a url', `images:\n  - file: ${img}\n    delta: { from: ${img}, url: "http://h/x.zck" }\n`, /delta\.url: only zchunk fetches from a URL/],
+    ['a script as a delta', `scripts:\n  - file: ${img}\n    delta: { from: ${img} }\n`, /only images can be shipped as a delta, not scripts/],
+    ['another handler', `images:\n  - file: ${img}\n    type: archive\n    path: /x\n    delta: { from: ${img} }\n`, /type: an image with "delta" is a whole slot image \(type raw\)/],
+  ];
+  it.each(cases)('%s', async (_name, body, re) => {
+    const r = await otapack(['bundle', spec(`${body}`), '-o', join(dir, 'never.swu'), '--unsigned']);
+    expectCleanFailure(r, 3, re);
+  });
+  it('no base without exactly two slots, unless delta.base names it', async () => {
+    const r = await otapack(['bundle', spec(`images:\n  - file: ${img}\n    device: /dev/mmcblk0p3\n    delta: { from: ${img} }\n`, '', false), '-o', join(dir, 'never.swu'), '--unsigned']);
+    expectCleanFailure(r, 3, /delta\.base: the base \(the running release's device\) is known only with exactly two slots; set delta\.base/);
   });
 });

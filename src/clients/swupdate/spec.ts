@@ -223,6 +223,7 @@ async function parseDelta(m: ConfigMap, a: ArtifactSpec, kind: ArtifactKind, bas
   const url = d.str('url', { pattern: URL_RE, hint: 'http(s)://host/path/<name>.zck, served with HTTP Range support' });
   if (method === 'zchunk') {
     if (!url) throw d.err('url', 'zchunk needs "url": where devices fetch the chunks (the .zck written next to the bundle)');
+    if (!/[^/]$/.test(new URL(url).pathname)) throw d.err('url', `"${url}" must end in the file name of the .zck (it is written next to the bundle under that name)`);
     if (a.encrypt) throw m.err('encrypt', 'zchunk chunks cannot be encrypted: SWUpdate fetches them as plain zstd from the server; use delta.method: rdiff to ship an encrypted delta');
   } else if (url) throw d.err('url', 'only zchunk fetches from a URL; an rdiff delta travels inside the bundle');
   // the base is the running slot: with two slots, each installs over the other's release
