@@ -7,9 +7,12 @@ export { writeFileAtomic } from './util/atomic-file.js';
 export { refuseOverwritingInputs, keyInputs, type NamedInput, type NamedOutput } from './util/no-clobber.js';
 
 // bundles
-export { loadBundleSpec, type BundleSpec, type ArtifactSpec } from './clients/swupdate/spec.js';
+export { loadBundleSpec, DELTA_METHODS, type BundleSpec, type ArtifactSpec, type DeltaSpec, type DeltaMethod } from './clients/swupdate/spec.js';
+export { prepareDeltas, type PreparedDelta, type DeltaPreparation } from './clients/swupdate/delta.js';
+export { encodeRdiff, RdiffParser, type RdiffStats, type RdiffSummary } from './delta/rdiff.js';
+export { openDeltaBase, type DeltaBase } from './delta/base.js';
 export { buildBundle, type BuildOptions, type BuildResult, type BuiltEntry } from './clients/swupdate/bundle.js';
-export { verifyBundle, type VerifyOptions, type VerifyReport, type Check, type CheckStatus } from './clients/swupdate/verify.js';
+export { verifyBundle, type VerifyOptions, type VerifyReport, type DeltaImage, type Check, type CheckStatus } from './clients/swupdate/verify.js';
 export { resignBundle, extractManifest, checkDetachedSignature, type ResignOptions, type ResignResult } from './clients/swupdate/resign.js';
 
 // keys and signing

@@ -68,7 +68,7 @@ async function copyKind(roots, dest, budget, accept, maxFile) {
 }
 
 /** Deterministic incompressible bytes: AES-128-CTR keystream seeded by a label. */
-function keystream(label, n) {
+export function keystream(label, n) {
   const key = createHash('sha256').update(label).digest().subarray(0, 16);
   const c = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
   return c.update(Buffer.alloc(n));
@@ -86,7 +86,7 @@ function rng(seed) {
 const WORDS = 'kernel systemd network service started stopped mounted device update slot rootfs partition config daemon timeout retry connected disconnected sensor value temperature voltage current firmware version checksum verified request response client server session user login logout error warning info debug trace'.split(' ');
 
 /** Log-like or table-like text that compresses about as well as real logs and databases do. */
-function generatedText(seed, n) {
+export function generatedText(seed, n) {
   const r = rng(seed);
   const parts = [];
   let len = 0;

@@ -27,7 +27,7 @@ export interface BoardScriptPatchOptions {
   name?: string;
 }
 
-export type BoardEditKind = 'root-arg' | 'rootdev' | 'rootdev-after-import' | 'root-partition' | 'boot-partition';
+export type BoardEditKind = 'root-arg' | 'rootdev' | 'rootdev-after-import' | 'root-partition' | 'boot-partition' | 'read-only';
 
 export interface BoardEdit {
   /** 1-based line number in the input. */

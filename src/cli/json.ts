@@ -17,6 +17,15 @@ export const bundleJson = (r: BuildResult, signerKind: SignerKind | undefined): 
   schema: 'otapack.bundle/1', output: r.output, size: r.size, sha256: r.sha256, signed: r.signed,
   signer: r.signer ?? null, signatureAlgorithm: r.signatureAlgorithm ?? null, signerKind: signerKind ?? null,
   manifestFormat: r.manifestFormat, cpioFormat: r.cpioFormat, entries: r.entries, manifestText: r.manifest,
+  ...(r.deltas?.length ? {
+    deltas: r.deltas.map((d) => ({
+      image: d.label, method: d.method,
+      base: { path: d.base.origin, version: d.base.version ?? null, size: d.base.size, dataBytes: d.base.dataBytes, dataSha256: d.base.dataSha256 ?? null },
+      imageSha256: d.image.sha256, imageSize: d.image.size, payloadBytes: d.payloadBytes,
+      ...(d.zchunk ? { zck: { path: d.zchunk.file, size: d.zchunk.size, url: d.zchunk.url, chunks: d.zchunk.chunks } } : {}),
+      readback: d.readback, seconds: d.seconds,
+    })),
+  } : {}),
 });
 
 /** otapack.sign/1 */

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { installSignalHandlers, runAction, setDebug, setJsonMode, printJsonError } from './run.js';
 import { setTask } from '../util/cleanup.js';
 import { EXIT_CODES, EXIT_OK } from './exit-codes.js';
-import { KEY_TYPES, CERT_PURPOSES, SIGN_INPUTS, MANIFEST_FORMATS, CPIO_FORMATS } from './choices.js';
+import { KEY_TYPES, CERT_PURPOSES, SIGN_INPUTS, MANIFEST_FORMATS, CPIO_FORMATS, DELTA_METHODS } from './choices.js';
 import type { OptionValues } from './options.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -154,6 +154,9 @@ signingOptions(
   .option('--unsigned', 'leave the bundle unsigned (to be signed later); devices still require signatures')
   .option('--reproducible', 'derive ivts and the signing time from the inputs so outputs are byte-identical')
   .option('--image-sha256', 'also put the SHA-256 of the whole disk image in the report (one more pass over the image)')
+  .option('--delta-from <file>', "also a delta bundle <name>.delta.swu from this previous release (its .swu or slot image)")
+  .addOption(new Option('--delta-method <method>', 'rdiff (in the bundle; needs rootfs.read-only) or zchunk (chunks in <name>.zck, fetched by the device)').choices(DELTA_METHODS))
+  .option('--delta-url <url>', 'zchunk: where devices fetch <name>.zck (a trailing / gets <name>.zck appended)')
   .option('--json', 'print the conversion report as JSON on stdout')
   .action(lazy('convert', () => import('./commands/convert.js')));
 

@@ -72,6 +72,8 @@ export interface DeviceFile {
 export interface ArtifactPlan {
   /** File name in the output folder. */
   file: string;
+  /** Other files it comes with in the output folder (a zchunk delta's chunks). */
+  extraFiles?: string[];
   /** What the client installs it with, in words (for inspect). */
   summary: string;
   /** The client's own spec (SWUpdate: the bundle spec), as data. */
@@ -83,6 +85,30 @@ export interface SlotSource {
   label: string;
   size: number;
   feed(write: (chunk: Buffer) => Promise<void>): Promise<void>;
+  /** Where the same bytes lie in a file (a delta reads the new image there). */
+  at?: { path: string; offset: number };
+}
+
+/** The previous release a delta is made from, as read before planning (--delta-from). */
+export interface DeltaBaseFacts {
+  /** The file given (a .swu or a slot image). */
+  origin: string;
+  /** Its version, when it came out of a bundle. */
+  version?: string;
+  size: number;
+  /** ext4 facts; undefined when the base is not ext4. */
+  ext4?: { blockSize: number; rootOptions?: string[] };
+  /** Bytes a device is guaranteed to hold (the blocks in use), and in how many ranges. */
+  dataBytes: number;
+  ranges: number;
+}
+
+/** A delta artifact convert is asked for: how, from what, fetched from where. */
+export interface DeltaRequest {
+  method: 'rdiff' | 'zchunk';
+  /** zchunk: the URL devices fetch <name>.zck from. */
+  url?: string;
+  base: DeltaBaseFacts;
 }
 
 export interface ArtifactResult {
@@ -105,6 +131,11 @@ export interface UpdateClient {
   deviceFiles(layout: DeviceLayout, settings: ClientSettings, keys: DeviceKeys): DeviceFile[];
   /** The artifact that installs slot A's image into either slot. */
   planArtifact(layout: DeviceLayout, settings: ClientSettings): ArtifactPlan;
-  /** Streams `source` into the planned artifact at `output`. */
-  buildArtifact(o: { plan: ArtifactPlan; source: SlotSource; output: string; signer?: Signer; aes?: AesKey; mtime?: number; reproducible?: boolean; reporter?: Reporter }): Promise<ArtifactResult>;
+  /** The artifact that installs slot A's image as a delta from a previous release (clients that have one). */
+  planDeltaArtifact?(layout: DeviceLayout, settings: ClientSettings, delta: DeltaRequest): ArtifactPlan;
+  /**
+   * Streams `source` into the planned artifact at `output` (its extra files next to it).
+   * `deltaBase` is the opened base of a delta artifact, as the client's own reader returned it.
+   */
+  buildArtifact(o: { plan: ArtifactPlan; source: SlotSource; output: string; signer?: Signer; aes?: AesKey; mtime?: number; reproducible?: boolean; reporter?: Reporter; deltaBase?: unknown }): Promise<ArtifactResult>;
 }

@@ -22,12 +22,12 @@ const isBrokenPipe = (e: unknown): boolean => {
   return c === 'EPIPE' || c === 'ERR_STREAM_DESTROYED' || c === 'ECONNRESET';
 };
 
-function sink(input: Writable, output: Readable, finished: Promise<void>, verdict: (e: unknown) => OtapackError): DecompressSink {
+function sink(input: Writable, output: Readable, finished: Promise<void>, verdict: (e: unknown) => OtapackError, onData?: (b: Buffer) => void): DecompressSink {
   let bytes = 0;
   let failure: OtapackError | undefined;
   // The decoder closed its input early: it found the data bad and is exiting; its exit says why.
   let stoppedReading = false;
-  output.on('data', (b: Buffer) => { bytes += b.length; });
+  output.on('data', (b: Buffer) => { bytes += b.length; onData?.(b); });
   const settled = finished.then(() => undefined, (e) => { failure ??= verdict(e); });
   input.on('error', (e) => {
     if (isBrokenPipe(e)) stoppedReading = true;
@@ -56,7 +56,8 @@ function sink(input: Writable, output: Readable, finished: Promise<void>, verdic
   };
 }
 
-export function decompressSink(id: CompressionId): DecompressSink {
+/** `onData` sees every decompressed chunk (verify walks an rdiff delta with it); it must not throw. */
+export function decompressSink(id: CompressionId, onData?: (b: Buffer) => void): DecompressSink {
   if (id === 'zstd') {
     const { child, done } = spawnStream('zstd', ['-d', '-c', '-q'], { stdin: 'pipe' });
     return sink(child.stdin!, child.stdout!, done, (e) => {
@@ -64,7 +65,7 @@ export function decompressSink(id: CompressionId): DecompressSink {
       // zstd's own last line ("/*stdin*\ : Decoding error (36) : Unknown frame descriptor"), without the stream name
       const last = (e.toolOutput ?? '').split('\n').filter((l) => l.trim()).pop() ?? `exit ${e.status}`;
       return corrupt('zstd', last.replace(/^(zstd: )?\/\*stdin\*\\?\s*:\s*/, '').trim() || `exit ${e.status}`, e);
-    });
+    }, onData);
   }
   if (id === 'zlib') {
     const gz = createGunzip();
@@ -73,8 +74,8 @@ export function decompressSink(id: CompressionId): DecompressSink {
       gz.on('error', reject);
     });
     // zlib's error codes are structured (Z_DATA_ERROR, Z_BUF_ERROR); its message says where it failed
-    return sink(gz, gz, finished, (e) => corrupt('gzip', `${(e as Error)?.message ?? e}`, e));
+    return sink(gz, gz, finished, (e) => corrupt('gzip', `${(e as Error)?.message ?? e}`, e), onData);
   }
   let bytes = 0;
-  return { async write(c) { bytes += c.length; }, async end() { return bytes; } };
+  return { async write(c) { bytes += c.length; onData?.(c); }, async end() { return bytes; } };
 }

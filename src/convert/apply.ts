@@ -14,7 +14,7 @@ import { open, mkdir, mkdtemp, rm, writeFile, type FileHandle } from 'node:fs/pr
 import { createHash } from 'node:crypto';
 import { join, basename } from 'node:path';
 import { formatSize } from '../util/units.js';
-import { ioError } from '../errors.js';
+import { OtapackError, ioError } from '../errors.js';
 import { AtomicFile, writeFileAtomic, syncDir, stageFiles, type StagedFiles } from '../util/atomic-file.js';
 import { registerTempDir, unregisterTempDir, commitOutputs } from '../util/cleanup.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
@@ -55,6 +55,8 @@ export interface ApplyOptions {
   reporter?: Reporter;
   /** Files published together with the outputs (convert's development keys), never before them. */
   extraOutputs?: { path: string; data: string; mode: number }[];
+  /** The opened base of the planned delta artifact (plan.delta). */
+  deltaBase?: unknown;
 }
 
 export interface OutputFile { path: string; size: number; sha256: string }
@@ -62,8 +64,10 @@ export interface OutputFile { path: string; size: number; sha256: string }
 export interface ConvertResult {
   plan: ConvertPlan;
   version: string;
-  outputs: { image: Omit<OutputFile, 'sha256'> & { sha256: string | null; allocated: number }; bmap: OutputFile & { mappedBytes: number }; bundle: OutputFile; report: string };
+  outputs: { image: Omit<OutputFile, 'sha256'> & { sha256: string | null; allocated: number }; bmap: OutputFile & { mappedBytes: number }; bundle: OutputFile; report: string; deltaBundle?: OutputFile; zck?: Omit<OutputFile, 'sha256'> };
   bundle: BuildResult;
+  /** The delta bundle (--delta-from). */
+  delta?: BuildResult;
   injected: { path: string; why: string; mode: string }[];
   boot: BootWiring;
   fstabChanges: string[];
@@ -211,6 +215,11 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
       throw e;
     }
     hashing.done();
+    // ---- 8b. the delta bundle: slot A (final now) as a delta from the previous release
+    let delta: BuildResult | undefined;
+    if (plan.delta) {
+      delta = await stage('convert: delta bundle', () => buildDeltaBundle(o, img.tempPath, A, join(work, plan.delta!.artifact.file), reporter));
+    }
     const shaOf = new Map([...slotRanges.map(([a, b], i) => [`${a}-${b}`, slotSums[i]!] as const), ...restRanges.map(([a, b], i) => [`${a}-${b}`, digests.ranges[i]!] as const)]);
     const bmap = renderBmap(bmapPlan, (a, b) => shaOf.get(`${a}-${b}`)!);
     const imageSha = digests.sha256 ?? null;
@@ -228,8 +237,11 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
         bmap: { path: names.bmap, size: Buffer.byteLength(bmap.xml), sha256: createHash('sha256').update(bmap.xml).digest('hex'), mappedBytes: bmap.mappedBytes },
         bundle: { path: names.bundle, size: bundle.size, sha256: bundle.sha256! },
         report: names.report,
+        ...(delta ? { deltaBundle: { path: join(o.outDir, plan.delta!.artifact.file), size: delta.size, sha256: delta.sha256! } } : {}),
+        ...(delta?.deltas?.[0]?.zchunk ? { zck: { path: join(o.outDir, plan.delta!.artifact.extraFiles![0]!), size: delta.deltas[0].zchunk.size } } : {}),
       },
       bundle,
+      delta,
       injected: [...plan.files.map((f) => ({ path: f.path, why: f.why, mode: f.kind === 'symlink' ? `-> ${f.target}` : `0${f.mode.toString(8)}` })), ...plan.boot.rootfsFiles.map((f) => ({ path: f.path, why: 'board boot files patched to boot the running slot', mode: `0${f.mode.toString(8)}` }))],
       boot: bootReport(plan.boot),
       fstabChanges: plan.fstabChanges,
@@ -244,6 +256,10 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
       await img.commit();
       await renameInto(bmapTmp, names.bmap);
       await renameInto(join(work, basename(names.bundle)), names.bundle);
+      if (plan.delta) {
+        for (const f of plan.delta.artifact.extraFiles ?? []) await renameInto(join(work, f), join(o.outDir, f));
+        await renameInto(join(work, plan.delta.artifact.file), join(o.outDir, plan.delta.artifact.file));
+      }
       await writeFileAtomic(names.report, reportText);
       syncDir(o.outDir);
     }));
@@ -321,6 +337,18 @@ async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedParti
     },
   };
   const r = await clientById(o.plan.client).buildArtifact({ plan: o.plan.artifact, source, output, signer: o.signer, aes: o.aes, mtime: o.timestamp, reproducible: o.reproducible, reporter });
+  return r.detail as BuildResult;
+}
+
+/** The planned delta artifact, from slot A as it lies in the image (read once more, in order). */
+async function buildDeltaBundle(o: ApplyOptions, image: string, A: PlannedPartition, output: string, reporter: Reporter): Promise<BuildResult> {
+  const source = {
+    label: 'rootfs.ext4',
+    size: A.size,
+    at: { path: image, offset: A.start },
+    feed: async (): Promise<void> => { throw new OtapackError('INTERNAL', 'the delta reads slot A where it lies'); },
+  };
+  const r = await clientById(o.plan.client).buildArtifact({ plan: o.plan.delta!.artifact, source, output, signer: o.signer, aes: o.aes, mtime: o.timestamp, reproducible: o.reproducible, reporter, deltaBase: o.deltaBase });
   return r.detail as BuildResult;
 }
 

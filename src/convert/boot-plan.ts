@@ -62,6 +62,26 @@ export interface BootPlanOptions {
   targets: BootTargets;
   bootlimit: number;
   timestamp?: number;
+  /** rootfs.read-only: every kernel command line the board gives gets `ro` (an `rw` becomes `ro`). */
+  readOnly?: boolean;
+}
+
+/**
+ * The kernel mounts the root read-only: on every line that passes root= to a kernel, an `rw`
+ * becomes `ro`, and `ro` follows root=… where neither is given (the kernel's own default is ro,
+ * but a board's init may not know that). Each changed line is recorded.
+ */
+export function readOnlyCmdline(text: string, file: string): { text: string; edits: BootWiring['edits'] } {
+  const edits: BootWiring['edits'] = [];
+  const eol = text.includes('\r\n') ? '\r\n' : '\n';
+  const lines = text.split(/\r?\n/).map((line, i) => {
+    if (/^\s*#/.test(line) || !/(^|[\s"'])root=/.test(line)) return line;
+    let next = line.replace(/(^|[\s"'])rw(?=$|[\s"';])/g, '$1ro');
+    if (!/(^|[\s"'])ro(?=$|[\s"';])/.test(next)) next = next.replace(/((?:^|[\s"'])root=[^\s"';]*)/, '$1 ro');
+    if (next !== line) edits.push({ line: i + 1, kind: 'read-only', before: line.trim(), after: next.trim(), file });
+    return next;
+  });
+  return { text: lines.join(eol), edits };
 }
 
 export function planBoot(o: BootPlanOptions): BootPlan {
@@ -70,6 +90,11 @@ export function planBoot(o: BootPlanOptions): BootPlan {
 
 function planUboot(o: BootPlanOptions): BootPlan {
   const { facts, targets: t } = o;
+  const ro = (text: string, file: string): string => {
+    const r = readOnlyCmdline(text, file);
+    edits.push(...r.edits);
+    return r.text;
+  };
   const L = facts.layout;
   const boot = t.boot;
   const A = t.slotA;
@@ -90,6 +115,7 @@ function planUboot(o: BootPlanOptions): BootPlan {
     if (!dec || !dec.dataCrcOk) throw new OtapackError('INPUT', `${board.path} on the boot partition is not a valid U-Boot script image`, { path: L.image });
     const patched = patchBootScript(dec.text, { oldRootPart: oldRoot, scriptPart: L.boot!.number, bootPartMove: move, name: board.path });
     edits.push(...patched.edits.map((e) => ({ ...e, file: `boot partition ${board.path} -> /otapack/board.scr` })));
+    if (o.readOnly) patched.text = ro(patched.text, `boot partition ${board.path} -> /otapack/board.scr`);
     writes.push({ path: '/otapack/board.scr', data: encodeScriptImage(patched.text, dec.name || 'board boot script', { time: o.timestamp }) });
     writes.push({ path: '/otapack/board.cmd', data: patched.text });
     bootFiles.push({ path: '/otapack/board.scr', what: `the board's ${board.path}, patched to boot the chosen slot` });
@@ -99,12 +125,14 @@ function planUboot(o: BootPlanOptions): BootPlan {
     if (!dec.dataCrcOk) throw new OtapackError('INPUT', `${board.path} in the rootfs is not a valid U-Boot script image`, { path: L.image });
     const patched = patchBootScript(dec.text, { oldRootPart: oldRoot, oldRootIsDefault: oldRoot === 1, name: board.path });
     edits.push(...patched.edits.map((e) => ({ ...e, file: `rootfs ${board.path}` })));
+    if (o.readOnly) patched.text = ro(patched.text, `rootfs ${board.path}`);
     rootfsFiles.push({ path: board.path, kind: 'file', data: encodeScriptImage(patched.text, dec.name || 'boot script', { time: o.timestamp }), mode: 0o644 });
     if (board.cmdSibling) rootfsFiles.push({ path: board.cmdSibling, kind: 'file', data: patched.text, mode: 0o644 });
     const dir = board.path.replace(/[^/]*$/, '');
     step = { kind: 'slot-script', path: board.path, prefix: dir };
   } else if (board.kind === 'extlinux') {
     const patched = patchExtlinuxConf(board.text, { name: board.path });
+    if (o.readOnly) patched.text = ro(patched.text, board.where === 'boot' ? `boot partition ${board.path} -> /otapack/extlinux.conf` : `rootfs ${board.path}`);
     if (board.where === 'boot') {
       edits.push(...patched.edits.map((e) => ({ ...e, file: `boot partition ${board.path} -> /otapack/extlinux.conf` })));
       // distro boot tries extlinux.conf before boot.scr: move it out of its way
@@ -119,7 +147,7 @@ function planUboot(o: BootPlanOptions): BootPlan {
     }
   } else if (board.kind === 'kernel-only' && L.board.kind === 'kernel-only') {
     const k = L.board;
-    step = { kind: 'kernel', kernel: k.kernel, initrd: k.initrd, initrdFormat: k.initrd && /uInitrd/.test(k.initrd) ? 'uimage' : 'raw', bootargs: 'rootwait' };
+    step = { kind: 'kernel', kernel: k.kernel, initrd: k.initrd, initrdFormat: k.initrd && /uInitrd/.test(k.initrd) ? 'uimage' : 'raw', bootargs: o.readOnly ? 'rootwait ro' : 'rootwait' };
   } else {
     throw new OtapackError('INTERNAL', `unexpected board boot ${board.kind} for U-Boot`);
   }
@@ -148,6 +176,11 @@ function planUboot(o: BootPlanOptions): BootPlan {
 
 function planGrub(o: BootPlanOptions): BootPlan {
   const { facts, targets: t } = o;
+  const ro = (text: string, file: string): string => {
+    const r = readOnlyCmdline(text, file);
+    edits.push(...r.edits);
+    return r.text;
+  };
   const L = facts.layout;
   const esp = t.boot;
   const A = t.slotA;
@@ -168,12 +201,14 @@ function planGrub(o: BootPlanOptions): BootPlan {
     const kernelFrom = onEsp ? 'esp' : 'slot';
     const patched = patchGrubCfg(text, { kernelFrom, name: board.path });
     edits.push(...patched.edits.map((e) => ({ ...e, file: `ESP ${board.path} -> /otapack/board.cfg` })));
+    if (o.readOnly) patched.text = ro(patched.text, `ESP ${board.path} -> /otapack/board.cfg`);
     writes.push({ path: '/otapack/board.cfg', data: patched.text });
     bootFiles.push({ path: '/otapack/board.cfg', what: `the board's ${board.path}, patched to boot the chosen slot` });
     step = { kind: 'configfile', location: 'esp', path: '/otapack/board.cfg' };
   } else {
     const patched = patchGrubCfg(board.text, { kernelFrom: 'slot', name: board.path });
     edits.push(...patched.edits.map((e) => ({ ...e, file: `rootfs ${board.path}` })));
+    if (o.readOnly) patched.text = ro(patched.text, `rootfs ${board.path}`);
     rootfsFiles.push({ path: board.path, kind: 'file', data: patched.text, mode: 0o644 });
     step = { kind: 'configfile', location: 'slot', path: board.path };
   }

@@ -25,7 +25,8 @@ export interface ConvertConfig {
   bootlimit: number;
   update: { compress: CompressionId; level?: number; encrypt: boolean; installAesKey: boolean; collection: string; certPurpose: 'emailProtection' | 'codeSigning' };
   signing: { key?: string; cert?: string; chain?: string };
-  rootfs: { files: FileSpec[] };
+  /** readOnly: the root filesystem is never mounted read-write (fstab, kernel command line, inittab). */
+  rootfs: { files: FileSpec[]; readOnly: boolean };
   data: { files: FileSpec[]; label: string };
   hawkbit?: { url: string; tenant: string; targetName?: string; gatewayToken?: string; targetToken?: string; pollingInterval: number; caFile?: string };
 }
@@ -38,7 +39,7 @@ export const DEFAULT_CONFIG: ConvertConfig = {
   bootlimit: 3,
   update: { compress: 'zstd', encrypt: false, installAesKey: false, collection: 'stable', certPurpose: 'emailProtection' },
   signing: {},
-  rootfs: { files: [] },
+  rootfs: { files: [], readOnly: false },
   data: { files: [], label: 'data' },
 };
 
@@ -109,8 +110,9 @@ export async function parseConvertConfig(reader: ConfigReader, data: unknown, ba
   const keyRef = sg.str('key');
   c.signing = { key: keyRef !== undefined && /^pkcs11:/i.test(keyRef) ? keyRef : path(sg, 'key'), cert: path(sg, 'cert'), chain: path(sg, 'chain') };
 
-  const rf = top.sub('rootfs', ['files']);
+  const rf = top.sub('rootfs', ['files', 'read-only']);
   c.rootfs.files = await fileList(rf, 'files', base);
+  c.rootfs.readOnly = rf.bool('read-only', false);
   const da = top.sub('data', ['files', 'label']);
   c.data.files = await fileList(da, 'files', base);
   c.data.label = da.str('label', { pattern: /^[A-Za-z0-9_-]{1,16}$/, hint: 'up to 16 letters, digits, _ -' }) ?? 'data';

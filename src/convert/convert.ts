@@ -26,6 +26,8 @@ import { makeOutputDir } from '../util/atomic-file.js';
 import { refuseOverwritingInputs, keyInputs } from '../util/no-clobber.js';
 import { REPRODUCIBLE_EPOCH } from '../util/reproducible.js';
 import { findOtapackDisk, alreadyConverted, type OtapackDisk } from './otapack-disk.js';
+import { openDeltaBase, type DeltaBase } from '../delta/base.js';
+import type { DeltaBaseFacts, DeltaRequest } from '../clients/client.js';
 
 export interface ConvertOptions extends Omit<SignerOptions, 'env' | 'now'> {
   input: string;
@@ -37,6 +39,11 @@ export interface ConvertOptions extends Omit<SignerOptions, 'env' | 'now'> {
   reproducible?: boolean;
   /** Also put the whole disk image's SHA-256 in the report (a second pass over the image). */
   imageSha256?: boolean;
+  /** Also a delta bundle from this previous release (its .swu or slot image): <name>.delta.swu. */
+  deltaFrom?: string;
+  deltaMethod?: DeltaRequest['method'];
+  /** zchunk: the URL devices fetch <name>.zck from (a trailing / gets <name>.zck appended). */
+  deltaUrl?: string;
   timestamp?: number;
   reporter?: Reporter;
 }
@@ -139,6 +146,30 @@ async function devKeys(outDir: string, exists: boolean): Promise<{ signer: Signe
   return { signer: new KeyObjectSigner(key, cert, [], schemeFor(cert, false), paths.key), aes: parseAesKey({ data: await read(paths.aes), origin: paths.aes }), dir, files: [] };
 }
 
+/** Opens the previous release for a delta in a temp folder of the output folder (removed with it). */
+async function readDeltaBase(from: string, outDir: string, aes: AesKey | undefined, reporter: Reporter): Promise<DeltaBase> {
+  const work = await mkdtemp(join(outDir, '.otapack-base-')).catch((e) => { throw ioError('IO', `cannot write in ${outDir}`, e); });
+  registerTempDir(work);
+  const done = async (): Promise<void> => {
+    await rm(work, { recursive: true, force: true });
+    unregisterTempDir(work);
+  };
+  try {
+    reporter.step(`reading the previous release ${from}`).done();
+    const base = await openDeltaBase(from, { workDir: work, label: 'rootfs.ext4', aes });
+    return { ...base, cleanup: async () => { await base.cleanup(); await done(); } };
+  } catch (e) {
+    await done();
+    throw e;
+  }
+}
+
+/** What the plan needs to know of a delta base. */
+const deltaFacts = (b: DeltaBase): DeltaBaseFacts => ({
+  origin: b.origin, version: b.bundle?.version, size: b.size,
+  ext4: b.ext4 && { blockSize: b.ext4.blockSize, rootOptions: b.ext4.rootOptions }, dataBytes: b.rangesBytes, ranges: b.ranges.length,
+});
+
 export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   const reporter = o.reporter ?? silentReporter;
   const cfg: ConvertConfig = await loadConvertConfig(o.config);
@@ -146,10 +177,20 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   const timestamp = o.timestamp ?? (o.reproducible ? REPRODUCIBLE_EPOCH : undefined);
   // every input is checked before anything is generated or written
   await checkInput(o.input);
+  const deltaMethod = o.deltaMethod ?? 'rdiff';
+  if (o.deltaFrom === undefined && (o.deltaMethod || o.deltaUrl)) throw new OtapackError('USAGE', `--delta-method and --delta-url need --delta-from (the previous release's .swu or slot image)`);
+  if (o.deltaFrom !== undefined) {
+    await checkInput(o.deltaFrom);
+    if (deltaMethod === 'zchunk' && !o.deltaUrl) throw new OtapackError('USAGE', '--delta-method zchunk needs --delta-url: where devices fetch the .zck (an HTTP server with Range support)');
+    if (deltaMethod === 'rdiff' && o.deltaUrl) throw new OtapackError('USAGE', '--delta-url is for --delta-method zchunk; an rdiff delta travels inside the bundle');
+    if (o.deltaUrl && !/^https?:\/\/[^\s"]+$/.test(o.deltaUrl)) throw new OtapackError('USAGE', `--delta-url: "${o.deltaUrl}" is not an http(s) URL`);
+  }
   const fromCli = o.key !== undefined || o.signCommand !== undefined;
   const signing = { key: o.key ?? (fromCli ? undefined : cfg.signing.key), cert: o.cert ?? cfg.signing.cert, chain: o.chain ?? cfg.signing.chain };
   let signer = o.unsigned ? undefined : await resolveSigner({ ...o, ...signing, warn: o.warn ?? ((m) => reporter.warn(m)) });
   let aes = await loadAesKey(o.aesKey);
+  // a previous release's bundle is decrypted with the key given, even when this one is not encrypted
+  const baseAes = aes;
   const needDevKeys = !signer && !o.unsigned;
   const devKeysExist = needDevKeys && await access(devKeyPaths(o.outDir).key).then(() => true, () => false);
   const name = outputName(o.input);
@@ -159,10 +200,13 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
     { path: join(o.outDir, `${name}.bmap`), what: 'bmap' },
     { path: join(o.outDir, `${name}.swu`), what: 'bundle' },
     { path: join(o.outDir, `${name}.json`), what: 'report' },
+    ...(o.deltaFrom !== undefined ? [{ path: join(o.outDir, `${name}.delta.swu`), what: 'delta bundle' }] : []),
+    ...(o.deltaFrom !== undefined && deltaMethod === 'zchunk' ? [{ path: join(o.outDir, `${name}.zck`), what: 'zchunk file' }] : []),
     ...(needDevKeys && !devKeysExist ? Object.entries(devKeyPaths(o.outDir)).filter(([k]) => k !== 'dir').map(([, path]) => ({ path, what: 'development key' })) : []),
   ], [
     { path: o.input, what: 'input image' },
     { path: o.config, what: 'config' },
+    { path: o.deltaFrom, what: 'delta base' },
     ...keyInputs({ ...o, ...signing }),
     ...cfg.rootfs.files.map((f) => ({ path: f.source, what: 'rootfs.files source', from: cfg.file, tree: true })),
     ...cfg.data.files.map((f) => ({ path: f.source, what: 'data.files source', from: cfg.file, tree: true })),
@@ -197,14 +241,22 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
       layout.image = o.input; // reports and messages name the user's file
       reporter.step('checking the input rootfs (e2fsck -n) and reading its boot files').done();
       const facts = await stage('convert: read input (e2fsck -fn, boot files, fstab)', () => readInput(raw, layout));
-      // the whole plan, before any byte of output: every refusal happens here
-      const plan = planConversion(facts, cfg, {
-        inputPath: o.input, client: clientById('swupdate'), timestamp,
-        keys: { trustPem: trustPem ?? '', aesKeyLine: aes ? `${aes.key.toString('hex')} ${aes.iv.toString('hex')}\n` : undefined },
-      });
-      for (const w of plan.warnings) reporter.warn(w);
-      const r = await applyPlan({ plan, cfg, input: raw, outDir: o.outDir, signer, aes, timestamp, reproducible: o.reproducible, imageSha256: o.imageSha256, reporter, extraOutputs });
-      return { ...r, devKeys: devDir, input: { path: o.input, compressed } };
+      // the previous release, for the delta: read (out of its bundle) before anything is planned
+      const base = o.deltaFrom === undefined ? undefined : await stage('convert: read the delta base', () => readDeltaBase(o.deltaFrom!, o.outDir, baseAes, reporter));
+      try {
+        const url = o.deltaUrl?.endsWith('/') ? `${o.deltaUrl}${outputName(o.input)}.zck` : o.deltaUrl;
+        // the whole plan, before any byte of output: every refusal happens here
+        const plan = planConversion(facts, cfg, {
+          inputPath: o.input, client: clientById('swupdate'), timestamp,
+          keys: { trustPem: trustPem ?? '', aesKeyLine: aes ? `${aes.key.toString('hex')} ${aes.iv.toString('hex')}\n` : undefined },
+          delta: base ? { method: deltaMethod, url, base: deltaFacts(base) } : undefined,
+        });
+        for (const w of plan.warnings) reporter.warn(w);
+        const r = await applyPlan({ plan, cfg, input: raw, outDir: o.outDir, signer, aes, timestamp, reproducible: o.reproducible, imageSha256: o.imageSha256, reporter, extraOutputs, deltaBase: base });
+        return { ...r, devKeys: devDir, input: { path: o.input, compressed } };
+      } finally {
+        await base?.cleanup();
+      }
     });
     outDirs.keep();
     // said once the keys exist: a run that fails writes none

@@ -49,9 +49,25 @@ export function patchFstab(original: string | undefined, plan: PlanCore, mount: 
   const data = byRole(plan, 'data')!;
   const out: string[] = [];
   let hasBoot = false;
+  let hasRoot = false;
+  let hasTmp = false;
+  const ro = cfg.rootfs.readOnly;
   for (const line of lines) {
     const f = line.trim().split(/\s+/);
     if (f.length >= 2 && !f[0]!.startsWith('#')) {
+      if (f[1] === '/') hasRoot = true;
+      if (f[1] === '/tmp') hasTmp = true;
+      if (f[1] === '/' && ro) {
+        // never mounted read-write, never "repaired" by a boot-time fsck: the slot's bytes stay
+        // those of the release (an rdiff delta's base)
+        const opts = (f[3] ?? 'defaults').split(',').filter((o) => o !== 'rw' && o !== 'defaults' && o !== 'ro');
+        const next = ['/dev/root', '/', f[2] ?? 'auto', ['ro', ...opts].join(','), f[4] ?? '0', '0'].join('\t');
+        out.push(`# otapack: was "${line.trim()}": read-only root (rootfs.read-only), the kernel mounts the running slot`);
+        out.push(next);
+        if (f[0] !== '/dev/root') changes.push(`root entry ${f[0]} -> /dev/root`);
+        changes.push(`root mounted read-only (${['ro', ...opts].join(',')}, no fsck pass)`);
+        continue;
+      }
       if (f[1] === '/' && f[0] !== '/dev/root') {
         out.push(`# otapack: was "${f[0]}" (shared by slots A and B); the kernel mounts the running slot`);
         out.push(line.replace(f[0]!, '/dev/root'));
@@ -67,6 +83,16 @@ export function patchFstab(original: string | undefined, plan: PlanCore, mount: 
     }
     out.push(line);
   }
+  if (ro && !hasRoot) {
+    out.push('# otapack: read-only root (rootfs.read-only)');
+    out.push('/dev/root\t/\tauto\tro\t0\t0');
+    changes.push('root mounted read-only (ro, no fsck pass)');
+  }
+  if (ro && !hasTmp) {
+    out.push('# otapack: the root is read-only; scratch space (SWUpdate\'s TMPDIR among others) in RAM');
+    out.push('tmpfs\t/tmp\ttmpfs\tmode=1777,nosuid,nodev\t0\t0');
+    changes.push('tmpfs mounted at /tmp');
+  }
   out.push('# otapack: A/B boot state and persistent data');
   if (!hasBoot) {
     out.push(`${boot.device}\t${mount}\tvfat\tdefaults,noatime\t0\t0`);
@@ -79,6 +105,17 @@ export function patchFstab(original: string | undefined, plan: PlanCore, mount: 
   out.push(`${data.device}\t/data\text4\tdefaults,noatime\t0\t2`);
   changes.push(`data partition ${data.device} (${cfg.data.label}) mounted at /data`);
   return { text: out.join('\n') + '\n', changes };
+}
+
+/** BusyBox/SysV inittab with the remount of / read-write commented out (Buildroot's default has one). */
+export function readOnlyInittab(text: string): { text: string; changed: number } {
+  let changed = 0;
+  const out = text.split('\n').map((line) => {
+    if (/^\s*#/.test(line) || !/\bmount\b.*-o\s*remount,rw\s+\/\s*$/.test(line)) return line;
+    changed++;
+    return `# otapack (rootfs.read-only): the root stays read-only\n# ${line}`;
+  });
+  return { text: out.join('\n'), changed };
 }
 
 export function slotsConf(plan: PlanCore, cfg: ConvertConfig, envPath: string): string {
@@ -110,6 +147,7 @@ export interface DeviceFileInputs {
   plan: PlanCore;
   cfg: ConvertConfig;
   fstab?: string;
+  inittab?: string;
   client: UpdateClient;
   keys: DeviceKeys;
 }
@@ -150,6 +188,10 @@ export function deviceFiles(i: DeviceFileInputs): { files: DeviceFile[]; fstabCh
     files.push({ path: '/etc/fw_env.config', kind: 'file', data: `# U-Boot environment of the A/B boot script (otapack)\n${envPath}\t0x0000\t0x${ENV_SIZE.toString(16)}\n`, mode: 0o644, why: 'where fw_printenv/fw_setenv and SWUpdate -B uboot find the boot state' });
   } else {
     files.push({ path: '/boot/grub', kind: 'dir', mode: 0o755, why: `bind mount of ${grubDir} (grubenv)` });
+  }
+  if (cfg.rootfs.readOnly && i.inittab !== undefined) {
+    const it = readOnlyInittab(i.inittab);
+    if (it.changed) files.push({ path: '/etc/inittab', kind: 'file', data: it.text, mode: 0o644, why: `read-only root: ${it.changed} "mount -o remount,rw /" line${it.changed > 1 ? 's' : ''} commented out` });
   }
   for (const f of cfg.rootfs.files) files.push({ path: f.target, kind: 'file', source: f.source, mode: f.mode ?? 0o644, why: `from ${f.source} (rootfs.files)` });
   return { files, fstabChanges: fstab.changes, envPath, bootMount: mount, layout };

@@ -13,7 +13,7 @@ import type { DetectedLayout } from './detect.js';
 import type { InputFacts } from './read-input.js';
 import { planBoot, type BootPlan } from './boot-plan.js';
 import { deviceFiles } from './device-files.js';
-import type { ArtifactPlan, DeviceFile, DeviceKeys, DeviceLayout, UpdateClient } from '../clients/client.js';
+import type { ArtifactPlan, DeltaRequest, DeviceFile, DeviceKeys, DeviceLayout, UpdateClient } from '../clients/client.js';
 
 export type Role = 'keep' | 'boot' | 'rootfs-a' | 'rootfs-b' | 'data';
 
@@ -197,6 +197,8 @@ export interface ConvertPlan extends PlanCore {
   /** Files the data partition is created with (data.files). */
   dataFiles: { path: string; source: string; mode: number }[];
   artifact: ArtifactPlan;
+  /** The delta artifact (--delta-from), and what it is made from. */
+  delta?: { artifact: ArtifactPlan; request: DeltaRequest };
 }
 
 export interface PlanOptions {
@@ -205,6 +207,8 @@ export interface PlanOptions {
   /** Key material installed on the device; `{ pending: true }` plans without it (inspect). */
   keys: DeviceKeys;
   timestamp?: number;
+  /** Also a delta artifact from a previous release (--delta-from). */
+  delta?: DeltaRequest;
 }
 
 /** Everything convert will do, from what was read: refuses here, before anything is written. */
@@ -218,8 +222,9 @@ export function planConversion(facts: InputFacts, cfg: ConvertConfig, o: PlanOpt
     targets: { boot: byRole(core, 'boot')!, slotA: A, slotB: B, table: core.table, device: core.device, diskId: core.diskId, createBootPartition: core.createBootPartition },
     bootlimit: cfg.bootlimit,
     timestamp: o.timestamp,
+    readOnly: cfg.rootfs.readOnly,
   });
-  const dev = deviceFiles({ plan: core, cfg, fstab: facts.fstab, client: o.client, keys: o.keys });
+  const dev = deviceFiles({ plan: core, cfg, fstab: facts.fstab, inittab: facts.inittab, client: o.client, keys: o.keys });
   return {
     ...core,
     client: o.client.id,
@@ -231,7 +236,38 @@ export function planConversion(facts: InputFacts, cfg: ConvertConfig, o: PlanOpt
     deviceLayout: dev.layout,
     dataFiles: cfg.data.files.map((f) => ({ path: f.target, source: f.source, mode: f.mode ?? 0o644 })),
     artifact: o.client.planArtifact(dev.layout, cfg),
+    delta: o.delta ? { artifact: planDelta(o.delta, core, cfg, o.client, dev.layout), request: o.delta } : undefined,
   };
+}
+
+/**
+ * The delta artifact, or the reason it cannot be made. rdiff copies from the running slot, so
+ * that slot must still hold the previous release byte for byte: both releases need a read-only
+ * root (one read-write mount of ext4 rewrites its superblock and journal), and the slots must not
+ * have moved. zchunk reuses whatever chunks the running slot has, so it works either way, but its
+ * chunks are served in the clear.
+ */
+function planDelta(d: DeltaRequest, core: PlanCore, cfg: ConvertConfig, client: UpdateClient, layout: DeviceLayout): ArtifactPlan {
+  const file = cfg.file ?? 'otapack.yaml';
+  const from = d.base.origin;
+  if (!client.planDeltaArtifact) throw new OtapackError('CONFIG', `${client.id} has no delta artifact`);
+  if (!d.base.ext4) throw new OtapackError('INPUT', 'its rootfs image is not ext4: not the slot image of a release otapack converted', { path: from, reason: 'not-a-slot-image' });
+  if (d.base.size !== core.slotSize) {
+    throw new OtapackError('CONFIG', `${file}: ${from} has ${fmt(d.base.size)} slots and this release plans ${fmt(core.slotSize)}: devices flashed with it could not take this release; set storage.slot-size: ${d.base.size % MiB === 0 ? `${d.base.size / MiB}M` : d.base.size}`);
+  }
+  if (d.method === 'rdiff') {
+    if (!cfg.rootfs.readOnly) {
+      throw new OtapackError('CONFIG', `${file}: an rdiff delta needs rootfs.read-only: true: it copies from the running slot, which must stay byte-identical, and one read-write mount of ext4 changes its bytes (or use --delta-method zchunk)`);
+    }
+    const opts = d.base.ext4.rootOptions;
+    if (!opts?.includes('ro')) {
+      throw new OtapackError('CONFIG', `${from}: its root filesystem is mounted read-write (fstab: ${opts ? opts.join(',') : 'no entry for /'}), so devices running it no longer hold its bytes and would refuse an rdiff delta from it; ship this release as a full bundle (rootfs.read-only: true) and make deltas from it on (or use --delta-method zchunk)`);
+    }
+  } else {
+    if (!d.url) throw new OtapackError('USAGE', '--delta-method zchunk needs --delta-url: where devices fetch the .zck (an HTTP server with Range support)');
+    if (cfg.update.encrypt) throw new OtapackError('CONFIG', `${file}: update.encrypt is set, and zchunk chunks cannot be encrypted (devices fetch them in the clear); use --delta-method rdiff`);
+  }
+  return client.planDeltaArtifact(layout, cfg, d);
 }
 
 

@@ -16,6 +16,8 @@ export interface InputFacts {
   layout: DetectedLayout;
   /** /etc/fstab of the rootfs, when it has one. */
   fstab?: string;
+  /** /etc/inittab (BusyBox/SysV init), when it has one: a read-only root must not be remounted rw there. */
+  inittab?: string;
   board: BoardFiles;
 }
 
@@ -27,6 +29,8 @@ export async function readInput(image: string, layout: DetectedLayout): Promise<
   await fsck(image, root, `${layout.image}: rootfs in partition ${layout.root.number}`, false);
   const fstabPath = await resolvePath(image, root, '/etc/fstab', what);
   const fstab = fstabPath?.stat.type === 'file' ? (await readExt4(image, root, fstabPath.path, what)).toString('utf8') : undefined;
+  const inittabPath = await resolvePath(image, root, '/etc/inittab', what);
+  const inittab = inittabPath?.stat.type === 'file' ? (await readExt4(image, root, inittabPath.path, what)).toString('utf8') : undefined;
   const b = layout.board;
   const fromBoot = (path: string): Promise<Buffer | undefined> => readFat(image, layout.boot!.start, path);
   const fromRoot = (path: string): Promise<Buffer> => readExt4(image, root, path, what);
@@ -45,5 +49,5 @@ export async function readInput(image: string, layout: DetectedLayout): Promise<
     const bytes = b.where === 'boot' ? (await fromBoot(b.path)) ?? Buffer.alloc(0) : await fromRoot(b.path);
     board = { kind: b.kind, where: b.where, path: b.path, text: bytes.toString('utf8') };
   }
-  return { layout, fstab, board };
+  return { layout, fstab, inittab, board };
 }

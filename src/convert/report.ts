@@ -24,7 +24,24 @@ export function reportJson(r: ConvertResult): unknown {
     injected: r.injected,
     bundle: { version: r.version, signed: r.bundle.signed, signer: r.bundle.signer ?? null, signatureAlgorithm: r.bundle.signatureAlgorithm ?? null, entries: r.bundle.entries, manifest: r.bundle.manifest },
     outputs: r.outputs,
+    ...(r.delta ? { delta: deltaJson(r) } : {}),
     warnings: plan.warnings,
   };
 }
 
+
+/** The delta bundle: what it was made from and what it holds (docs/json.md). */
+function deltaJson(r: ConvertResult): unknown {
+  const d = r.delta!.deltas![0]!;
+  return {
+    method: d.method,
+    base: { path: d.base.origin, version: d.base.version ?? null, size: d.base.size, dataBytes: d.base.dataBytes, dataSha256: d.base.dataSha256 ?? null, blockSize: d.base.blockSize },
+    image: d.image,
+    payloadBytes: d.payloadBytes,
+    entries: r.delta!.entries,
+    ...(d.rdiff ? { rdiff: { copyBytes: d.rdiff.copyBytes, literalBytes: d.rdiff.literalBytes, zeroLiteralBytes: d.rdiff.zeroLiteralBytes, copies: d.rdiff.copies, literals: d.rdiff.literals } } : {}),
+    ...(d.zchunk ? { zchunk: { url: d.zchunk.url, headerSize: d.zchunk.headerSize, chunks: d.zchunk.chunks, size: d.zchunk.size } } : {}),
+    readback: d.readback,
+    seconds: d.seconds,
+  };
+}

@@ -15,6 +15,7 @@ const PACKAGES: Record<string, string> = {
   mcopy: 'mtools', mdir: 'mtools', mmd: 'mtools', mdel: 'mtools', mtype: 'mtools', mattrib: 'mtools', minfo: 'mtools',
   'mkfs.vfat': 'dosfstools', 'fsck.vfat': 'dosfstools',
   'pkcs11-tool': 'opensc',
+  zck: 'zchunk', zck_read_header: 'zchunk', mkfifo: 'coreutils',
 };
 
 const cache = new Map<string, string | null>();

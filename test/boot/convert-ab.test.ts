@@ -54,6 +54,8 @@ async function timed<T>(what: string, f: () => Promise<T>, detail?: (v: T) => st
 interface Converted {
   img: string;
   swu: string;
+  /** <name>.delta.swu, when converted with --delta-from */
+  deltaSwu: string;
   report: {
     output: { partitions: { number: number; role: string; device: string; partuuid: string; start: number; size: number }[] };
     boot: { bootloader: string; envFile: string };
@@ -63,14 +65,14 @@ interface Converted {
 }
 
 /** `otapack convert IMAGE -c otapack.yaml -o OUT --key --cert --aes-key --json`, as a user runs it. */
-async function convert(disk: GuestDisk, name: string, keys: KeyDir, config: string): Promise<Converted> {
+async function convert(disk: GuestDisk, name: string, keys: KeyDir, config: string, extra: string[] = []): Promise<Converted> {
   const dir = join(WORK, name);
   mkdirSync(dir, { recursive: true });
   const cfg = join(dir, 'otapack.yaml');
   writeFileSync(cfg, config);
   const out = join(dir, 'out');
   const r = await timed(`otapack convert (${name})`, () => otapack(
-    ['convert', disk.path, '-c', cfg, '-o', out, '--key', keys.key, '--cert', keys.cert, '--aes-key', keys.aes, '--json'],
+    ['convert', disk.path, '-c', cfg, '-o', out, '--key', keys.key, '--cert', keys.cert, '--aes-key', keys.aes, '--json', ...extra],
     { env: { SOURCE_DATE_EPOCH: EPOCH } },
   ));
   if (r.code !== 0) throw new Error(`otapack convert ${name} failed (${r.code}): ${r.stderr}`);
@@ -82,7 +84,7 @@ async function convert(disk: GuestDisk, name: string, keys: KeyDir, config: stri
     if (!p) throw new Error(`${name}: no ${role} partition in the report`);
     return p;
   };
-  return { img, swu: join(out, `${stem}.swu`), report, view: await inspectDisk(img), part };
+  return { img, swu: join(out, `${stem}.swu`), deltaSwu: join(out, `${stem}.delta.swu`), report, view: await inspectDisk(img), part };
 }
 
 async function boot(name: string, arch: 'arm64' | 'x86_64', disk: string, timeoutMs: number, expectRe: RegExp[]): Promise<BootResult> {
@@ -104,8 +106,8 @@ const ubootChoices = (log: string): string[] => [...log.matchAll(/otapack: booti
 /** Guest seconds between two runner lines (uptime stamps t=…). */
 const guestSeconds = (log: string, from: RegExp, to: RegExp): number => Number(log.match(to)?.[1] ?? NaN) - Number(log.match(from)?.[1] ?? NaN);
 
-const CONFIG = (version: string): string => `# the test's otapack.yaml: QEMU's virtio disk, two failed trial boots before the fallback,
-# encrypted bundles the device can decrypt itself
+const CONFIG = (version: string, readOnly = false): string => `# the test's otapack.yaml: QEMU's virtio disk, two failed trial boots before the fallback,
+# encrypted bundles the device can decrypt itself${readOnly ? ', a read-only root (rdiff deltas)' : ''}
 version: ${version}
 storage:
   device: /dev/vda
@@ -113,10 +115,10 @@ bootlimit: 2
 update:
   encrypt: true
   install-aes-key: true
-`;
+${readOnly ? 'rootfs:\n  read-only: true\n' : ''}`;
 
 describe('otapack convert output boots, updates A→B with the real SWUpdate, commits, and rolls back (QEMU)', () => {
-  it('Buildroot-style arm64 image: A boots, installs release 2 into B, B commits, a broken update of A falls back to B; /data survives', async () => {
+  it('Buildroot-style arm64 image, read-only root: A boots, installs release 2 into B from an rdiff delta bundle, B commits, a broken update of A (its delta refused, the full bundle installed instead) falls back to B; /data survives', async () => {
     keepLogsOnFailure();
     const keys = await keygen(join(WORK, 'keys'), ['--cn', 'otapack boot test release']);
     const other = await keygen(join(WORK, 'keys-other'), ['--cn', 'someone else']);
@@ -125,8 +127,12 @@ describe('otapack convert output boots, updates A→B with the real SWUpdate, co
     const [v1, v2] = await timed('build two Buildroot-style inputs (arm64 kernel, BusyBox, swupdate from Debian)', () => Promise.all(
       ['1.0.0', '2.0.0'].map((v) => buildBuildrootDisk({ dir: join(WORK, `input-${v}`), name: `sdcard`, tree: { files: { 'etc/otapack-test/version': `${v}\n` } } })),
     ));
-    const c1 = await convert(v1!, 'release-1', keys, CONFIG('1.0.0'));
-    const c2 = await convert(v2!, 'release-2', keys, CONFIG('2.0.0'));
+    // release 2 ships as an rdiff delta from release 1's bundle (as CI keeps it): both read-only
+    const c1 = await convert(v1!, 'release-1', keys, CONFIG('1.0.0', true));
+    const c2 = await convert(v2!, 'release-2', keys, CONFIG('2.0.0', true), ['--delta-from', c1.swu]);
+    const delta = c2.report as unknown as { delta: { method: string; base: { version: string } }; outputs: { bundle: { size: number }; deltaBundle: { size: number } } };
+    expect(delta.delta).toMatchObject({ method: 'rdiff', base: { version: '1.0.0' } });
+    timings.push({ what: 'bundles of release 2', ms: 0, detail: `full ${delta.outputs.bundle.size} B, rdiff delta ${delta.outputs.deltaBundle.size} B` });
     const A = c1.part('rootfs-a');
     const B = c1.part('rootfs-b');
     const data = c1.part('data');
@@ -169,10 +175,12 @@ images:
     expect(ub.code, ub.stderr).toBe(0);
 
     const disk = c1.img;
+    const slotSha = async (img: string, p: { start: number; size: number }): Promise<string> => (await sh('sh', ['-c', `dd if="$0" bs=1M skip=${p.start} count=${p.size} iflag=skip_bytes,count_bytes status=none | sha256sum`, img])).split(' ')[0]!;
+    const slotABefore = await slotSha(disk, A);
     const T = '/data/otapack-test';
     // ---- power-on 1: slot A; a file goes to /data; an untrusted bundle is refused; release 2 goes into B
     await writeTestInput(c1.view, data.number, {
-      files: { 'update.swu': readFileSync(c2.swu), 'untrusted.swu': readFileSync(join(broken, 'untrusted.swu')) },
+      files: { 'update.swu': readFileSync(c2.deltaSwu), 'untrusted.swu': readFileSync(join(broken, 'untrusted.swu')) },
       commands: [
         'mkdir -p /data/keep && echo written-on-slot-$(/usr/sbin/otapack-slot)-at-boot-1 > /data/keep/proof.txt && sync',
         `update ${T}/untrusted.swu`,
@@ -193,7 +201,11 @@ images:
     expect(r1.exitedCleanly).toBe(true);
     expect(r1.log).toMatch(/ERROR : Authentication of all signatures failed/);
     const installS = guestSeconds(r1.log, /OTAPACK-TEST update: \S+ \S+update\.swu t=([\d.]+)/, /OTAPACK-UPDATE result=ok rc=\d+ t=([\d.]+)/);
-    timings.push({ what: 'guest: otapack-update of release 2 (zstd + AES, signed) into slot B', ms: Math.round(installS * 1000), detail: `bundle ${(statSync(c2.swu).size / 2 ** 20).toFixed(1)} MiB, slot ${(B.size / 2 ** 20).toFixed(0)} MiB` });
+    timings.push({ what: 'guest: otapack-update of release 2 (rdiff delta, zstd + AES, signed) into slot B', ms: Math.round(installS * 1000), detail: `delta bundle ${(statSync(c2.deltaSwu).size / 2 ** 20).toFixed(2)} MiB (full ${(statSync(c2.swu).size / 2 ** 20).toFixed(1)} MiB), slot ${(B.size / 2 ** 20).toFixed(0)} MiB` });
+    // the delta was applied over the read-only slot A: the base check passed, slot A is unchanged
+    // by its boot, and slot B is release 2's slot byte for byte
+    expect(await slotSha(c1.img, A)).toBe(slotABefore);
+    expect(await slotSha(c1.img, B)).toBe(await slotSha(c2.img, c2.part('rootfs-a')));
     expect(await env()).toMatchObject({ rootpart: String(B.number), upgrade_available: '1', bootcount: '0', ustate: '1' });
     expect(String(await readExt4File(c1.view, B.number, '/etc/otapack-test/version')).trim()).toBe('2.0.0');
     expect(String(await readExt4File(c1.view, A.number, '/etc/otapack-test/version')).trim()).toBe('1.0.0');
@@ -212,15 +224,22 @@ images:
     expect(r2.markerFields[0]).toMatchObject({ version: '2.0.0', ustate: '1' });
     expect(await env()).toMatchObject({ rootpart: String(B.number), upgrade_available: '0', bootcount: '0' });
 
-    // ---- power-on 3: B again, now permanent (nothing counted); it installs the broken release 3 into A
+    // ---- power-on 3: B again, now permanent (nothing counted); it is handed release 2's delta
+    // (made from release 1, which B does not run) with the full broken release 3 as the fallback:
+    // the base check refuses the delta before writing, and otapack-update installs release 3 into A
     await writeTestInput(c1.view, data.number, {
-      files: { 'broken.swu': readFileSync(join(broken, 'broken.swu')) }, commands: [`update ${T}/broken.swu`, 'poweroff'], resetBootCount: false,
+      files: { 'broken.swu': readFileSync(join(broken, 'broken.swu')), 'wrong-base.swu': readFileSync(c2.deltaSwu) },
+      commands: [`update ${T}/wrong-base.swu ${T}/broken.swu`, 'poweroff'], resetBootCount: false,
     }, WORK);
     const r3 = await boot('3-slotB-committed-update', 'arm64', disk, 300_000, [
       /otapack: booting slot B \(partition 3\) bootcount=0 upgrade_available=0/,
       /otapack-commit: slot B, nothing to commit/,
       new RegExp(`OTAPACK-MARKER root=PARTUUID=${esc(B.partuuid)} rootpart=3 ab=B upgrade_available=0 bootcount=0 `),
-      /otapack-update: running slot B, installing \S+broken\.swu into slot A \(\/dev\/vda2\)/, /OTAPACK-UPDATE result=ok/,
+      /otapack-update: running slot B, installing \S+wrong-base\.swu into slot A \(\/dev\/vda2\)/,
+      /ERROR : otapack: delta refused: \/dev\/vda3 is not release 1\.0\.0 \(sdcard\.swu\), the release it was made from/,
+      /otapack-update: the delta does not apply to the release running here; installing the full bundle \S+broken\.swu into slot A \(\/dev\/vda2\)/,
+      /otapack-update: slot A \(\/dev\/vda2\) holds \S+broken\.swu; the next boot tries it/,
+      /OTAPACK-UPDATE result=ok rc=0/,
       /OTAPACK-TEST poweroff/,
     ]);
     expect(r3.missing, r3.log.slice(-5000)).toEqual([]);

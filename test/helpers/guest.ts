@@ -260,7 +260,8 @@ export async function buildGuestTree(debs: GuestDebs, dir: string, o: GuestTreeO
 
   // the SWUpdate client and libubootenv tools with exactly the libraries they load
   if (o.client !== false) {
-    const programs = ['usr/bin/swupdate', 'usr/bin/fw_printenv', 'usr/bin/fw_setenv'];
+    // swupdate-client: otapack-update feeds the client running as a daemon (delta installs)
+    const programs = ['usr/bin/swupdate', 'usr/bin/swupdate-client', 'usr/bin/fw_printenv', 'usr/bin/fw_setenv'];
     for (const rel of runtimeClosure(debs.root, programs, debs.arch)) {
       // with merged /usr, /lib/… lands in /usr/lib/… (the /lib symlink makes both paths work)
       const target = o.mergedUsr ? rel.replace(/^(bin|sbin|lib)\//, 'usr/$1/') : rel;

@@ -2,7 +2,7 @@
 // bundles (a race in 2022.12), so success is judged by its output: "SWUPDATE successful" and no
 // "[ERROR]" line; runs that should succeed are retried up to 3 times (see the oracle notes).
 import { execa } from 'execa';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -89,4 +89,56 @@ export async function swupdateOk(bundle: string, o: ClientOptions): Promise<Clie
     if (r.ok) return r;
   }
   return r!;
+}
+
+/**
+ * Installs through the client as a daemon fed by swupdate-client (next-formats §0): with delta
+ * bundles (a small .swu, a long install) `swupdate -i` can end its own install early. The daemon
+ * runs with its own TMPDIR (its sockets live there) and, when devices, an fw_env.config or a
+ * grub folder are asked for, in the same private mount namespace as swupdate(). Judged by the
+ * daemon's output: "SWUPDATE successful" and no "[ERROR]".
+ */
+export async function swupdateDaemon(bundle: string, o: ClientOptions & { verbose?: boolean; timeoutMs?: number }): Promise<ClientRun & { ms: number }> {
+  const args = ['-k', o.cert, '-H', o.hw ?? 'otapack:1.0'];
+  if (o.aesKey) args.push('-K', o.aesKey);
+  if (o.select) args.push('-e', o.select);
+  if (o.purpose) args.push('--cert-purpose', o.purpose);
+  if (o.bootloader) args.push('-B', o.bootloader);
+  if (o.verbose) args.push('-v');
+  if (o.extra) args.push(...o.extra);
+  const t = mkdtempSync(join(tmpdir(), 'swud-'));
+  const env: Record<string, string> = { TMPDIR: t };
+  let cmd = 'swupdate';
+  let argv = args;
+  if (o.fwEnvConfig || o.devices || o.grubDir) {
+    cmd = 'unshare';
+    argv = ['-m', '--propagation', 'private', 'sh', '-c', NS_SCRIPT, 'ns', t, ...args];
+    env.OTA_FWENV = o.fwEnvConfig ?? '';
+    env.OTA_GRUBDIR = o.grubDir ?? '';
+    env.OTA_DEVICES = Object.entries(o.devices ?? {}).map(([d, f]) => `${d} ${f}`).join('\n');
+  }
+  const daemon = execa(cmd, argv, { reject: false, all: true, env, buffer: true });
+  let log = '';
+  daemon.all?.on('data', (b: Buffer) => { log += b.toString(); });
+  const deadline = Date.now() + (o.timeoutMs ?? 300_000);
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  try {
+    while (!existsSync(join(t, 'sockinstctrl'))) {
+      if (daemon.exitCode !== null || Date.now() > deadline) return { ok: false, code: daemon.exitCode ?? -1, output: log, ms: 0 };
+      await sleep(50);
+    }
+    const t0 = Date.now();
+    // the client's own exit code is unreliable (next-formats §0): only the daemon's output counts
+    await execa('swupdate-client', ['-q', bundle], { reject: false, env: { TMPDIR: t } });
+    const done = /SWUPDATE successful|SWUPDATE failed \[1\]|SWUpdate \*failed\*/;
+    while (!done.test(log) && Date.now() < deadline && daemon.exitCode === null) await sleep(50);
+    const ms = Date.now() - t0;
+    await sleep(300); // the lines that follow the verdict
+    const ok = log.includes('SWUPDATE successful') && !log.includes('[ERROR]');
+    return { ok, code: ok ? 0 : 1, output: log, ms };
+  } finally {
+    daemon.kill('SIGTERM');
+    await daemon;
+    rmSync(t, { recursive: true, force: true });
+  }
 }

@@ -1,4 +1,6 @@
+import { basename, dirname, join } from 'node:path';
 import { loadBundleSpec } from '../../clients/swupdate/spec.js';
+import { describeDelta } from '../delta.js';
 import { buildBundle } from '../../clients/swupdate/bundle.js';
 import { resolveSigner } from '../../crypto/resolve-signer.js';
 import { loadAesKey } from '../../crypto/keys.js';
@@ -37,9 +39,11 @@ export const options = (args: string[], o: OptionValues): BundleOptions => ({
 export async function run(o: BundleOptions): Promise<number> {
   const reporter = cliReporter({ quiet: o.quiet });
   const spec = await loadBundleSpec(o.spec);
-  await refuseOverwritingInputs([{ path: o.output }], [
+  const zcks = spec.artifacts.filter((a) => a.delta?.url).map((a) => ({ path: join(dirname(o.output), basename(new URL(a.delta!.url!).pathname)), what: 'zchunk file' }));
+  await refuseOverwritingInputs([{ path: o.output }, ...zcks], [
     { path: o.spec, what: 'bundle spec' },
     ...spec.artifacts.map((a) => ({ path: typeof a.source === 'string' ? a.source : undefined, what: 'payload', from: o.spec })),
+    ...spec.artifacts.map((a) => ({ path: a.delta?.from, what: 'delta base', from: o.spec })),
     ...keyInputs(o),
   ]);
   if (o.manifestFormat) spec.manifestFormat = o.manifestFormat;
@@ -48,7 +52,8 @@ export async function run(o: BundleOptions): Promise<number> {
   if (!signer && !o.unsigned) {
     throw new OtapackError('KEY', 'no signing key: give --key and --cert (or $OTAPACK_SIGNING_KEY and $OTAPACK_SIGNING_CERT), a pkcs11: --key, or --sign-command with --cert; or --unsigned to build a bundle devices will refuse');
   }
-  const needsAes = spec.artifacts.some((a) => a.encrypt);
+  // a delta's base may come out of an encrypted bundle even when the new one is not encrypted
+  const needsAes = spec.artifacts.some((a) => a.encrypt || a.delta);
   const aes = needsAes ? await loadAesKey(o.aesKey) : undefined;
   const r = await buildBundle({ spec, output: o.output, signer, aes, mtime: sourceDateEpoch(), reproducible: o.reproducible, reporter, hashOutput: o.json });
   if (o.json) printJson(bundleJson(r, signer?.kind));
@@ -57,6 +62,7 @@ export async function run(o: BundleOptions): Promise<number> {
     for (const e of r.entries) {
       say(`  ${e.name}  ${formatBytes(e.inputSize)} -> ${formatBytes(e.size)}  ${e.compression}${e.encrypted ? '+aes' : ''}  sha256 ${e.sha256.slice(0, 16)}…`);
     }
+    for (const d of r.deltas ?? []) say(`  ${describeDelta(d)}`);
     if (!r.signed) warn('the bundle is unsigned: SWUpdate built with signature checking refuses it');
   }
   return 0;

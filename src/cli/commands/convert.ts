@@ -4,7 +4,9 @@ import { cliReporter, printJson, say, bold } from '../output.js';
 import { reportJson } from '../../convert/report.js';
 import { sourceDateEpoch } from '../env.js';
 import { signerOptions, signingFlags, type SigningFlags } from '../signing.js';
-import { text, flag, required, requiredText, globalOptions, type GlobalOptions, type OptionValues } from '../options.js';
+import { text, flag, choice, required, requiredText, globalOptions, type GlobalOptions, type OptionValues } from '../options.js';
+import { DELTA_METHODS } from '../choices.js';
+import { describeDelta } from '../delta.js';
 import { describeInput, describeOutput, describeBoot } from './plan-table.js';
 
 export interface ConvertCommandOptions extends GlobalOptions, SigningFlags {
@@ -16,6 +18,9 @@ export interface ConvertCommandOptions extends GlobalOptions, SigningFlags {
   unsigned: boolean;
   reproducible: boolean;
   imageSha256: boolean;
+  deltaFrom?: string;
+  deltaMethod?: 'rdiff' | 'zchunk';
+  deltaUrl?: string;
 }
 
 export const options = (args: string[], o: OptionValues): ConvertCommandOptions => ({
@@ -29,6 +34,9 @@ export const options = (args: string[], o: OptionValues): ConvertCommandOptions 
   unsigned: flag(o.unsigned),
   reproducible: flag(o.reproducible),
   imageSha256: flag(o.imageSha256),
+  deltaFrom: text(o.deltaFrom),
+  deltaMethod: choice(o.deltaMethod, DELTA_METHODS),
+  deltaUrl: text(o.deltaUrl),
 });
 
 export async function run(o: ConvertCommandOptions): Promise<number> {
@@ -39,6 +47,7 @@ export async function run(o: ConvertCommandOptions): Promise<number> {
     ...signerOptions(o),
     trust: o.trust, aesKey: o.aesKey,
     unsigned: o.unsigned, reproducible: o.reproducible, imageSha256: o.imageSha256, timestamp: sourceDateEpoch(), reporter,
+    deltaFrom: o.deltaFrom, deltaMethod: o.deltaMethod, deltaUrl: o.deltaUrl,
   });
   if (o.json) printJson(reportJson(r));
   if (!o.quiet) {
@@ -50,6 +59,10 @@ export async function run(o: ConvertCommandOptions): Promise<number> {
     say(`${bold(out.image.path)}  ${formatBytes(out.image.size)} (${formatBytes(out.image.allocated)} allocated, sparse)`);
     say(`${bold(out.bmap.path)}  ${formatBytes(out.bmap.mappedBytes)} mapped`);
     say(`${bold(out.bundle.path)}  ${formatBytes(out.bundle.size)}, ${r.bundle.signed ? `signed by ${r.bundle.signer}` : 'UNSIGNED'}${r.bundle.entries[0]?.encrypted ? ', encrypted' : ''}`);
+    if (out.deltaBundle && r.delta) {
+      say(`${bold(out.deltaBundle.path)}  ${formatBytes(out.deltaBundle.size)}, ${r.delta.signed ? `signed by ${r.delta.signer}` : 'UNSIGNED'}`);
+      for (const d of r.delta.deltas ?? []) say(`  ${describeDelta(d)}`);
+    }
     say(`${bold(out.report)}  in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
   return 0;

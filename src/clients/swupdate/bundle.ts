@@ -4,11 +4,15 @@
 // them at the start.
 import { openSparse } from '../../disk/extents.js';
 import { createCipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, stat, rename, type FileHandle } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { createReadStream } from 'node:fs';
 import { OtapackError, ioError } from '../../errors.js';
 import { AtomicFile } from '../../util/atomic-file.js';
 import { silentReporter, type Reporter } from '../../util/reporter.js';
+import { commitOutputs, unregisterTemp } from '../../util/cleanup.js';
+import { prepareDeltas, type PreparedDelta } from './delta.js';
+import type { DeltaBase } from '../../delta/base.js';
 import { compressor } from '../../compress/index.js';
 import type { CompressJob } from '../../compress/compressor.js';
 import type { AesKey } from '../../crypto/keys.js';
@@ -38,6 +42,10 @@ export interface BuildOptions {
    * of the output after it is complete. Default true; the CLI asks for it only with --json.
    */
   hashOutput?: boolean;
+  /** File name of a zchunk delta's .zck, next to the output (default: the last part of its url). */
+  zckName?: string;
+  /** Delta bases already opened, by delta.from (convert reads its base before planning). */
+  deltaBases?: Map<string, DeltaBase>;
 }
 
 export interface BuiltEntry {
@@ -62,6 +70,10 @@ export interface BuildResult {
   signer?: string;
   signatureAlgorithm?: string;
   entries: BuiltEntry[];
+  /** The delta images, when the spec had any (delta.ts). */
+  deltas?: PreparedDelta[];
+  /** Files written next to the bundle (a zchunk delta's .zck). */
+  extraOutputs?: string[];
 }
 
 interface Store {
@@ -98,9 +110,9 @@ async function hashSource(a: ArtifactSpec): Promise<Buffer> {
 }
 
 /** Checks everything that can be checked before work starts. */
-async function planStores(o: BuildOptions): Promise<Store[]> {
+async function planStores(o: BuildOptions, spec: BundleSpec): Promise<Store[]> {
   const stores = new Map<string, Store>();
-  for (const a of o.spec.artifacts) {
+  for (const a of spec.artifacts) {
     const name = storedName(a);
     if (stores.has(name)) continue;
     if (a.encrypt && !o.aes) {
@@ -117,10 +129,27 @@ async function planStores(o: BuildOptions): Promise<Store[]> {
 
 export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
   const reporter = o.reporter ?? silentReporter;
-  const format = o.spec.cpioFormat;
+  const encrypted = o.spec.artifacts.find((a) => a.encrypt);
+  if (encrypted && !o.aes) {
+    throw new OtapackError('KEY', `${sourceLabel(encrypted)}: the spec asks for encryption but no AES key was given (--aes-key or $OTAPACK_AES_KEY)`);
+  }
+  // delta images first: they become the plain artifacts that install them (and a .zck to publish)
+  const prep = o.spec.artifacts.some((a) => a.delta)
+    ? await stage('bundle: delta', () => prepareDeltas(o.spec, { aes: o.aes, outputDir: dirname(resolve(o.output)), zckName: o.zckName, bases: o.deltaBases, reporter }))
+    : undefined;
+  try {
+    const r = await buildPrepared(o, prep?.spec ?? o.spec, reporter, prep?.outputs ?? []);
+    return prep ? { ...r, deltas: prep.deltas, extraOutputs: prep.outputs.map((f) => f.final) } : r;
+  } finally {
+    await prep?.cleanup();
+  }
+}
+
+async function buildPrepared(o: BuildOptions, spec: BundleSpec, reporter: Reporter, extra: { temp: string; final: string }[]): Promise<BuildResult> {
+  const format = spec.cpioFormat;
   // --reproducible without SOURCE_DATE_EPOCH behaves as if it were set to the documented fixed time
   const mtime = o.mtime ?? (o.reproducible ? REPRODUCIBLE_EPOCH : 0);
-  const stores = await stage('bundle: plan', () => planStores(o));
+  const stores = await stage('bundle: plan', () => planStores(o, spec));
 
   // ivts: random per image, or derived from the key and the payload when asked to be reproducible
   for (const s of stores) {
@@ -137,13 +166,13 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
 
   const infoFor = (digests: Map<string, string>): Map<ArtifactSpec, StoredInfo> => {
     const m = new Map<ArtifactSpec, StoredInfo>();
-    for (const a of o.spec.artifacts) {
+    for (const a of spec.artifacts) {
       const s = stores.find((x) => x.name === storedName(a))!;
       m.set(a, { sha256: digests.get(s.name) ?? '0'.repeat(64), ivt: s.ivt?.toString('hex') });
     }
     return m;
   };
-  const draft = Buffer.from(renderManifest(buildManifestTree(o.spec, infoFor(new Map())), o.spec.manifestFormat));
+  const draft = Buffer.from(renderManifest(buildManifestTree(spec, infoFor(new Map())), spec.manifestFormat));
   // a fixed signing time makes RSA PKCS#1 signatures reproducible; only when asked for
   const signingTime = o.signingTime ?? (o.reproducible ? new Date(mtime * 1000) : new Date());
   if (o.reproducible && o.signer && o.signer.scheme !== 'pkcs1') {
@@ -175,7 +204,7 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
       entries.push({ name: s.name, size: r.size, sha256: r.sha256, compression: a.compress, encrypted: a.encrypt, source: sourceLabel(a), inputSize: s.inputSize });
     }
 
-    const manifest = Buffer.from(renderManifest(buildManifestTree(o.spec, infoFor(digests)), o.spec.manifestFormat));
+    const manifest = Buffer.from(renderManifest(buildManifestTree(spec, infoFor(digests)), spec.manifestFormat));
     if (manifest.length !== draft.length) throw new OtapackError('INTERNAL', 'sw-description length changed after hashing');
     let sig: Buffer | undefined;
     if (o.signer) {
@@ -184,13 +213,21 @@ export async function buildBundle(o: BuildOptions): Promise<BuildResult> {
     }
     const size = await writer.finish(manifest, sig);
     const sha256 = o.hashOutput === false ? undefined : await stage('bundle: hash the output', () => hashHandle(fh, size));
-    await stage('bundle: fsync + rename', () => out.commit());
+    // a .zck is published with its bundle, never without it
+    await stage('bundle: fsync + rename', () => commitOutputs(async () => {
+      for (const f of extra) {
+        await syncFile(f.temp);
+        await rename(f.temp, f.final).catch((e) => { throw ioError('IO', `cannot write ${f.final}`, e); });
+        unregisterTemp(f.temp);
+      }
+      await out.commit();
+    }));
     return {
       output: o.output,
       size,
       sha256,
       manifest: manifest.toString('utf8'),
-      manifestFormat: o.spec.manifestFormat,
+      manifestFormat: spec.manifestFormat,
       cpioFormat: format,
       signed: !!o.signer,
       signer: o.signer?.cert.subject,
@@ -235,6 +272,11 @@ async function* storedBytes(job: CompressJob, encryption?: { cipher: string; key
 export function asWriteError(e: unknown, output: string): unknown {
   const code = (e as NodeJS.ErrnoException)?.code;
   return !(e instanceof OtapackError) && code && /^E[A-Z]+$/.test(code) ? ioError('IO', `cannot write ${output}`, e) : e;
+}
+
+async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r+');
+  try { await fh.sync(); } finally { await fh.close(); }
 }
 
 async function hashHandle(fh: FileHandle, size: number): Promise<string> {

@@ -1,7 +1,8 @@
 // SWUpdate as an update client of convert: the device files it needs and the .swu that installs
 // slot A's image into either slot (collection <stable>: copy1 -> slot A, copy2 -> slot B, each
 // starting a trial boot through `bootenv`).
-import type { ArtifactPlan, ClientSettings, DeviceLayout, LayoutPartition, SlotSource, UpdateClient } from '../client.js';
+import type { ArtifactPlan, ClientSettings, DeltaRequest, DeviceLayout, LayoutPartition, SlotSource, UpdateClient } from '../client.js';
+import type { DeltaBase } from '../../delta/base.js';
 import { swupdateDeviceFiles } from './device.js';
 import { SWUPDATE_BOOT_SCHEME } from './scheme.js';
 import { trialBootEnv } from '../../boot/scheme.js';
@@ -35,6 +36,23 @@ export function slotBundleSpec(layout: DeviceLayout, s: ClientSettings): SlotBun
   };
 }
 
+/**
+ * The delta bundle for the slots: the same spec, its image shipped as a delta from the release
+ * the device runs (copy1 installs into A over B's release, copy2 into B over A's).
+ */
+export function slotDeltaSpec(layout: DeviceLayout, s: ClientSettings, d: DeltaRequest): SlotBundleSpec {
+  const spec = slotBundleSpec(layout, s);
+  const a = spec.artifacts[0]!;
+  a.delta = { from: d.base.origin, method: d.method, url: d.url, base: { copy1: layout.slotB.device, copy2: layout.slotA.device } };
+  if (d.method === 'zchunk') {
+    a.compress = 'none';
+    a.level = undefined;
+    a.encrypt = false;
+  }
+  spec.description = `${layout.name} rootfs ${s.version} (${d.method} delta from ${d.base.version ?? d.base.origin})`;
+  return spec;
+}
+
 export const swupdateClient: UpdateClient = {
   id: 'swupdate',
   name: 'SWUpdate',
@@ -48,11 +66,28 @@ export const swupdateClient: UpdateClient = {
       spec,
     };
   },
+  planDeltaArtifact(layout: DeviceLayout, s: ClientSettings, d: DeltaRequest): ArtifactPlan {
+    const spec = slotDeltaSpec(layout, s, d);
+    const a = spec.artifacts[0]!;
+    const from = d.base.version ? `release ${d.base.version}` : d.base.origin;
+    return {
+      file: `${layout.name}.delta.swu`,
+      extraFiles: d.method === 'zchunk' ? [`${layout.name}.zck`] : undefined,
+      summary: d.method === 'rdiff'
+        ? `SWUpdate delta bundle: rdiff from ${from} (${a.compress}${a.encrypt ? ' + AES-256-CBC' : ''}), the running slot checked first, the written slot read back; ${s.update.collection},copy1 installs into ${layout.slotA.device} over ${layout.slotB.device}, copy2 into ${layout.slotB.device} over ${layout.slotA.device}`
+        : `SWUpdate delta bundle: zchunk header from ${from}; ${layout.name}.zck served at ${d.url}; chunks of the running slot reused, the written slot read back`,
+      spec,
+    };
+  },
   async buildArtifact(o) {
     const planned = o.plan.spec as SlotBundleSpec;
     const source: SlotSource = o.source;
     const spec: BundleSpec = { ...planned, artifacts: planned.artifacts.map((a) => ({ ...a, source })) };
-    const r: BuildResult = await buildBundle({ spec, output: o.output, signer: o.signer, aes: o.aes, mtime: o.mtime, reproducible: o.reproducible, reporter: o.reporter });
+    const base = o.deltaBase as DeltaBase | undefined;
+    const r: BuildResult = await buildBundle({
+      spec, output: o.output, signer: o.signer, aes: o.aes, mtime: o.mtime, reproducible: o.reproducible, reporter: o.reporter,
+      zckName: o.plan.extraFiles?.[0], deltaBases: base ? new Map([[base.origin, base]]) : undefined,
+    });
     return { size: r.size, sha256: r.sha256!, signed: r.signed, signer: r.signer, signatureAlgorithm: r.signatureAlgorithm, detail: r };
   },
 };

@@ -43,11 +43,30 @@ function artifactGroup(a: ArtifactSpec, info: StoredInfo, slot?: SlotSpec): LcGr
   return g;
 }
 
+/**
+ * SWUpdate's readback handler: a script entry without a payload that, after the images are
+ * written and before the boot environment changes, hashes `size` bytes of the target.
+ */
+function readbackGroup(a: ArtifactSpec, slot: SlotSpec | undefined): LcGroup {
+  const g: LcGroup = Object.create(null);
+  g.type = 'readback';
+  g.device = a.device ?? slot?.device ?? '';
+  const p: LcGroup = Object.create(null);
+  p.sha256 = a.readback!.sha256;
+  p.size = String(a.readback!.size);
+  p.offset = '0';
+  g.properties = p;
+  return g;
+}
+
 function installSet(spec: BundleSpec, info: Map<ArtifactSpec, StoredInfo>, slot: SlotSpec | undefined): LcGroup {
   const g: LcGroup = Object.create(null);
   for (const kind of ['images', 'files', 'scripts'] as const) {
     const items = spec.artifacts.filter((a) => a.kind === kind && (!slot || !a.slots || a.slots.includes(slot.name)));
-    if (items.length) g[kind] = items.map((a) => artifactGroup(a, info.get(a)!, slot));
+    const groups = items.map((a) => artifactGroup(a, info.get(a)!, slot));
+    // readback entries run with the postinstall scripts, after every image is written
+    if (kind === 'scripts') groups.push(...spec.artifacts.filter((a) => a.readback && (!slot || !a.slots || a.slots.includes(slot.name))).map((a) => readbackGroup(a, slot)));
+    if (groups.length) g[kind] = groups;
   }
   const env = { ...spec.bootenv, ...(slot?.bootenv ?? {}) };
   if (Object.keys(env).length) {

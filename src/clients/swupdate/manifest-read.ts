@@ -19,6 +19,8 @@ export interface ManifestRef {
   device?: string;
   path?: string;
   installedDirectly: boolean;
+  /** `properties`: string values, and lists of strings (other values are left out). */
+  properties: Record<string, string | string[]>;
 }
 
 export interface ParsedManifest {
@@ -398,6 +400,18 @@ function compression(n: Node | undefined, syntax: 'libconfig' | 'json'): string 
 
 const ARTIFACT_KINDS = ['images', 'files', 'scripts'];
 
+/** An entry's `properties` group as the handlers read it: strings, and lists of strings. */
+function properties(n: Node | undefined, syntax: 'libconfig' | 'json'): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  if (!isGroup(n)) return out;
+  for (const [k, v] of n.m) {
+    const one = str(v);
+    if (one !== undefined) out[k] = one;
+    else if (v.t === 'list' || v.t === 'array') out[k] = elements(v, syntax).map(str).filter((x): x is string => x !== undefined);
+  }
+  return out;
+}
+
 export function readManifest(text: string | Uint8Array): ParsedManifest {
   const { syntax, root } = parseManifestText(text);
   const sw = child(root, 'software');
@@ -437,6 +451,7 @@ export function readManifest(text: string | Uint8Array): ParsedManifest {
           device: str(child(item, 'device')),
           path: str(child(item, 'path')),
           installedDirectly: (int(child(item, 'installed-directly'), syntax) ?? 0) !== 0,
+          properties: properties(child(item, 'properties'), syntax),
         });
       });
     }

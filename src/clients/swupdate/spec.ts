@@ -14,6 +14,22 @@ export interface StreamSource {
   size: number;
   /** Pushes the payload's bytes, in order (see Feed); may be called more than once. */
   feed: Feed;
+  /** Where the same bytes lie in a file, for readers that need them at random (a delta's new image). */
+  at?: { path: string; offset: number };
+}
+
+export type DeltaMethod = 'rdiff' | 'zchunk';
+export const DELTA_METHODS: readonly DeltaMethod[] = ['rdiff', 'zchunk'];
+
+/** An image shipped as a delta from the release the device runs (`delta:` in the spec). */
+export interface DeltaSpec {
+  /** The previous release: its slot image or its .swu. */
+  from: string;
+  method: DeltaMethod;
+  /** zchunk: where the device fetches the chunks (<name>.zck on the user's web server). */
+  url?: string;
+  /** The base's device per slot: the running slot (with two slots, the other one). */
+  base: Record<string, string>;
 }
 
 export interface ArtifactSpec {
@@ -41,6 +57,10 @@ export interface ArtifactSpec {
   properties: Record<string, string | string[]>;
   /** Restrict to these slots (A/B form); all slots when absent. */
   slots?: string[];
+  /** Ship as a delta from a previous release (prepared into plain artifacts by delta.ts). */
+  delta?: DeltaSpec;
+  /** After install, the target is read back and checked against the whole image (SWUpdate's readback). */
+  readback?: { sha256: string; size: number };
 }
 
 export interface SlotSpec {
@@ -66,7 +86,7 @@ const TOP_KEYS = ['version', 'description', 'hardware-compatibility', 'collectio
 const ART_KEYS = [
   'file', 'filename', 'type', 'device', 'path', 'filesystem', 'volume', 'offset', 'mtdname', 'name', 'version', 'data',
   'compress', 'compress-level', 'encrypt', 'installed-directly', 'install-if-different', 'install-if-higher',
-  'preserve-attributes', 'properties', 'slots',
+  'preserve-attributes', 'properties', 'slots', 'delta',
 ] as const;
 
 export const LC_NAME = /^[A-Za-z*][-A-Za-z0-9_*]*$/;
@@ -165,6 +185,7 @@ async function parseArtifact(m: ConfigMap, kind: ArtifactKind, baseDir: string, 
   for (const s of a.slots ?? []) {
     if (!slots.some((x) => x.name === s)) throw m.err('slots', `unknown slot "${s}" (defined: ${slots.map((x) => x.name).join(', ') || 'none'})`);
   }
+  if (m.has('delta')) a.delta = await parseDelta(m, a, kind, baseDir, slots);
   // Where does it go? Checked per form so the message says what is missing.
   const needsTarget = kind !== 'scripts';
   if (needsTarget && !a.device && !a.path && !a.volume && !a.mtdname) {
@@ -178,6 +199,46 @@ async function parseArtifact(m: ConfigMap, kind: ArtifactKind, baseDir: string, 
   if (a.type === 'rawfile' && !a.path) throw m.err(undefined, 'type rawfile needs "path" (where the file is written on the device)');
   if (a.type === 'archive' && !a.path) throw m.err(undefined, 'type archive needs "path" (the directory it is unpacked into)');
   return a;
+}
+
+const URL_RE = /^https?:\/\/[^\s"]+$/;
+
+async function parseDelta(m: ConfigMap, a: ArtifactSpec, kind: ArtifactKind, baseDir: string, slots: SlotSpec[]): Promise<DeltaSpec> {
+  const d = m.sub('delta', ['from', 'method', 'url', 'base']);
+  if (kind !== 'images') throw m.err('delta', `only images can be shipped as a delta, not ${kind}`);
+  if (a.type !== 'raw') throw m.err('type', `an image with "delta" is a whole slot image (type raw); the delta handler is chosen by delta.method`);
+  if (a.installedDirectly) throw m.err('installed-directly', 'a delta is checked against its base before anything is written; it cannot be installed directly');
+  if (a.properties.rdiffbase !== undefined || a.properties.url !== undefined) throw m.err('properties', 'rdiffbase and url are set by "delta" (delta.base, delta.url)');
+  const fromRel = d.str('from', { required: true });
+  const from = resolve(baseDir, fromRel);
+  try {
+    const st = await stat(from);
+    if (!st.isFile() && !st.isBlockDevice()) throw d.err('from', `${fromRel}: not a regular file`);
+  } catch (e) {
+    if (e instanceof OtapackError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw d.err('from', `${fromRel}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code}`);
+  }
+  const method = d.oneOf('method', DELTA_METHODS, 'rdiff');
+  const url = d.str('url', { pattern: URL_RE, hint: 'http(s)://host/path/<name>.zck, served with HTTP Range support' });
+  if (method === 'zchunk') {
+    if (!url) throw d.err('url', 'zchunk needs "url": where devices fetch the chunks (the .zck written next to the bundle)');
+    if (!/[^/]$/.test(new URL(url).pathname)) throw d.err('url', `"${url}" must end in the file name of the .zck (it is written next to the bundle under that name)`);
+    if (a.encrypt) throw m.err('encrypt', 'zchunk chunks cannot be encrypted: SWUpdate fetches them as plain zstd from the server; use delta.method: rdiff to ship an encrypted delta');
+  } else if (url) throw d.err('url', 'only zchunk fetches from a URL; an rdiff delta travels inside the bundle');
+  // the base is the running slot: with two slots, each installs over the other's release
+  const targets = slots.filter((s) => !a.slots || a.slots.includes(s.name));
+  const given = d.str('base', { pattern: /^\/[^\s"]+$/, hint: 'the base device, e.g. /dev/mmcblk0p2' });
+  const base: Record<string, string> = {};
+  if (given) for (const s of targets.length ? targets : [{ name: '' }]) base[s.name] = given;
+  else if (slots.length === 2 && targets.length > 0) {
+    for (const s of targets) {
+      const other = slots.find((x) => x.name !== s.name)!;
+      if (!other.device) throw d.err('base', `slot "${other.name}" has no device, so slot "${s.name}" has no base: set delta.base`);
+      base[s.name] = other.device;
+    }
+  } else throw d.err('base', `the base (the running release's device) is known only with exactly two slots; set delta.base`);
+  return { from, method, url, base };
 }
 
 function parseProperties(m: ConfigMap): Record<string, string | string[]> {

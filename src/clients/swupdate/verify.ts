@@ -15,6 +15,7 @@ import { aesCipherName, type AesKey } from '../../crypto/keys.js';
 import type { CertInfo } from '../../crypto/x509.js';
 import { decompressSink } from '../../compress/decompress.js';
 import type { CompressionId } from '../../compress/compressor.js';
+import { RdiffParser, type RdiffSummary } from '../../delta/rdiff.js';
 
 export type CheckStatus = 'pass' | 'fail' | 'warn' | 'skip';
 export interface Check {
@@ -42,7 +43,25 @@ export interface VerifyReport {
   entries: { name: string; offset: number; size: number; sha256?: string; checksum?: string }[];
   manifest?: { syntax: string; version?: string; description?: string; hardwareCompatibility?: string[]; sets: string[]; artifacts: { at: string; filename?: string; type?: string; device?: string; path?: string; compressed?: string | boolean; encrypted: boolean }[]; bootenv: Record<string, Record<string, string>> };
   signature?: { signers: { subject: string; issuer: string; algorithm: string; signingTime?: string; notBefore: string; notAfter: string; fingerprint: string; valid: boolean; trusted?: boolean; chain?: string[] }[] };
+  /** Delta images (rdiff_image, delta): what each needs on the device. */
+  delta?: DeltaImage[];
   checks: Check[];
+}
+
+export interface DeltaImage {
+  at: string;
+  method: 'rdiff' | 'zchunk';
+  /** The slot it writes. */
+  device?: string;
+  /** The slot it reads: the release the device must be running there. */
+  base: { device?: string; name?: string; dataSha256?: string; size?: number };
+  /** A script in the same install set checks the base before anything is written (otapack's). */
+  baseCheck: boolean;
+  /** The written slot is read back and compared (readback handler, or otapack's script for 4 GiB and more). */
+  readback?: { sha256: string; size: number };
+  url?: string;
+  /** The rdiff stream, when it could be read (plain, or with --aes-key). */
+  rdiff?: RdiffSummary;
 }
 
 const MAX_MANIFEST = 4 << 20;
@@ -126,6 +145,13 @@ export async function verifyBundle(path: string, o: VerifyOptions = {}): Promise
     const ivtWarnings: string[] = [];
     const byFile = new Map<string, ManifestRef>();
     for (const r of refs) {
+      if (!r.filename && r.type === 'readback') {
+        // a check of the written slot, with no payload: its digest is a property
+        const d = r.properties.sha256;
+        if (typeof d !== 'string' || !HEX64.test(d) || /^0+$/.test(d)) refProblems.push(`${r.at} (readback) has no valid properties.sha256 (the client fails the install: "Invalid hash")`);
+        if (!r.device) refProblems.push(`${r.at} (readback) has no device`);
+        continue;
+      }
       if (!r.filename) { refProblems.push(`${r.at} has no filename`); continue; }
       if (!stored.has(r.filename)) refProblems.push(`${r.at} references "${safeName(r.filename)}", which is not in the bundle`);
       if (typeof r.sha256 !== 'string' || !HEX64.test(r.sha256)) refProblems.push(`${r.at} ("${safeName(r.filename)}") has no valid sha256 (the client refuses it)`);
@@ -153,11 +179,23 @@ export async function verifyBundle(path: string, o: VerifyOptions = {}): Promise
     const decryptFail: string[] = [];
     const notJudged: string[] = [];
     let hashed = 0;
+    const rdiffs = new Map<string, { summary?: RdiffSummary; problem?: string }>();
     for (const e of entries) {
       const ref = byFile.get(e.name);
-      const wantDecode = !!ref && (ref.encrypted ? !!o.aes : !!ref.compressed);
+      const isRdiff = ref?.type === 'rdiff_image';
+      const wantDecode = !!ref && (ref.encrypted ? !!o.aes : !!ref.compressed || isRdiff);
       const progress = reporter.step(`checking ${safeName(e.name)}`, e.size);
-      const r = await readEntryData(reader, e, ref, wantDecode ? o.aes : undefined, (n) => progress.update(n));
+      const parser = isRdiff && wantDecode ? new RdiffParser() : undefined;
+      let parseProblem: string | undefined;
+      const onData = parser ? (b: Buffer): void => {
+        if (parseProblem) return;
+        try { parser.write(b); } catch (err) { parseProblem = (err as Error).message; }
+      } : undefined;
+      const r = await readEntryData(reader, e, ref, wantDecode ? o.aes : undefined, (n) => progress.update(n), onData);
+      if (parser && r.decode && !r.decode.failed) {
+        if (!parseProblem) { try { rdiffs.set(e.name, { summary: parser.end() }); } catch (err) { parseProblem = (err as Error).message; } }
+        if (parseProblem) rdiffs.set(e.name, { problem: parseProblem });
+      }
       progress.done();
       report.entries.push({ name: e.name, offset: e.headerOffset, size: e.size, sha256: r.sha256, checksum: e.header.magic === MAGIC_CRC ? `0x${e.header.check.toString(16)}` : undefined });
       if (e.header.magic === MAGIC_CRC && r.sum !== e.header.check) {
@@ -185,7 +223,10 @@ export async function verifyBundle(path: string, o: VerifyOptions = {}): Promise
     else if (notJudged.length) add('decode', 'skip', [...notJudged, ...(decrypt.length ? [`decoded: ${decrypt.join(', ')}`] : [])].join('; '));
     else if (decrypt.length) add('decode', 'pass', `${anyEncrypted && o.aes ? 'decrypted and ' : ''}decompressed: ${decrypt.join(', ')}`);
     if (anyEncrypted && !o.aes) add('decode', 'skip', 'encrypted payloads not test-decrypted: no --aes-key given');
-    else if (!anyEncrypted && !anyCompressed && manifest) add('decode', 'skip', 'no compressed or encrypted payloads');
+    else if (!anyEncrypted && !anyCompressed && manifest && !decrypt.length) add('decode', 'skip', 'no compressed or encrypted payloads');
+
+    // ---- delta images: what base each needs, and whether it is checked
+    if (manifest) checkDeltas(refs, rdiffs, report, add);
   } finally {
     await reader.close();
   }
@@ -206,14 +247,14 @@ interface DecodeFailure { stage: 'decrypt' | 'decompress'; codec: CompressionId;
  * anything into a decoding failure.
  */
 async function readEntryData(
-  reader: ArchiveReader, e: ArchiveEntry, ref: ManifestRef | undefined, aes: AesKey | undefined, onProgress: (n: number) => void,
+  reader: ArchiveReader, e: ArchiveEntry, ref: ManifestRef | undefined, aes: AesKey | undefined, onProgress: (n: number) => void, onData?: (b: Buffer) => void,
 ): Promise<{ sha256: string; sum: number; decode?: { size?: number; failed?: DecodeFailure } }> {
   let done = 0;
   const comp: CompressionId = ref?.compressed === 'zstd' ? 'zstd' : ref?.compressed === 'zlib' || ref?.compressed === true ? 'zlib' : 'none';
-  const decode = ref && (ref.encrypted ? !!aes : comp !== 'none');
+  const decode = ref && (ref.encrypted ? !!aes : comp !== 'none' || !!onData);
   let failed: DecodeFailure | undefined;
   let decipher: ReturnType<typeof createDecipheriv> | undefined;
-  const sink = decode ? decompressSink(comp) : undefined;
+  const sink = decode ? decompressSink(comp, onData) : undefined;
   if (decode && ref!.encrypted) {
     const iv = typeof ref!.ivt === 'string' && HEX32.test(ref!.ivt) ? Buffer.from(ref!.ivt, 'hex') : aes!.iv;
     decipher = createDecipheriv(aesCipherName(aes!), aes!.key, iv);
@@ -266,6 +307,70 @@ function decodeFailure(ref: ManifestRef, f: DecodeFailure, intact: boolean): str
   return intact
     ? `wrong AES key (or ${iv}): ${what}, while its bytes match sw-description's sha256 (the data is intact)`
     : `${what}: wrong AES key (or ${iv}), or corrupt data (no sha256 to tell them apart)`;
+}
+
+const setOf = (at: string): string => at.replace(/^software\.?/, '').replace(/\.?(images|files|scripts)\[\d+\]$/, '') || '(top level)';
+const prop = (r: ManifestRef, k: string): string | undefined => {
+  const v = r.properties[k];
+  return Array.isArray(v) ? v[0] : v;
+};
+const short = (h: string | undefined): string => (h ? `${h.slice(0, 12)}…` : '?');
+
+/**
+ * Delta images: which slot each reads as its base (the release the device must be running
+ * there), whether the base is checked before anything is written and the slot read back after,
+ * and, for a readable rdiff stream, that it produces exactly the image the readback expects.
+ * The client's check mode (-c) runs none of this: a delta is judged only at install.
+ */
+function checkDeltas(refs: ManifestRef[], rdiffs: Map<string, { summary?: RdiffSummary; problem?: string }>, report: VerifyReport, add: (id: string, s: CheckStatus, m: string) => void): void {
+  const deltas = refs.filter((r) => r.kind === 'images' && (r.type === 'rdiff_image' || r.type === 'delta'));
+  if (!deltas.length) return;
+  const fails: string[] = [];
+  const warns: string[] = [];
+  const sets: string[] = [];
+  report.delta = [];
+  for (const r of deltas) {
+    const set = setOf(r.at);
+    const inSet = refs.filter((x) => setOf(x.at) === set);
+    const method = r.type === 'rdiff_image' ? 'rdiff' : 'zchunk';
+    const baseDevice = method === 'rdiff' ? prop(r, 'rdiffbase') : prop(r, 'source');
+    const rb = inSet.find((x) => x.type === 'readback' && x.device === r.device);
+    const script = inSet.find((x) => x.kind === 'scripts' && x.type === 'shellscript' && x.filename?.startsWith('otapack-delta-check'));
+    const size = Number(prop(r, 'otapack-base-size'));
+    const d: DeltaImage = {
+      at: r.at, method, device: r.device,
+      base: { device: baseDevice, name: prop(r, 'otapack-base'), dataSha256: prop(r, 'otapack-base-data-sha256'), size: Number.isSafeInteger(size) ? size : undefined },
+      baseCheck: method === 'rdiff' && !!script,
+      readback: rb && typeof rb.properties.sha256 === 'string' ? { sha256: rb.properties.sha256, size: Number(prop(rb, 'size') ?? 0) } : undefined,
+      url: method === 'zchunk' ? prop(r, 'url') : undefined,
+    };
+    const parsed = r.filename ? rdiffs.get(r.filename) : undefined;
+    if (parsed?.summary) d.rdiff = parsed.summary;
+    report.delta.push(d);
+    if (method === 'rdiff') {
+      if (!baseDevice) fails.push(`${set}: no properties.rdiffbase: the client fails at install ("Property 'rdiffbase' is missing"; swupdate -c does not notice)`);
+      if (!script) warns.push(`${set}: nothing checks the base before writing: the rdiff_image handler never does, and writes garbage over ${r.device ?? 'the slot'} when ${baseDevice ?? 'the base'} is not the release the delta was made from`);
+      if (parsed?.problem) fails.push(`${set}: ${parsed.problem}`);
+      if (parsed?.summary && d.readback && parsed.summary.outputSize !== d.readback.size) fails.push(`${set}: the rdiff delta produces ${parsed.summary.outputSize} bytes, the readback expects ${d.readback.size}`);
+      if (parsed?.summary && d.base.size !== undefined && parsed.summary.baseExtent > d.base.size) fails.push(`${set}: the rdiff delta reads base bytes up to ${parsed.summary.baseExtent}, past the base's ${d.base.size}`);
+    } else {
+      const missing = ['url', 'source', 'chain'].filter((k) => !prop(r, k));
+      if (missing.length) fails.push(`${set}: the delta handler needs properties ${missing.join(', ')} (the client fails at install: "Wrong Attributes in sw-description")`);
+      if (r.encrypted) fails.push(`${set}: a zchunk delta cannot be encrypted (the handler reads its header raw and fetches plain chunks)`);
+    }
+    if (!rb && !script) warns.push(`${set}: the written slot is not read back before the boot environment changes`);
+    sets.push(`${set} writes ${r.device ?? '?'} ${method === 'rdiff' ? 'from' : 'reusing'} ${baseDevice ?? '?'}${d.baseCheck ? ' (base checked first)' : ''}${d.readback ? ', read back after' : ''}${d.url ? `, fetching from ${d.url}` : ''}`);
+  }
+  const b = report.delta[0]!.base;
+  const same = report.delta.every((d) => d.base.dataSha256 === b.dataSha256 && d.base.name === b.name);
+  const made = `${b.name ?? 'the base release'}${b.size ? ` (${b.size} bytes` : ''}${b.dataSha256 ? `${b.size ? ', ' : ' ('}data sha256 ${short(b.dataSha256)}` : ''}${b.size || b.dataSha256 ? ')' : ''}`;
+  const needs = report.delta[0]!.method === 'zchunk'
+    ? `reuses the chunks of the running slot, made against ${made}; from another release the changed chunks are fetched`
+    : same ? `the running slot must hold ${made}` : 'the running slot must hold the release each delta was made from';
+  const summary = `${report.delta[0]!.method} delta: ${needs}; ${sets.join('; ')}`;
+  if (fails.length) add('delta', 'fail', [...fails, ...warns].join('; '));
+  else if (warns.length) add('delta', 'warn', `${summary}. ${warns.join('; ')}`);
+  else add('delta', 'pass', summary);
 }
 
 async function checkSignature(
