@@ -6,6 +6,8 @@
 import type { BuildResult } from '../clients/swupdate/bundle.js';
 import type { ResignResult } from '../clients/swupdate/resign.js';
 import type { VerifyReport } from '../clients/swupdate/verify.js';
+import type { MenderBuildResult } from '../clients/mender/bundle.js';
+import type { MenderVerifyReport } from '../clients/mender/verify.js';
 import type { KeyFiles } from '../crypto/key-files.js';
 import type { KeyType } from '../crypto/keygen.js';
 import type { SignerKind } from '../crypto/signer.js';
@@ -27,6 +29,17 @@ export const signJson = (r: ResignResult): object => ({
 
 /** otapack.verify/1 */
 export const verifyJson = (report: VerifyReport): object => ({ schema: 'otapack.verify/1', ...report });
+
+/** otapack.mender-bundle/1 */
+export const menderBundleJson = (r: MenderBuildResult): object => ({
+  schema: 'otapack.mender-bundle/1', output: r.output, size: r.size, sha256: r.sha256, artifactName: r.artifactName, deviceTypes: r.deviceTypes,
+  compression: r.compression, payload: { name: r.payloadName, size: r.payloadSize, sha256: r.payloadSha256, storedSize: r.dataSize },
+  signed: r.signed, signatureAlgorithm: r.signatureAlgorithm ?? null, signerKind: r.signerKind ?? null, signer: r.signer ?? null,
+  members: r.members, manifestText: r.manifest, headerInfo: JSON.parse(r.headerInfo) as unknown, typeInfo: JSON.parse(r.typeInfo) as unknown,
+});
+
+/** otapack.mender-verify/1 */
+export const menderVerifyJson = (report: MenderVerifyReport): object => ({ schema: 'otapack.mender-verify/1', ...report });
 
 /** otapack.keygen/1 */
 export function keygenJson(kf: KeyFiles, o: { directory: string; type: KeyType; days: number; encrypted: boolean }) {

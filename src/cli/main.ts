@@ -90,9 +90,9 @@ program
 signingOptions(
   program
     .command('bundle')
-    .description('build a SWUpdate .swu bundle from a YAML spec')
+    .description('build a SWUpdate .swu bundle, or a Mender .mender artifact (a spec with format: mender), from a YAML spec')
     .argument('<spec>', 'bundle spec (YAML)')
-    .addOption(requiredOption('-o, --output <file>', 'output .swu')),
+    .addOption(requiredOption('-o, --output <file>', 'output .swu (or .mender)')),
 )
   .option('--aes-key <file>', 'AES key file "KEYHEX IVHEX" for images with encrypt: true (or $OTAPACK_AES_KEY)')
   .option('--unsigned', 'build without a signature (devices with signature checking refuse it)')
@@ -124,9 +124,10 @@ program
 
 program
   .command('verify')
-  .description('check a bundle: structure, checksums, hashes, signature, trust, decryption')
-  .argument('<bundle>', '.swu to check')
-  .option('--trust <file>', 'PEM certificate(s) the device trusts (what SWUpdate gets with -k)')
+  .description('check a bundle or Mender artifact: structure, checksums, hashes, signature, trust, decryption')
+  .argument('<bundle>', '.swu or .mender to check')
+  .option('--trust <file>', 'PEM certificate(s) the device trusts (what SWUpdate gets with -k); for a .mender, the public key (ArtifactVerifyKey) or a certificate holding it')
+  .option('--device-type <type>', '.mender: the device_type of the device; the artifact must list it')
   .option('--aes-key <file>', 'AES key file to test-decrypt encrypted payloads (or $OTAPACK_AES_KEY)')
   .addOption(new Option('--cert-purpose <purpose>', 'certificate purpose the device checks').choices(CERT_PURPOSES).default('emailProtection'))
   .option('--allow-unsigned', 'do not fail an unsigned bundle')
