@@ -92,8 +92,15 @@ export const errorJson = (code: string, exitCode: number, message: string, field
  * bytes — files are named with their size, secrets only by name.
  */
 function planJson(plan: Omit<ConvertPlan, 'layout'>): Record<string, unknown> {
-  const { boot, files, deviceLayout: _dl, artifact, ...core } = plan;
+  const { boot, files, clientDataFiles, deviceLayout: _dl, artifact, ...core } = plan;
   const size = (d: string | Buffer | undefined): number | undefined => (d === undefined ? undefined : Buffer.byteLength(d));
+  const fileJson = (f: ConvertPlan['files'][number]): Record<string, unknown> => ({
+    path: f.path, kind: f.kind, mode: f.kind === 'symlink' ? `-> ${f.target}` : `0${f.mode.toString(8)}`, why: f.why,
+    ...(f.kind === 'file' && f.pending === undefined && f.source === undefined ? { size: size(f.data) ?? 0 } : {}),
+    ...(f.source !== undefined ? { source: f.source } : {}),
+    ...(f.pending !== undefined ? { pending: f.pending } : {}),
+    ...(f.secret ? { secret: true } : {}),
+  });
   return {
     ...core,
     boot: {
@@ -102,13 +109,8 @@ function planJson(plan: Omit<ConvertPlan, 'layout'>): Record<string, unknown> {
       boardStep: boot.boardStep, edits: boot.edits, initialEnv: boot.initialEnv, envFile: boot.envFile, bootlimit: boot.bootlimit,
       rootfsFiles: boot.rootfsFiles.map((f) => ({ path: f.path, kind: f.kind, mode: `0${f.mode.toString(8)}`, size: size(f.data) ?? 0 })),
     },
-    files: files.map((f) => ({
-      path: f.path, kind: f.kind, mode: f.kind === 'symlink' ? `-> ${f.target}` : `0${f.mode.toString(8)}`, why: f.why,
-      ...(f.kind === 'file' && f.pending === undefined && f.source === undefined ? { size: size(f.data) ?? 0 } : {}),
-      ...(f.source !== undefined ? { source: f.source } : {}),
-      ...(f.pending !== undefined ? { pending: f.pending } : {}),
-      ...(f.secret ? { secret: true } : {}),
-    })),
+    files: files.map(fileJson),
+    ...(clientDataFiles.length ? { clientDataFiles: clientDataFiles.map(fileJson) } : {}),
     artifact: { file: artifact.file, summary: artifact.summary, spec: artifact.spec },
   };
 }

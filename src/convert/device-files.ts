@@ -141,7 +141,7 @@ export function deviceFiles(i: DeviceFileInputs): { files: DeviceFile[]; fstabCh
     ...i.client.deviceFiles(layout, cfg, i.keys),
     { path: '/usr/sbin/otapack-slot', kind: 'file', data: template('otapack-slot', { SLOT_VAR: scheme.slotVar }), mode: exe, why: 'prints the running slot' },
     { path: '/usr/sbin/otapack-env', kind: 'file', data: template('otapack-env'), mode: exe, why: 'reads/writes the A/B boot state' },
-    { path: '/usr/sbin/otapack-commit', kind: 'file', data: template('otapack-commit', { TRIAL_VAR: scheme.trialVar, COUNT_VAR: scheme.countVar }), mode: exe, why: 'health checks, then marks a new slot good' },
+    { path: '/usr/sbin/otapack-commit', kind: 'file', data: template('otapack-commit', { TRIAL_VAR: scheme.trialVar, COMMIT: i.client.commit.command, COMMIT_WHAT: i.client.commit.what, ON_IDLE: i.client.commit.onIdle }), mode: exe, why: 'health checks, then marks a new slot good' },
     { path: '/etc/init.d/S99otapack-commit', kind: 'file', data: template('S99otapack-commit'), mode: exe, why: 'runs the commit at the end of a BusyBox/SysV boot' },
     { path: '/etc/systemd/system/otapack-commit.service', kind: 'file', data: template('otapack-commit.service'), mode: 0o644, why: 'runs the commit after multi-user.target' },
     { path: '/etc/systemd/system/multi-user.target.wants/otapack-commit.service', kind: 'symlink', target: '/etc/systemd/system/otapack-commit.service', mode: 0o777, why: 'enables the commit unit' },

@@ -4,7 +4,8 @@ import { cliReporter, printJson, say, bold } from '../output.js';
 import { reportJson } from '../../convert/report.js';
 import { sourceDateEpoch } from '../env.js';
 import { signerOptions, signingFlags, type SigningFlags } from '../signing.js';
-import { text, flag, required, requiredText, globalOptions, type GlobalOptions, type OptionValues } from '../options.js';
+import { CLIENT_IDS } from '../choices.js';
+import { text, flag, choice, required, requiredText, globalOptions, type GlobalOptions, type OptionValues } from '../options.js';
 import { describeInput, describeOutput, describeBoot } from './plan-table.js';
 
 export interface ConvertCommandOptions extends GlobalOptions, SigningFlags {
@@ -16,6 +17,7 @@ export interface ConvertCommandOptions extends GlobalOptions, SigningFlags {
   unsigned: boolean;
   reproducible: boolean;
   imageSha256: boolean;
+  client?: (typeof CLIENT_IDS)[number];
 }
 
 export const options = (args: string[], o: OptionValues): ConvertCommandOptions => ({
@@ -29,13 +31,14 @@ export const options = (args: string[], o: OptionValues): ConvertCommandOptions 
   unsigned: flag(o.unsigned),
   reproducible: flag(o.reproducible),
   imageSha256: flag(o.imageSha256),
+  client: choice(o.client, CLIENT_IDS),
 });
 
 export async function run(o: ConvertCommandOptions): Promise<number> {
   const t0 = Date.now();
   const reporter = cliReporter({ quiet: o.quiet });
   const r = await convertImage({
-    input: o.image, config: o.config, outDir: o.output,
+    input: o.image, config: o.config, outDir: o.output, client: o.client,
     ...signerOptions(o),
     trust: o.trust, aesKey: o.aesKey,
     unsigned: o.unsigned, reproducible: o.reproducible, imageSha256: o.imageSha256, timestamp: sourceDateEpoch(), reporter,
@@ -49,7 +52,7 @@ export async function run(o: ConvertCommandOptions): Promise<number> {
     const out = r.outputs;
     say(`${bold(out.image.path)}  ${formatBytes(out.image.size)} (${formatBytes(out.image.allocated)} allocated, sparse)`);
     say(`${bold(out.bmap.path)}  ${formatBytes(out.bmap.mappedBytes)} mapped`);
-    say(`${bold(out.bundle.path)}  ${formatBytes(out.bundle.size)}, ${r.bundle.signed ? `signed by ${r.bundle.signer}` : 'UNSIGNED'}${r.bundle.entries[0]?.encrypted ? ', encrypted' : ''}`);
+    say(`${bold(out.bundle.path)}  ${formatBytes(out.bundle.size)}, ${r.bundle.signed ? `signed by ${r.bundle.signer}` : 'UNSIGNED'}${r.bundle.entries[0]?.encrypted ? ', encrypted' : ''}${r.plan.client === 'mender' ? ' (Mender artifact)' : ''}`);
     say(`${bold(out.report)}  in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
   return 0;

@@ -38,7 +38,17 @@ export function slotBundleSpec(layout: DeviceLayout, s: ClientSettings): SlotBun
 export const swupdateClient: UpdateClient = {
   id: 'swupdate',
   name: 'SWUpdate',
+  signing: 'cms',
   scheme: SWUPDATE_BOOT_SCHEME,
+  // swupdate and fw_printenv/fw_setenv are not looked for (as before this seam)
+  inputPaths: () => [],
+  checkInput: () => {},
+  commit: {
+    command: `/usr/sbin/otapack-env set ${SWUPDATE_BOOT_SCHEME.trialVar}=0 ${SWUPDATE_BOOT_SCHEME.countVar}=0`,
+    what: `${SWUPDATE_BOOT_SCHEME.trialVar}=0, ${SWUPDATE_BOOT_SCHEME.countVar}=0`,
+    onIdle: '',
+  },
+  dataFiles: () => [],
   deviceFiles: swupdateDeviceFiles,
   planArtifact(layout: DeviceLayout, s: ClientSettings): ArtifactPlan {
     const spec = slotBundleSpec(layout, s);
@@ -53,6 +63,6 @@ export const swupdateClient: UpdateClient = {
     const source: SlotSource = o.source;
     const spec: BundleSpec = { ...planned, artifacts: planned.artifacts.map((a) => ({ ...a, source })) };
     const r: BuildResult = await buildBundle({ spec, output: o.output, signer: o.signer, aes: o.aes, mtime: o.mtime, reproducible: o.reproducible, reporter: o.reporter });
-    return { size: r.size, sha256: r.sha256!, signed: r.signed, signer: r.signer, signatureAlgorithm: r.signatureAlgorithm, detail: r };
+    return { size: r.size, sha256: r.sha256!, signed: r.signed, signer: r.signer, signatureAlgorithm: r.signatureAlgorithm, entries: r.entries, manifest: r.manifest, detail: r };
   },
 };
