@@ -18,6 +18,7 @@ export { buildMenderArtifact, type MenderBuildOptions, type MenderBuildResult } 
 export { verifyMenderArtifact, looksLikeMender, type MenderVerifyOptions, type MenderVerifyReport } from './clients/mender/verify.js';
 export { resolveManifestSigner, loadTrustKey, parseTrustKey, type TrustKey } from './clients/mender/keys.js';
 export type { ManifestSigner } from './clients/mender/artifact.js';
+export type { ClientId } from './clients/client.js';
 
 // keys and signing
 export { writeKeyFiles, type KeyFiles, type KeyFilesOptions } from './crypto/key-files.js';
