@@ -160,6 +160,27 @@ describe.skipIf(!have)('convert --client mender', () => {
     }
   }, 120_000);
 
+  it('an empty /var/lib/mender in the image becomes the link to /data/mender; one with content is refused', async () => {
+    const copy = async (name: string, cmds: string[]): Promise<string> => {
+      const p = join(dir, `${name}.img`);
+      await execa('cp', ['--sparse=always', uboot, p]);
+      const root = JSON.parse((await execa('sfdisk', ['--json', p])).stdout).partitiontable.partitions[1].start * 512;
+      for (const c of cmds) await execa('debugfs', ['-w', '-R', c, `${p}?offset=${root}`]);
+      return p;
+    };
+    const empty = await copy('empty-var-lib-mender', ['mkdir /var/lib/mender']);
+    const out = join(dir, 'out-empty');
+    const r = await otapack(['convert', empty, '-o', out, '--client', 'mender', '--key', keys.key]);
+    expect(r.code, r.stderr).toBe(0);
+    const parts = partsOf(join(out, 'empty-var-lib-mender.json'));
+    const A = parts.find((p) => p.role === 'rootfs-a')!;
+    expect((await execa('debugfs', ['-R', 'stat /var/lib/mender', `${join(out, 'empty-var-lib-mender.img')}?offset=${A.start}`])).stdout).toMatch(/Type: symlink/);
+    expect((await execa('e2fsck', ['-fn', `${join(out, 'empty-var-lib-mender.img')}?offset=${A.start}`], { reject: false })).exitCode).toBe(0);
+    const full = await copy('full-var-lib-mender', ['mkdir /var/lib/mender', 'mkdir /var/lib/mender/old-store']);
+    const f = await otapack(['convert', full, '-o', join(dir, 'out-full'), '--client', 'mender', '--key', keys.key]);
+    expectCleanFailure(f, 4, /\/var\/lib\/mender in the rootfs holds 1 entries/);
+  }, 120_000);
+
   it('inspect --client mender shows the artifact, the device files and the data seed', async () => {
     const r = await otapack(['inspect', uboot, '--client', 'mender', '--json']);
     expect(r.code, r.stderr).toBe(0);

@@ -30,6 +30,12 @@ export const ROOTFS_IMAGE = 'rootfs-image';
 /** Compression of header.tar and data/0000.tar: what Debian's Mender 3.4 reads (it has no zstd). */
 export type MenderCompression = 'zlib' | 'none';
 export const MENDER_COMPRESSIONS: readonly MenderCompression[] = ['zlib', 'none'];
+/**
+ * gzip level of Mender artifacts unless one is given: 1. Level 6 makes them about 7 % smaller for
+ * almost twice the deflate time (bench: 235 vs 219 MiB for the 1 GiB image; mender-artifact's
+ * gzip gives 224 MiB); `compress-level` / update.compress-level chooses.
+ */
+export const MENDER_GZIP_LEVEL = 1;
 export const compressionSuffix = (c: string): string => (c === 'zlib' ? '.gz' : c === 'none' ? '' : c === 'lzma' ? '.xz' : c === 'zstd' ? '.zst' : `.${c}`);
 
 /** State scripts an artifact may carry (the client runs Idle/Sync/Download ones only from the rootfs). */

@@ -6,7 +6,7 @@ import type { ArtifactPlan, ClientSettings, DeviceLayout, InputPath, SlotSource,
 import { MENDER_BOOT_SCHEME } from './scheme.js';
 import { menderDataFiles, menderDeviceFiles, MENDER_DATA_DIR } from './device.js';
 import { buildMenderArtifact, type MenderBuildResult } from './bundle.js';
-import { DEFAULT_CLEARS_PROVIDES, NAME_RE } from './artifact.js';
+import { DEFAULT_CLEARS_PROVIDES, MENDER_GZIP_LEVEL, NAME_RE } from './artifact.js';
 import type { MenderSpec } from './spec.js';
 
 const MENDER_PATHS = ['/usr/bin/mender', '/usr/sbin/mender', '/bin/mender', '/sbin/mender', '/usr/local/bin/mender'];
@@ -23,6 +23,7 @@ export function slotMenderSpec(layout: DeviceLayout, s: ClientSettings): SlotMen
   if (s.update.compress === 'zstd') {
     throw new OtapackError('CONFIG', `${file}: update.compress: zstd: Debian's Mender client 3.4 reads gzip or uncompressed artifacts only; use zlib (gzip, the default with client: mender) or none`);
   }
+  if (s.update.level !== undefined && s.update.level > 9 && s.update.compress !== 'none') throw new OtapackError('CONFIG', `${file}: update.compress-level: ${s.update.level}: gzip levels are 1-9`);
   for (const [k, v] of [['mender.device-type', s.mender.deviceType], ['mender.artifact-name', s.mender.artifactName]] as const) {
     if (!NAME_RE.test(v)) throw new OtapackError('CONFIG', `${file}: ${k} "${v}" must be letters, digits and . _ : + ~ @ / - (no spaces)`);
   }
@@ -33,7 +34,7 @@ export function slotMenderSpec(layout: DeviceLayout, s: ClientSettings): SlotMen
     source: { label: PAYLOAD, size: layout.slotA.size },
     payloadName: PAYLOAD,
     compress: s.update.compress === 'none' ? 'none' : 'zlib',
-    level: s.update.level !== undefined ? Math.min(9, s.update.level) : undefined,
+    level: s.update.compress === 'none' ? undefined : s.update.level !== undefined ? s.update.level : MENDER_GZIP_LEVEL,
     provides: {},
     depends: {},
     typeProvides: { 'rootfs-image.version': s.mender.artifactName },

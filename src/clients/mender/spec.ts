@@ -7,7 +7,7 @@
 //   device-types: [my-board]
 //   image: rootfs.ext4            # the root filesystem image (a file or block device)
 //   compress: gzip                # gzip (default) or none
-//   compress-level: 6
+//   compress-level: 1             # 1 (default) … 9
 //   payload-name: rootfs.ext4     # name inside the artifact (default: the image's file name)
 //   provides: { artifact_group: stable }
 //   depends: { artifact_name: [release-1] }
@@ -20,7 +20,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { ConfigReader, type ConfigMap } from '../../util/yaml-config.js';
 import { OtapackError } from '../../errors.js';
 import type { StreamSource } from '../swupdate/spec.js';
-import { DEFAULT_CLEARS_PROVIDES, NAME_RE, PAYLOAD_NAME_RE, STATE_SCRIPT_RE, type MenderCompression, type MenderHeader } from './artifact.js';
+import { DEFAULT_CLEARS_PROVIDES, MENDER_GZIP_LEVEL, NAME_RE, PAYLOAD_NAME_RE, STATE_SCRIPT_RE, type MenderCompression, type MenderHeader } from './artifact.js';
 
 export interface MenderSpec {
   file: string;
@@ -134,7 +134,7 @@ export async function parseMenderSpec(reader: ConfigReader, data: unknown, baseD
     source,
     payloadName,
     compress,
-    level: compress === 'none' ? undefined : top.int('compress-level', { min: 1, max: 9 }),
+    level: compress === 'none' ? undefined : top.int('compress-level', { min: 1, max: 9 }) ?? MENDER_GZIP_LEVEL,
     provides,
     depends,
     typeProvides,
