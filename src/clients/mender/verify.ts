@@ -75,10 +75,17 @@ function decoder(compression: string, onData: (b: Buffer) => void): Decoder {
     throw new OtapackError('INPUT', `${compression} compression: the Mender client 3.4 cannot read it`, { reason: 'unsupported-compression' });
   }
   let failure: unknown;
+  // a consumer that throws (a bad inner tar) stops the decoder, which then neither ends nor
+  // fails by itself: `stopped` settles the wait instead
+  let stop!: (e: unknown) => void;
+  const stopped = new Promise<void>((_resolve, reject) => { stop = reject; });
+  const decoded = done;
+  decoded.catch(() => {});
+  done = Promise.race([decoded, stopped]);
   done.catch((e) => { failure ??= e; });
   input.on('error', (e) => { failure ??= e; });
   output.on('data', (b: Buffer) => {
-    try { onData(b); } catch (e) { failure ??= e; output.destroy(); input.destroy(); }
+    try { onData(b); } catch (e) { failure ??= e; stop(e); output.destroy(); input.destroy(); }
   });
   return {
     async write(b) {
