@@ -74,7 +74,7 @@ export function patchFstab(original: string | undefined, plan: PlanCore, mount: 
   }
   if (plan.bootloader === 'grub') {
     out.push(`${mount}/otapack\t/boot/grub\tnone\tbind\t0\t0`);
-    changes.push(`${mount}/otapack bind-mounted at /boot/grub (SWUpdate edits /boot/grub/grubenv)`);
+    changes.push(`${mount}/otapack bind-mounted at /boot/grub (${cfg.client === 'mender' ? 'Mender edits it through otapack-env' : 'SWUpdate edits'} /boot/grub/grubenv)`);
   }
   out.push(`${data.device}\t/data\text4\tdefaults,noatime\t0\t2`);
   changes.push(`data partition ${data.device} (${cfg.data.label}) mounted at /data`);
@@ -147,7 +147,7 @@ export function deviceFiles(i: DeviceFileInputs): { files: DeviceFile[]; fstabCh
     { path: '/etc/systemd/system/multi-user.target.wants/otapack-commit.service', kind: 'symlink', target: '/etc/systemd/system/otapack-commit.service', mode: 0o777, why: 'enables the commit unit' },
   ];
   if (plan.bootloader === 'uboot') {
-    files.push({ path: '/etc/fw_env.config', kind: 'file', data: `# U-Boot environment of the A/B boot script (otapack)\n${envPath}\t0x0000\t0x${ENV_SIZE.toString(16)}\n`, mode: 0o644, why: 'where fw_printenv/fw_setenv and SWUpdate -B uboot find the boot state' });
+    files.push({ path: '/etc/fw_env.config', kind: 'file', data: `# U-Boot environment of the A/B boot script (otapack)\n${envPath}\t0x0000\t0x${ENV_SIZE.toString(16)}\n`, mode: 0o644, why: `where fw_printenv/fw_setenv${i.client.id === 'swupdate' ? ' and SWUpdate -B uboot' : ` (and ${i.client.name} through them)`} find the boot state` });
   } else {
     files.push({ path: '/boot/grub', kind: 'dir', mode: 0o755, why: `bind mount of ${grubDir} (grubenv)` });
   }
