@@ -60,6 +60,8 @@ describe('Mender: bad input is refused in one line', () => {
     expect(JSON.parse(v.stdout).artifact.scripts).toEqual(['ArtifactCommit_Enter_01_ok']);
     expectCleanFailure(await otapack(['verify', join(dir, 'a.mender'), '--trust', pub, '--aes-key', rsa]), 2, /--aes-key applies to SWUpdate bundles/);
     expectCleanFailure(await otapack(['verify', join(dir, 'a.mender'), '--trust', rsa]), 5, /a private key; give the public key/);
+    expectCleanFailure(await otapack(['sign', join(dir, 'a.mender'), '-o', join(dir, 'b.mender'), '--key', rsa]), 2, /is a Mender artifact; sign covers \.swu bundles/);
+    expectCleanFailure(await otapack(['manifest', join(dir, 'a.mender')]), 2, /is a Mender artifact; manifest prints a \.swu's sw-description/);
   });
 
   it('verify of things that are not artifacts: a plain tar, a truncated header, a .swu with --device-type', async () => {

@@ -329,14 +329,20 @@ export async function verifyMenderArtifact(path: string, o: MenderVerifyOptions 
   }
 }
 
-/** True when the file starts like a tar archive whose first member is `version` (a .mender). */
+/**
+ * True when the file starts like a tar archive whose first member is `version` (a .mender).
+ * Anything unreadable is not one: the caller's own reader then reports it.
+ */
 export async function looksLikeMender(path: string): Promise<boolean> {
-  const fh = await open(path, 'r').catch((e) => { throw fileError('INPUT', path, e); });
+  let fh;
   try {
+    fh = await open(path, 'r');
     const b = await readFully(fh, 0, 512);
     return b.length === 512 && b.subarray(257, 262).toString('latin1') === 'ustar' && b.subarray(0, 8).toString('latin1') === 'version\0';
+  } catch {
+    return false;
   } finally {
-    await fh.close();
+    await fh?.close();
   }
 }
 
