@@ -64,6 +64,23 @@ describe('Mender: bad input is refused in one line', () => {
     expectCleanFailure(await otapack(['manifest', join(dir, 'a.mender')]), 2, /is a Mender artifact; manifest prints a \.swu's sw-description/);
   });
 
+  it('a signing command with its certificate signs a .mender; verify takes the certificate as --trust', async () => {
+    const cert = join(dir, 'rsa.crt');
+    await execa('openssl', ['req', '-x509', '-key', rsa, '-subj', '/CN=mender command signer', '-days', '30', '-out', cert]);
+    const s = spec('cmd', base);
+    const out = join(dir, 'cmd.mender');
+    const r = await otapack(['bundle', s, '-o', out, '--sign-command', `openssl dgst -sha256 -sign ${rsa}`, '--cert', cert, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ signerKind: 'command', signer: 'CN=mender command signer' });
+    expect((await otapack(['verify', out, '--trust', cert])).code).toBe(0);
+    // negative twin: a command signing with another key than the certificate's is refused before anything is written
+    const other = join(dir, 'other.key');
+    await execa('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', other]);
+    const bad = await otapack(['bundle', s, '-o', join(dir, 'bad.mender'), '--sign-command', `openssl dgst -sha256 -sign ${other}`, '--cert', cert]);
+    expect(bad.code).toBe(5);
+    expect(existsSync(join(dir, 'bad.mender'))).toBe(false);
+  });
+
   it('verify of things that are not artifacts: a plain tar, a truncated header, a .swu with --device-type', async () => {
     await execa('tar', ['-cf', join(dir, 'plain.tar'), '-C', dir, 'rootfs.ext4']);
     const r = await otapack(['verify', join(dir, 'plain.tar'), '--allow-unsigned']);
