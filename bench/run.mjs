@@ -25,6 +25,9 @@
 //          bundle-zlib-mender  otapack bundle, zlib at --mender-level (default 4): equal-size comparison
 //          pigz         pigz -6 alone (reference for gzip speed)
 //          convert      otapack convert of a Buildroot-style disk (FAT boot + the ext4 rootfs)
+//          bundle-mender  otapack bundle of a .mender (format: mender), gzip at its default level (1), RSA
+//          bundle-mender-6  the same at gzip level 6 (what mender-artifact's gzip runs)
+//          convert-mender otapack convert --client mender of the same disk (gzip .mender, RSA)
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile, rm, stat, symlink, rename } from 'node:fs/promises';
@@ -41,7 +44,7 @@ const OTAPACK = join(ROOT, 'bin', 'otapack');
 const MiB = 1 << 20;
 const GiB = 1 << 30;
 
-const ALL_TOOLS = ['bundle', 'shell', 'zstd', 'swugenerator', 'mender', 'bundle-zlib', 'bundle-zlib-mender', 'pigz', 'convert'];
+const ALL_TOOLS = ['bundle', 'shell', 'zstd', 'swugenerator', 'mender', 'bundle-zlib', 'bundle-zlib-mender', 'pigz', 'convert', 'bundle-mender', 'bundle-mender-6', 'convert-mender'];
 const LABEL = {
   bundle: 'otapack bundle (zstd-3, AES, CMS)',
   shell: 'shell pipeline (zstd -3 -T0, openssl, sha256sum, cms, cpio)',
@@ -52,6 +55,9 @@ const LABEL = {
   'bundle-zlib-mender': 'otapack bundle (zlib-L, AES, CMS)',
   pigz: 'pigz -6 alone',
   convert: 'otapack convert (disk: copy, resize, inject, A/B + bundle, bmap)',
+  'bundle-mender': 'otapack bundle .mender (gzip-1, its default, RSA)',
+  'bundle-mender-6': 'otapack bundle .mender (gzip-6, RSA)',
+  'convert-mender': 'otapack convert --client mender (A/B + .mender, gzip)',
 };
 
 function parseArgs(argv) {
@@ -162,7 +168,7 @@ async function prepareImages(o) {
     const st = JSON.parse(await readFile(stampPath, 'utf8'));
     const fst = await stat(img);
     out[s] = { path: img, bytes: def.bytes, used: st.used, allocated: fst.blocks * 512, counts: st.counts, label: def.label };
-    if (o.tools.includes('convert')) {
+    if (o.tools.some((t) => t.startsWith('convert'))) {
       const disk = join(dir, `sdcard-${s.toLowerCase()}.img`);
       const dstamp = await readStamp(`${disk}.json`);
       if (!dstamp || dstamp.rootfsStamp !== JSON.stringify(st) || !existsSync(disk)) {
@@ -172,8 +178,31 @@ async function prepareImages(o) {
       }
       out[s].disk = disk;
       out[s].diskBytes = (await stat(disk)).size;
+      if (o.tools.includes('convert-mender')) out[s].menderDisk = await menderDisk(disk, join(o.work, 'sdcard-build'));
     }
   }
+  return out;
+}
+
+/**
+ * The same disk with the Mender client convert --client mender looks for: stand-ins of a few
+ * bytes for /usr/bin/mender, fw_printenv and fw_setenv (convert checks they are there, it does
+ * not run them), so both converts compress the same rootfs.
+ */
+async function menderDisk(disk, work) {
+  const out = disk.replace(/\.img$/, '-mender.img');
+  if (existsSync(out) && (await stat(out)).mtimeMs >= (await stat(disk)).mtimeMs) return out;
+  const r = spawnSync('cp', ['--sparse=always', disk, `${out}.tmp`]);
+  if (r.status !== 0) throw new Error(`cp ${disk}: ${r.stderr}`);
+  const table = JSON.parse(sh('sfdisk', ['--json', `${out}.tmp`])).partitiontable;
+  const root = table.partitions[1];
+  await mkdir(work, { recursive: true });
+  const standIn = join(work, 'stand-in');
+  await writeFile(standIn, '#!/bin/sh\n');
+  await writeFile(join(work, 'debugfs.cmd'), ['mender', 'fw_printenv', 'fw_setenv'].map((n) => `write ${standIn} /usr/bin/${n}`).join('\n') + '\n');
+  const d = spawnSync('debugfs', ['-w', '-f', join(work, 'debugfs.cmd'), `${out}.tmp?offset=${root.start * 512}`], { encoding: 'utf8', env: { ...process.env, E2FSPROGS_FAKE_TIME: '1700000000' } });
+  if (d.status !== 0) throw new Error(`debugfs: ${d.stderr}`);
+  await rename(`${out}.tmp`, out);
   return out;
 }
 
@@ -220,6 +249,11 @@ async function writeSpecs(o, images) {
       ].join('\n'));
       specs[`${id}:${s}`] = p;
     }
+    for (const [id, level] of [['bundle-mender', undefined], ['bundle-mender-6', 6]]) {
+      const p = join(dir, `${id}-${s.toLowerCase()}.yaml`);
+      await writeFile(p, ['format: mender', 'artifact-name: bench-1.0.0', 'device-types: [bench-board]', `image: ${img.path}`, 'payload-name: rootfs.ext4', 'compress: gzip', ...(level ? [`compress-level: ${level}`] : []), ''].join('\n'));
+      specs[`${id}:${s}`] = p;
+    }
     // swugenerator: a libconfig template (it fills in sha256 and ivt) and an artifact folder
     const sg = join(dir, `swugen-${s.toLowerCase()}`);
     await mkdir(sg, { recursive: true });
@@ -233,6 +267,9 @@ async function writeSpecs(o, images) {
   const convertCfg = join(dir, 'convert.yaml');
   await writeFile(convertCfg, ['version: "1.0.0"', 'hardware: { board: bench-board, revision: "1.0" }', 'storage: { device: /dev/mmcblk0 }', 'update: { compress: zstd, encrypt: true }', ''].join('\n'));
   specs.convert = convertCfg;
+  const convertMender = join(dir, 'convert-mender.yaml');
+  await writeFile(convertMender, ['client: mender', 'version: "1.0.0"', 'hardware: { board: bench-board, revision: "1.0" }', 'storage: { device: /dev/mmcblk0 }', ''].join('\n'));
+  specs['convert-mender'] = convertMender;
   return specs;
 }
 
@@ -259,6 +296,11 @@ function task(o, tool, size, img, keys, specs, outDir, profile) {
       return { cmd: 'mender-artifact', args: ['write', 'rootfs-image', '-f', img.path, '-n', 'bench-1.0.0', '-t', 'bench-board', '-o', `${out}.mender`, '--compression', 'gzip', '-k', keys.mender], output: `${out}.mender` };
     case 'convert':
       return { cmd: process.execPath, args: [OTAPACK, 'convert', img.disk, '-c', specs.convert, '-o', out, ...signing, '-q'], output: join(out, 'sdcard-' + size.toLowerCase() + '.swu'), outDir: out, env };
+    case 'bundle-mender':
+    case 'bundle-mender-6':
+      return { cmd: process.execPath, args: [OTAPACK, 'bundle', specs[`${tool}:${size}`], '-o', `${out}.mender`, '--key', keys.key, '-q'], output: `${out}.mender`, env };
+    case 'convert-mender':
+      return { cmd: process.execPath, args: [OTAPACK, 'convert', img.menderDisk, '-c', specs['convert-mender'], '-o', out, '--key', keys.key, '-q'], output: join(out, 'sdcard-' + size.toLowerCase() + '-mender.mender'), outDir: out, env };
     default:
       throw new Error(tool);
   }
@@ -277,7 +319,7 @@ async function runAll(o, images, keys, specs) {
   for (let round = 1; round <= o.runs; round++) {
     for (const size of o.sizes) {
       for (const tool of o.tools) {
-        if (tool === 'convert' && !images[size].disk) continue;
+        if (tool.startsWith('convert') && !images[size].disk) continue;
         const t = task(o, tool, size, images[size], keys, specs, outDir, false);
         process.stderr.write(`bench: round ${round}/${o.runs} ${size} ${tool} … `);
         const r = await measure(t.cmd, t.args, { cwd: t.cwd ?? outDir, env: t.env });
@@ -302,8 +344,8 @@ async function runProfiles(o, images, keys, specs) {
   await mkdir(outDir, { recursive: true });
   const prof = {};
   for (const size of o.sizes) {
-    for (const tool of ['bundle', 'bundle-zlib', 'convert'].filter((t) => o.tools.includes(t))) {
-      if (tool === 'convert' && !images[size].disk) continue;
+    for (const tool of ['bundle', 'bundle-zlib', 'convert', 'bundle-mender', 'convert-mender'].filter((t) => o.tools.includes(t))) {
+      if (tool.startsWith('convert') && !images[size].disk) continue;
       const t = task(o, tool, size, images[size], keys, specs, outDir, true);
       process.stderr.write(`bench: profile ${size} ${tool}\n`);
       const r = await measure(t.cmd, t.args, { cwd: outDir, env: t.env });
@@ -362,7 +404,7 @@ function report(o, m, images, { results, failures }, prof, start, began, ended) 
   const S = {};
   for (const [k, runs] of Object.entries(results)) {
     const [tool, size] = k.split(':');
-    S[k] = summarise(runs, tool === 'convert' ? images[size].diskBytes : images[size].bytes);
+    S[k] = summarise(runs, tool.startsWith('convert') ? images[size].diskBytes : images[size].bytes);
   }
   lines.push(`Measured ${began.time} – ${ended.time}; ${o.runs} round(s), tools alternating within each round; medians.`);
   lines.push(`Load average at start / end: ${began.load} / ${ended.load} (other jobs on the machine show up as noise).`);
@@ -405,6 +447,19 @@ function report(o, m, images, { results, failures }, prof, start, began, ended) 
     lines.push(`| ${images[size].label} | ${fmt(r('bundle', 'shell'))} | ${fmt(r('swugenerator', 'bundle-zlib'))}${sz('bundle-zlib', 'swugenerator')} | ${fmt(r('mender', 'bundle-zlib'))}${sz('bundle-zlib', 'mender')} | ${fmt(r('mender', 'bundle-zlib-mender'))}${sz('bundle-zlib-mender', 'mender')} | ${fmt(r('convert', 'bundle'))} | ${rss.length ? fmt(Math.max(...rss), 0) : '–'} |`);
   }
   lines.push('');
+  if (o.tools.some((t) => t.includes('mender'))) {
+    lines.push('**Mender** (same session; wall-time medians): mender-artifact 3.9 against otapack\'s .mender writer, both gzip and RSA; convert --client mender against the SWUpdate convert (target ≤ 1.10)');
+    lines.push('');
+    lines.push('| input | mender-artifact / otapack .mender (gzip-1, default) | mender-artifact / otapack .mender (gzip-6) | convert --client mender / convert (≤ 1.10) |');
+    lines.push('|---|---:|---:|---:|');
+    for (const size of o.sizes) {
+      const g = (t) => S[`${t}:${size}`];
+      const r = (a, b) => (g(a) && g(b) ? g(a).wall / g(b).wall : NaN);
+      const sz = (a, b) => (g(a) && g(b) ? ` (${fmt(g(a).output, 1)} vs ${fmt(g(b).output, 1)} MiB)` : '');
+      lines.push(`| ${images[size].label} | ${fmt(r('mender', 'bundle-mender'))}${sz('mender', 'bundle-mender')} | ${fmt(r('mender', 'bundle-mender-6'))}${sz('mender', 'bundle-mender-6')} | ${fmt(r('convert-mender', 'convert'))}${sz('convert-mender', 'convert')} |`);
+    }
+    lines.push('');
+  }
   if (start) {
     lines.push('**Start-up** (median of 7; target < 0.3 s)');
     lines.push('');
@@ -505,7 +560,7 @@ const stamp = () => ({ time: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), l
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error('dist/ is missing: run npx tsc -p . (npm run build) first');
-  for (const t of ['zstd', 'openssl', 'cpio', 'mke2fs', '/usr/bin/time', ...(o.tools.includes('swugenerator') ? ['swugenerator'] : []), ...(o.tools.includes('mender') ? ['mender-artifact'] : []), ...(o.tools.includes('pigz') ? ['pigz'] : []), ...(o.tools.includes('convert') ? ['mkfs.vfat', 'mcopy', 'mkimage', 'sfdisk'] : [])]) {
+  for (const t of ['zstd', 'openssl', 'cpio', 'mke2fs', '/usr/bin/time', ...(o.tools.includes('swugenerator') ? ['swugenerator'] : []), ...(o.tools.includes('mender') ? ['mender-artifact'] : []), ...(o.tools.includes('pigz') ? ['pigz'] : []), ...(o.tools.some((t) => t.startsWith('convert')) ? ['mkfs.vfat', 'mcopy', 'mkimage', 'sfdisk'] : [])]) {
     if (!sh('sh', ['-c', `command -v ${t} || ls /usr/sbin/${t} /sbin/${t} 2>/dev/null`])) throw new Error(`${t} not found (apt-get install zstd openssl cpio e2fsprogs time swugenerator mender-artifact pigz dosfstools mtools u-boot-tools fdisk)`);
   }
   const began = stamp();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fetch-guest-debs.sh [ARCH]: downloads and extracts the Debian 12 packages a QEMU test guest
-# needs (a kernel, busybox-static, the SWUpdate client and fw_printenv/fw_setenv with every
-# runtime dependency), for ARCH = arm64 (default) or amd64, whatever the host architecture.
+# needs (a kernel, busybox-static, the SWUpdate and Mender clients and fw_printenv/fw_setenv with
+# every runtime dependency), for ARCH = arm64 (default) or amd64, whatever the host architecture.
 #
 # apt itself resolves the dependencies, with a private state directory (lists, an empty dpkg
 # status, cache) and APT::Architecture=ARCH: the host's dpkg database and architecture list are
@@ -13,8 +13,9 @@
 #   debs/ARCH/       the .deb files (apt's names carry the version)
 #   sets/ARCH-KEY/   the unpacked tree; KEY = sha256 of resolved.txt, so a new package version
 #                    gives a new directory and an unchanged set is reused without network access
-# The set is resolved against the mirror once and then pinned; OTAPACK_GUEST_REFRESH=1
-# re-resolves, and so does a download that fails because the mirror dropped a pinned version.
+# The set is resolved against the mirror once and then pinned (resolved.want records the package
+# list it answers; another list resolves anew); OTAPACK_GUEST_REFRESH=1 re-resolves, and so does a
+# download that fails because the mirror dropped a pinned version.
 #
 # Output on stdout, one KEY=VALUE a line (read by test/helpers/debs.ts):
 #   ARCH KVER KERNEL MODULES ROOT RESOLVED DEBS PACKAGES DOWNLOADED_BYTES SECONDS
@@ -25,8 +26,8 @@ ARCH=${1:-arm64}
 case "$ARCH" in arm64|amd64) ;; *) echo "fetch-guest-debs: unsupported architecture $ARCH" >&2; exit 2 ;; esac
 CACHE=${OTAPACK_GUEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otapack-guest}
 KERNEL_META=${OTAPACK_GUEST_KERNEL:-linux-image-cloud-$ARCH}
-# what the guest runs: busybox for everything, the SWUpdate client, fw_printenv/fw_setenv
-PACKAGES=${OTAPACK_GUEST_PACKAGES:-busybox-static swupdate libubootenv-tool}
+# what the guest runs: busybox for everything, the SWUpdate and Mender clients, fw_printenv/fw_setenv
+PACKAGES=${OTAPACK_GUEST_PACKAGES:-busybox-static swupdate libubootenv-tool mender-client}
 STATE=$CACHE/apt-$ARCH
 POOL=$CACHE/debs/$ARCH
 start=$(date +%s.%N)
@@ -81,7 +82,13 @@ resolve() {
 }
 
 resolved_now=0
-if [ "${OTAPACK_GUEST_REFRESH:-0}" = 1 ] || [ ! -s "$STATE/resolved.txt" ]; then resolve; resolved_now=1; fi
+# the pinned set answers one request: another package list (or kernel) resolves anew
+WANT="$PACKAGES $KERNEL_META"
+if [ "${OTAPACK_GUEST_REFRESH:-0}" = 1 ] || [ ! -s "$STATE/resolved.txt" ] || [ "$(cat "$STATE/resolved.want" 2>/dev/null)" != "$WANT" ]; then
+  resolve
+  resolved_now=1
+  echo "$WANT" >"$STATE/resolved.want"
+fi
 
 # download what the pool lacks, by exact version
 bytes=0

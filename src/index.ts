@@ -15,6 +15,14 @@ export { buildBundle, type BuildOptions, type BuildResult, type BuiltEntry } fro
 export { verifyBundle, type VerifyOptions, type VerifyReport, type DeltaImage, type Check, type CheckStatus } from './clients/swupdate/verify.js';
 export { resignBundle, extractManifest, checkDetachedSignature, type ResignOptions, type ResignResult } from './clients/swupdate/resign.js';
 
+// Mender artifacts (.mender, format v3)
+export { loadMenderSpec, parseMenderSpec, isMenderSpecData, readSpecFile, type MenderSpec } from './clients/mender/spec.js';
+export { buildMenderArtifact, type MenderBuildOptions, type MenderBuildResult } from './clients/mender/bundle.js';
+export { verifyMenderArtifact, looksLikeMender, type MenderVerifyOptions, type MenderVerifyReport } from './clients/mender/verify.js';
+export { resolveManifestSigner, loadTrustKey, parseTrustKey, type TrustKey } from './clients/mender/keys.js';
+export type { ManifestSigner } from './clients/mender/artifact.js';
+export type { ClientId } from './clients/client.js';
+
 // keys and signing
 export { writeKeyFiles, type KeyFiles, type KeyFilesOptions } from './crypto/key-files.js';
 export { generateKeySet, DEFAULT_DAYS, type KeySet, type KeyType } from './crypto/keygen.js';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { otapack, tmp, ROOT, type CliResult } from './helpers/run.js';
 import { keygen, makeExt4, writeSpec, abSpec, type KeyDir } from './helpers/bundle-fixtures.js';
-import { buildArmbianImage, buildEfiImage } from './helpers/images.js';
+import { buildArmbianImage, buildBuildrootImage, buildEfiImage } from './helpers/images.js';
 import { documentedSchemas, validate } from './helpers/json-schema.js';
 import { ERROR_CODES } from '../src/errors.js';
 
@@ -93,6 +93,33 @@ describe('--json output matches docs/json.md', () => {
     expect(j.format).toBeUndefined();
   });
 
+  test('Mender: bundle (ECDSA gzip, unsigned none), verify (passing, tampered), convert and inspect --client mender', async () => {
+    const ec = join(dir, 'mender-ec.key');
+    await execa('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', ec]);
+    await execa('openssl', ['pkey', '-in', ec, '-pubout', '-out', `${ec}.pub`]);
+    const mspec = writeSpec(dir, 'm.yaml', 'format: mender\nartifact-name: r2\ndevice-types: [dev]\nimage: rootfs.ext4\n');
+    const mnone = writeSpec(dir, 'mn.yaml', 'format: mender\nartifact-name: r2\ndevice-types: [dev]\nimage: rootfs.ext4\ncompress: none\n');
+    const art = join(dir, 'a.mender');
+    const b = check(await otapack(['bundle', mspec, '-o', art, '--key', ec, '--json']), 'otapack.mender-bundle/1');
+    expect(b).toMatchObject({ signed: true, signerKind: 'key', signatureAlgorithm: 'ECDSA P-256 / SHA-256', compression: 'gzip' });
+    check(await otapack(['bundle', mnone, '-o', join(dir, 'u.mender'), '--unsigned', '--json']), 'otapack.mender-bundle/1');
+    const ok = await otapack(['verify', art, '--trust', `${ec}.pub`, '--device-type', 'dev', '--json']);
+    expect(ok.code).toBe(0);
+    expect(check(ok, 'otapack.mender-verify/1').ok).toBe(true);
+    const t = join(dir, 't.mender');
+    const buf = Buffer.from(readFileSync(art));
+    buf[buf.indexOf('"artifact_name"') + 3] ^= 1; // inside header.tar.gz (stored deflate: the JSON is plain)
+    writeFileSync(t, buf);
+    const bad = await otapack(['verify', t, '--trust', `${ec}.pub`, '--json']);
+    expect(bad.code).toBe(1);
+    expect(check(bad, 'otapack.mender-verify/1').ok).toBe(false);
+    const withMender = await buildBuildrootImage(join(dir, 'fx-mender'), { rootfsExtra: { '/usr/bin/mender': '#!/bin/sh\n', '/usr/bin/fw_printenv': '#!/bin/sh\n', '/usr/bin/fw_setenv': '#!/bin/sh\n' } });
+    const conv = check(await otapack(['convert', withMender.path, '-o', join(dir, 'conv-mender'), '--client', 'mender', '--key', ec, '--json']), 'otapack.convert/1');
+    expect(conv).toMatchObject({ client: 'mender', bundle: { format: 'mender' } });
+    const ins = check(await otapack(['inspect', withMender.path, '--client', 'mender', '--json']), 'otapack.inspect/1') as { plan: { client: string } };
+    expect(ins.plan.client).toBe('mender');
+  });
+
   test('keygen: plain, and with a CA and encrypted keys', async () => {
     check(await otapack(['keygen', '--out', join(dir, 'k1'), '--json']), 'otapack.keygen/1');
     const k = check(await otapack(['keygen', '--out', join(dir, 'k2'), '--ca', '--encrypt-key', '--type', 'ec384', '--json'], { env: { OTAPACK_KEY_PASSPHRASE: 'correct horse' } }), 'otapack.keygen/1');
@@ -165,7 +192,7 @@ afterAll(() => {
   const walk = (d: string): void => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       if (e.isDirectory()) walk(join(d, e.name));
-      else if (e.name.endsWith('.ts')) for (const m of readFileSync(join(d, e.name), 'utf8').matchAll(/'(otapack\.[a-z]+\/\d+)'/g)) inCode.add(m[1]!);
+      else if (e.name.endsWith('.ts')) for (const m of readFileSync(join(d, e.name), 'utf8').matchAll(/'(otapack\.[a-z-]+\/\d+)'/g)) inCode.add(m[1]!);
     }
   };
   walk(join(ROOT, 'src'));

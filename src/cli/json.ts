@@ -6,6 +6,8 @@
 import type { BuildResult } from '../clients/swupdate/bundle.js';
 import type { ResignResult } from '../clients/swupdate/resign.js';
 import type { VerifyReport } from '../clients/swupdate/verify.js';
+import type { MenderBuildResult } from '../clients/mender/bundle.js';
+import type { MenderVerifyReport } from '../clients/mender/verify.js';
 import type { KeyFiles } from '../crypto/key-files.js';
 import type { KeyType } from '../crypto/keygen.js';
 import type { SignerKind } from '../crypto/signer.js';
@@ -36,6 +38,17 @@ export const signJson = (r: ResignResult): object => ({
 
 /** otapack.verify/1 */
 export const verifyJson = (report: VerifyReport): object => ({ schema: 'otapack.verify/1', ...report });
+
+/** otapack.mender-bundle/1 */
+export const menderBundleJson = (r: MenderBuildResult): object => ({
+  schema: 'otapack.mender-bundle/1', output: r.output, size: r.size, sha256: r.sha256, artifactName: r.artifactName, deviceTypes: r.deviceTypes,
+  compression: r.compression, payload: { name: r.payloadName, size: r.payloadSize, sha256: r.payloadSha256, storedSize: r.dataSize },
+  signed: r.signed, signatureAlgorithm: r.signatureAlgorithm ?? null, signerKind: r.signerKind ?? null, signer: r.signer ?? null,
+  members: r.members, manifestText: r.manifest, headerInfo: JSON.parse(r.headerInfo) as unknown, typeInfo: JSON.parse(r.typeInfo) as unknown,
+});
+
+/** otapack.mender-verify/1 */
+export const menderVerifyJson = (report: MenderVerifyReport): object => ({ schema: 'otapack.mender-verify/1', ...report });
 
 /** otapack.keygen/1 */
 export function keygenJson(kf: KeyFiles, o: { directory: string; type: KeyType; days: number; encrypted: boolean }) {
@@ -88,8 +101,15 @@ export const errorJson = (code: string, exitCode: number, message: string, field
  * bytes — files are named with their size, secrets only by name.
  */
 function planJson(plan: Omit<ConvertPlan, 'layout'>): Record<string, unknown> {
-  const { boot, files, deviceLayout: _dl, artifact, ...core } = plan;
+  const { boot, files, clientDataFiles, deviceLayout: _dl, artifact, ...core } = plan;
   const size = (d: string | Buffer | undefined): number | undefined => (d === undefined ? undefined : Buffer.byteLength(d));
+  const fileJson = (f: ConvertPlan['files'][number]): Record<string, unknown> => ({
+    path: f.path, kind: f.kind, mode: f.kind === 'symlink' ? `-> ${f.target}` : `0${f.mode.toString(8)}`, why: f.why,
+    ...(f.kind === 'file' && f.pending === undefined && f.source === undefined ? { size: size(f.data) ?? 0 } : {}),
+    ...(f.source !== undefined ? { source: f.source } : {}),
+    ...(f.pending !== undefined ? { pending: f.pending } : {}),
+    ...(f.secret ? { secret: true } : {}),
+  });
   return {
     ...core,
     boot: {
@@ -98,13 +118,8 @@ function planJson(plan: Omit<ConvertPlan, 'layout'>): Record<string, unknown> {
       boardStep: boot.boardStep, edits: boot.edits, initialEnv: boot.initialEnv, envFile: boot.envFile, bootlimit: boot.bootlimit,
       rootfsFiles: boot.rootfsFiles.map((f) => ({ path: f.path, kind: f.kind, mode: `0${f.mode.toString(8)}`, size: size(f.data) ?? 0 })),
     },
-    files: files.map((f) => ({
-      path: f.path, kind: f.kind, mode: f.kind === 'symlink' ? `-> ${f.target}` : `0${f.mode.toString(8)}`, why: f.why,
-      ...(f.kind === 'file' && f.pending === undefined && f.source === undefined ? { size: size(f.data) ?? 0 } : {}),
-      ...(f.source !== undefined ? { source: f.source } : {}),
-      ...(f.pending !== undefined ? { pending: f.pending } : {}),
-      ...(f.secret ? { secret: true } : {}),
-    })),
+    files: files.map(fileJson),
+    ...(clientDataFiles.length ? { clientDataFiles: clientDataFiles.map(fileJson) } : {}),
     artifact: { file: artifact.file, summary: artifact.summary, spec: artifact.spec },
   };
 }

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { installSignalHandlers, runAction, setDebug, setJsonMode, printJsonError } from './run.js';
 import { setTask } from '../util/cleanup.js';
 import { EXIT_CODES, EXIT_OK } from './exit-codes.js';
-import { KEY_TYPES, CERT_PURPOSES, SIGN_INPUTS, MANIFEST_FORMATS, CPIO_FORMATS, DELTA_METHODS } from './choices.js';
+import { KEY_TYPES, CERT_PURPOSES, SIGN_INPUTS, MANIFEST_FORMATS, CPIO_FORMATS, DELTA_METHODS, CLIENT_IDS } from './choices.js';
 import type { OptionValues } from './options.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -96,9 +96,9 @@ program
 signingOptions(
   program
     .command('bundle')
-    .description('build a SWUpdate .swu bundle from a YAML spec')
+    .description('build a SWUpdate .swu bundle, or a Mender .mender artifact (a spec with format: mender), from a YAML spec')
     .argument('<spec>', 'bundle spec (YAML)')
-    .addOption(requiredOption('-o, --output <file>', 'output .swu')),
+    .addOption(requiredOption('-o, --output <file>', 'output .swu (or .mender)')),
 )
   .option('--aes-key <file>', 'AES key file "KEYHEX IVHEX" for images with encrypt: true (or $OTAPACK_AES_KEY)')
   .option('--unsigned', 'build without a signature (devices with signature checking refuse it)')
@@ -130,9 +130,10 @@ program
 
 program
   .command('verify')
-  .description('check a bundle: structure, checksums, hashes, signature, trust, decryption')
-  .argument('<bundle>', '.swu to check')
-  .option('--trust <file>', 'PEM certificate(s) the device trusts (what SWUpdate gets with -k)')
+  .description('check a bundle or Mender artifact: structure, checksums, hashes, signature, trust, decryption')
+  .argument('<bundle>', '.swu or .mender to check')
+  .option('--trust <file>', 'PEM certificate(s) the device trusts (what SWUpdate gets with -k); for a .mender, the public key (ArtifactVerifyKey) or a certificate holding it')
+  .option('--device-type <type>', '.mender: the device_type of the device; the artifact must list it')
   .option('--aes-key <file>', 'AES key file to test-decrypt encrypted payloads (or $OTAPACK_AES_KEY)')
   .addOption(new Option('--cert-purpose <purpose>', 'certificate purpose the device checks').choices(CERT_PURPOSES).default('emailProtection'))
   .option('--allow-unsigned', 'do not fail an unsigned bundle')
@@ -144,12 +145,13 @@ program
 signingOptions(
   program
     .command('convert')
-    .description('turn a disk image into an A/B disk, its bmap and a signed update bundle')
+    .description('turn a disk image into an A/B disk, its bmap and a signed update bundle (.swu, or .mender with --client mender)')
     .argument('<image>', 'input disk image (.img, .img.gz, .img.xz, .img.zst)')
     .addOption(requiredOption('-o, --output <dir>', 'output folder for <name>.img, .bmap, .swu, .json'))
     .option('-c, --config <file>', 'otapack.yaml'),
 )
-  .option('--trust <file>', 'certificate(s) devices will trust (default: the self-signed signing certificate or the root of --chain)')
+  .addOption(new Option('--client <id>', 'the update client to wire the device for (overrides client: in the config)').choices(CLIENT_IDS))
+  .option('--trust <file>', 'certificate(s) devices will trust (default: the self-signed signing certificate or the root of --chain); with --client mender, the public key (or a certificate holding it) devices verify artifacts with')
   .option('--aes-key <file>', 'AES key file for update.encrypt (or $OTAPACK_AES_KEY)')
   .option('--unsigned', 'leave the bundle unsigned (to be signed later); devices still require signatures')
   .option('--reproducible', 'derive ivts and the signing time from the inputs so outputs are byte-identical')
@@ -165,6 +167,7 @@ program
   .description('show the partition table, the detected layout and what convert would do; writes nothing')
   .argument('<image>', 'disk image')
   .option('-c, --config <file>', 'otapack.yaml')
+  .addOption(new Option('--client <id>', 'the update client to plan for (overrides client: in the config)').choices(CLIENT_IDS))
   .option('--json', 'print as JSON on stdout')
   .action(lazy('inspect', () => import('./commands/inspect.js')));
 

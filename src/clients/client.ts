@@ -10,8 +10,11 @@ import type { AesKey } from '../crypto/keys.js';
 import type { Reporter } from '../util/reporter.js';
 import type { CompressionId } from '../compress/compressor.js';
 import type { BootScheme } from '../boot/scheme.js';
+import type { ManifestSigner } from './mender/artifact.js';
+import type { BuiltEntry } from './swupdate/bundle.js';
 
-export type ClientId = 'swupdate';
+export type ClientId = 'swupdate' | 'mender';
+export const CLIENT_IDS: readonly ClientId[] = ['swupdate', 'mender'];
 
 /** A slot, the boot partition or the data partition of the converted disk. */
 export interface LayoutPartition { number: number; device: string; partuuid: string; size: number }
@@ -39,6 +42,8 @@ export interface ClientSettings {
   hardware: { board: string; revision: string; compatible: string[] };
   update: { compress: CompressionId; level?: number; encrypt: boolean; installAesKey: boolean; collection: string; certPurpose: 'emailProtection' | 'codeSigning' };
   bootlimit: number;
+  /** Mender: the device type devices report and artifacts list, and the first artifact's name. */
+  mender: { deviceType: string; artifactName: string };
   hawkbit?: { url: string; tenant: string; targetName?: string; gatewayToken?: string; targetToken?: string; pollingInterval: number; caFile?: string };
 }
 
@@ -50,6 +55,8 @@ export interface DeviceKeys {
   trustPem?: string;
   /** The AES key line in the client's key-file format (installed only when asked). */
   aesKeyLine?: string;
+  /** Mender: the public key (PEM SubjectPublicKeyInfo) devices verify artifacts with; '' for none. */
+  verifyKeyPem?: string;
 }
 
 /** A file, folder or link installed into both slots. */
@@ -66,6 +73,8 @@ export interface DeviceFile {
   source?: string;
   /** The content is not known at planning time without keys (inspect): what it will hold. */
   pending?: string;
+  /** A symlink that takes the place of an empty directory of the input (Mender's /var/lib/mender). */
+  replaceEmptyDir?: boolean;
 }
 
 /** The artifact convert builds for the slots: pure data, printed by inspect. */
@@ -117,14 +126,44 @@ export interface ArtifactResult {
   signed: boolean;
   signer?: string;
   signatureAlgorithm?: string;
+  /** The stored payloads as the report lists them (Mender: the payload file as its manifest lists it). */
+  entries: BuiltEntry[];
+  /** The signed manifest's text (sw-description, or the Mender manifest). */
+  manifest: string;
   /** The client's own build report (SWUpdate: BuildResult), for the convert report. */
   detail: unknown;
+}
+
+/** A path of the input rootfs as read-input found it (symlinks followed); undefined when absent. */
+export interface InputPath { type: 'file' | 'dir' | 'symlink' | 'other'; /** Entries of a directory (besides . and ..). */ entries?: number }
+
+/** What the device's otapack-commit runs for this client (templates/device/otapack-commit). */
+export interface CommitCommands {
+  /** Makes the running trial slot permanent; its exit status is the verdict. */
+  command: string;
+  /** What that sets, in words for the script's header comment. */
+  what: string;
+  /** Shell lines (each ending in a newline, tab-indented) run when nothing is on trial; '' for none. */
+  onIdle: string;
 }
 
 export interface UpdateClient {
   id: ClientId;
   /** Human name, for messages. */
   name: string;
+  /** How its artifacts are signed: CMS with a certificate (SWUpdate) or a raw signature checked against a public key (Mender). */
+  signing: 'cms' | 'raw';
+  /** Paths of the input rootfs read-input looks up for this client (its binary, its state directory). */
+  inputPaths(bootloader: 'uboot' | 'grub'): string[];
+  /**
+   * Refuses (INPUT, at planning time) an input that cannot run this client, naming what to add:
+   * the client binary comes from the image, otapack does not install it.
+   */
+  checkInput(paths: Record<string, InputPath | undefined>, bootloader: 'uboot' | 'grub', image: string): void;
+  /** How otapack-commit commits a trial slot. */
+  commit: CommitCommands;
+  /** Files the data partition is created with (the client's state kept across slots). */
+  dataFiles(layout: DeviceLayout, settings: ClientSettings): DeviceFile[];
   /** The boot-state variables it reads and writes; the A/B boot logic is generated from them. */
   scheme: BootScheme;
   /** Files this client needs on the device: its configuration, identity, trust anchor, its update command. */
@@ -137,5 +176,5 @@ export interface UpdateClient {
    * Streams `source` into the planned artifact at `output` (its extra files next to it).
    * `deltaBase` is the opened base of a delta artifact, as the client's own reader returned it.
    */
-  buildArtifact(o: { plan: ArtifactPlan; source: SlotSource; output: string; signer?: Signer; aes?: AesKey; mtime?: number; reproducible?: boolean; reporter?: Reporter; deltaBase?: unknown }): Promise<ArtifactResult>;
+  buildArtifact(o: { plan: ArtifactPlan; source: SlotSource; output: string; signer?: Signer; manifestSigner?: ManifestSigner; aes?: AesKey; mtime?: number; reproducible?: boolean; reporter?: Reporter; deltaBase?: unknown }): Promise<ArtifactResult>;
 }

@@ -30,6 +30,8 @@ import { writeFat, deleteFat, mkfsFat } from '../fs/fat.js';
 import { injectEntries, type FsEntry } from '../fs/ext4-inject.js';
 import { asWriteError, type BuildResult } from '../clients/swupdate/bundle.js';
 import { clientById } from '../clients/index.js';
+import type { ArtifactResult } from '../clients/client.js';
+import type { ManifestSigner } from '../clients/mender/artifact.js';
 import type { Signer } from '../crypto/signer.js';
 import type { AesKey } from '../crypto/keys.js';
 import type { ConvertConfig } from './config.js';
@@ -43,6 +45,8 @@ export interface ApplyOptions {
   input: string; // raw image (already decompressed)
   outDir: string;
   signer?: Signer;
+  /** Mender: the manifest signer (its artifacts carry a raw signature, no certificate). */
+  manifestSigner?: ManifestSigner;
   aes?: AesKey;
   timestamp?: number;
   reproducible?: boolean;
@@ -65,7 +69,10 @@ export interface ConvertResult {
   plan: ConvertPlan;
   version: string;
   outputs: { image: Omit<OutputFile, 'sha256'> & { sha256: string | null; allocated: number }; bmap: OutputFile & { mappedBytes: number }; bundle: OutputFile; report: string; deltaBundle?: OutputFile; zck?: Omit<OutputFile, 'sha256'> };
-  bundle: BuildResult;
+  /** The update artifact as the report shows it (.swu or .mender). */
+  bundle: Pick<BuildResult, 'signed' | 'signer' | 'signatureAlgorithm' | 'entries' | 'manifest'>;
+  /** The client's own build result (SWUpdate: BuildResult; Mender: MenderBuildResult). */
+  artifactDetail: unknown;
   /** The delta bundle (--delta-from). */
   delta?: BuildResult;
   injected: { path: string; why: string; mode: string }[];
@@ -80,7 +87,7 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
   const A = byRole(plan, 'rootfs-a')!;
   const B = byRole(plan, 'rootfs-b')!;
   const data = byRole(plan, 'data')!;
-  const names = { image: join(o.outDir, `${plan.name}.img`), bmap: join(o.outDir, `${plan.name}.bmap`), bundle: join(o.outDir, `${plan.name}.swu`), report: join(o.outDir, `${plan.name}.json`) };
+  const names = { image: join(o.outDir, `${plan.name}.img`), bmap: join(o.outDir, `${plan.name}.bmap`), bundle: join(o.outDir, plan.artifact.file), report: join(o.outDir, `${plan.name}.json`) };
 
   await mkdir(o.outDir, { recursive: true }).catch((e) => { throw ioError('IO', o.outDir, e); });
   const work = await mkdtemp(join(o.outDir, `.otapack-work-`)).catch((e) => { throw ioError('IO', `cannot write in ${o.outDir}`, e); });
@@ -145,7 +152,7 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
 
     // ---- 4. device-side files into slot A (B is cloned from it)
     const entries: FsEntry[] = [
-      ...plan.files.map((f) => ({ path: f.path, kind: f.kind, data: f.data, target: f.target, mode: f.mode, source: f.source })),
+      ...plan.files.map((f) => ({ path: f.path, kind: f.kind, data: f.data, target: f.target, mode: f.mode, source: f.source, replaceEmptyDir: f.replaceEmptyDir })),
       ...plan.boot.rootfsFiles,
     ];
     reporter.step('installing device-side files').done();
@@ -156,7 +163,10 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     // ---- 5. data partition
     const seed = join(work, 'data-seed');
     await mkdir(seed, { recursive: true });
-    const seedEntries: FsEntry[] = plan.dataFiles.map((f) => ({ path: f.path, kind: 'file', source: f.source, mode: f.mode }));
+    const seedEntries: FsEntry[] = [
+      ...(plan.clientDataFiles ?? []).map((f) => ({ path: f.path, kind: f.kind, data: f.data, target: f.target, mode: f.mode })),
+      ...plan.dataFiles.map((f): FsEntry => ({ path: f.path, kind: 'file', source: f.source, mode: f.mode })),
+    ];
     reporter.step('creating the data partition').done();
     await stage('convert: data partition', async () => {
       // the GPT partition GUID doubles as the filesystem UUID; on MBR one derived from the disk (no random bytes in the output)
@@ -202,7 +212,7 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     const hashing = reporter.step(o.imageSha256 ? 'hashing the disk image' : 'hashing the bmap ranges', pieces.reduce((n, p) => n + p.length, 0));
     const imageMap = await stage('convert: data map (filefrag)', () => dataMap(imgPath));
     const digest = startDigest({ map: imageMap, path: imgPath, pieces, ranges: restRanges, image: !!o.imageSha256 }, (d) => hashing.update(d));
-    let bundle: BuildResult;
+    let bundle: ArtifactResult;
     let digests: DigestResult;
     let slotSums: string[];
     try {
@@ -240,7 +250,8 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
         ...(delta ? { deltaBundle: { path: join(o.outDir, plan.delta!.artifact.file), size: delta.size, sha256: delta.sha256! } } : {}),
         ...(delta?.deltas?.[0]?.zchunk ? { zck: { path: join(o.outDir, plan.delta!.artifact.extraFiles![0]!), size: delta.deltas[0].zchunk.size } } : {}),
       },
-      bundle,
+      bundle: { signed: bundle.signed, signer: bundle.signer, signatureAlgorithm: bundle.signatureAlgorithm, entries: bundle.entries, manifest: bundle.manifest },
+      artifactDetail: bundle.detail,
       delta,
       injected: [...plan.files.map((f) => ({ path: f.path, why: f.why, mode: f.kind === 'symlink' ? `-> ${f.target}` : `0${f.mode.toString(8)}` })), ...plan.boot.rootfsFiles.map((f) => ({ path: f.path, why: 'board boot files patched to boot the running slot', mode: `0${f.mode.toString(8)}` }))],
       boot: bootReport(plan.boot),
@@ -316,7 +327,7 @@ async function readBootCode(input: string, plan: ConvertPlan): Promise<Buffer | 
   }
 }
 
-async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedPartition, B: PlannedPartition, output: string, reporter: Reporter, sourceMap: DataMap, direct: DirectTarget | undefined, onHashed: (h: RangeHasher) => void, slotRanges: [number, number][]): Promise<BuildResult> {
+async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedPartition, B: PlannedPartition, output: string, reporter: Reporter, sourceMap: DataMap, direct: DirectTarget | undefined, onHashed: (h: RangeHasher) => void, slotRanges: [number, number][]): Promise<ArtifactResult> {
   const source = {
     label: 'rootfs.ext4',
     size: A.size,
@@ -336,8 +347,7 @@ async function buildSlotBundle(o: ApplyOptions, img: AtomicFile, A: PlannedParti
       progress.done();
     },
   };
-  const r = await clientById(o.plan.client).buildArtifact({ plan: o.plan.artifact, source, output, signer: o.signer, aes: o.aes, mtime: o.timestamp, reproducible: o.reproducible, reporter });
-  return r.detail as BuildResult;
+  return clientById(o.plan.client).buildArtifact({ plan: o.plan.artifact, source, output, signer: o.signer, manifestSigner: o.manifestSigner, aes: o.aes, mtime: o.timestamp, reproducible: o.reproducible, reporter });
 }
 
 /** The planned delta artifact, from slot A as it lies in the image (read once more, in order). */

@@ -6,11 +6,14 @@ import { ConfigReader, type ConfigMap } from '../util/yaml-config.js';
 import { readSize } from '../util/units.js';
 import { COMPRESSIONS, type CompressionId } from '../compress/compressor.js';
 import { OtapackError } from '../errors.js';
+import { CLIENT_IDS, type ClientId } from '../clients/client.js';
 
 export interface FileSpec { source: string; target: string; mode?: number; uid?: number; gid?: number }
 
 export interface ConvertConfig {
   file?: string;
+  /** The update client the device is wired for (client:, or convert --client). */
+  client: ClientId;
   version: string;
   hardware: { board: string; revision: string; compatible: string[] };
   storage: {
@@ -23,6 +26,8 @@ export interface ConvertConfig {
   };
   bootloader: 'auto' | 'uboot' | 'grub';
   bootlimit: number;
+  /** client: mender: the device type (default hardware.board) and the first artifact's name (default version). */
+  mender: { deviceType: string; artifactName: string };
   update: { compress: CompressionId; level?: number; encrypt: boolean; installAesKey: boolean; collection: string; certPurpose: 'emailProtection' | 'codeSigning' };
   signing: { key?: string; cert?: string; chain?: string };
   /** readOnly: the root filesystem is never mounted read-write (fstab, kernel command line, inittab). */
@@ -32,18 +37,20 @@ export interface ConvertConfig {
 }
 
 export const DEFAULT_CONFIG: ConvertConfig = {
+  client: 'swupdate',
   version: '1.0.0',
   hardware: { board: 'otapack', revision: '1.0', compatible: ['1.0'] },
   storage: { device: '/dev/mmcblk0', table: 'keep', bootSize: 32 << 20 },
   bootloader: 'auto',
   bootlimit: 3,
+  mender: { deviceType: 'otapack', artifactName: '1.0.0' },
   update: { compress: 'zstd', encrypt: false, installAesKey: false, collection: 'stable', certPurpose: 'emailProtection' },
   signing: {},
   rootfs: { files: [], readOnly: false },
   data: { files: [], label: 'data' },
 };
 
-const TOP = ['version', 'hardware', 'storage', 'bootloader', 'bootlimit', 'update', 'signing', 'rootfs', 'data', 'hawkbit'] as const;
+const TOP = ['client', 'version', 'hardware', 'mender', 'storage', 'bootloader', 'bootlimit', 'update', 'signing', 'rootfs', 'data', 'hawkbit'] as const;
 const DEVICE = /^\/dev\/[A-Za-z0-9._/-]+$/;
 
 /** Partition device name: mmcblk0 → mmcblk0p2, nvme0n1 → nvme0n1p2, sda → sda2, vda → vda2. */
@@ -51,16 +58,24 @@ export function partitionDevice(device: string, n: number): string {
   return /\d$/.test(device) ? `${device}p${n}` : `${device}${n}`;
 }
 
-export async function loadConvertConfig(file: string | undefined): Promise<ConvertConfig> {
-  if (!file) return structuredClone(DEFAULT_CONFIG);
+/** `client` overrides the config's (convert --client). */
+export async function loadConvertConfig(file: string | undefined, o: { client?: ClientId } = {}): Promise<ConvertConfig> {
+  if (!file) {
+    const c = structuredClone(DEFAULT_CONFIG);
+    c.client = o.client ?? c.client;
+    if (c.client === 'mender') c.update.compress = 'zlib';
+    c.mender = { deviceType: c.hardware.board, artifactName: c.version };
+    return c;
+  }
   const { reader, data } = await ConfigReader.load(file);
-  return parseConvertConfig(reader, data, dirname(resolve(file)));
+  return parseConvertConfig(reader, data, dirname(resolve(file)), o);
 }
 
-export async function parseConvertConfig(reader: ConfigReader, data: unknown, base: string): Promise<ConvertConfig> {
+export async function parseConvertConfig(reader: ConfigReader, data: unknown, base: string, o: { client?: ClientId } = {}): Promise<ConvertConfig> {
   const c = structuredClone(DEFAULT_CONFIG);
   c.file = reader.file;
   const top = reader.map(data, [], TOP);
+  c.client = o.client ?? top.oneOf('client', CLIENT_IDS, 'swupdate');
   c.version = top.str('version', { pattern: /^[0-9A-Za-z][0-9A-Za-z.+~_-]{0,63}$/, hint: 'e.g. 1.0.0' }) ?? c.version;
 
   const hw = top.sub('hardware', ['board', 'revision', 'compatible']);
@@ -93,8 +108,17 @@ export async function parseConvertConfig(reader: ConfigReader, data: unknown, ba
   c.bootloader = top.oneOf('bootloader', ['auto', 'uboot', 'grub'] as const, 'auto');
   c.bootlimit = top.int('bootlimit', { min: 1, max: 9 }) ?? c.bootlimit;
 
+  const mn = top.sub('mender', ['device-type', 'artifact-name']);
+  if (top.has('mender') && c.client !== 'mender') throw top.err('mender', 'applies with client: mender (or convert --client mender)');
+  const menderName = /^[A-Za-z0-9][A-Za-z0-9._:+~@/-]{0,127}$/;
+  c.mender = {
+    deviceType: mn.str('device-type', { pattern: menderName, hint: 'letters, digits and . _ : + ~ @ / -, no spaces' }) ?? c.hardware.board,
+    artifactName: mn.str('artifact-name', { pattern: menderName, hint: 'letters, digits and . _ : + ~ @ / -, no spaces' }) ?? c.version,
+  };
+
   const up = top.sub('update', ['compress', 'compress-level', 'encrypt', 'install-aes-key', 'collection', 'cert-purpose']);
-  c.update.compress = up.oneOf('compress', COMPRESSIONS, 'zstd');
+  // Mender 3.4 reads no zstd: its default is gzip
+  c.update.compress = up.oneOf('compress', COMPRESSIONS, c.client === 'mender' ? 'zlib' : 'zstd');
   c.update.level = up.int('compress-level', { min: 1, max: 19 });
   c.update.encrypt = up.bool('encrypt', false);
   c.update.installAesKey = up.bool('install-aes-key', false);
@@ -129,6 +153,7 @@ export async function parseConvertConfig(reader: ConfigReader, data: unknown, ba
       pollingInterval: hb.int('polling-interval', { min: 10, max: 86400 }) ?? 300,
       caFile: hb.str('ca-file', { pattern: /^\/[^\s"]+$/, hint: 'an absolute path on the device' }),
     };
+    if (c.client !== 'swupdate') throw top.err('hawkbit', `hawkBit is served by SWUpdate's suricatta; client: ${c.client} has its own server`);
     if (c.hawkbit.gatewayToken && c.hawkbit.targetToken) throw hb.err('target-token', 'give gateway-token or target-token, not both');
   }
   return c;

@@ -19,6 +19,9 @@ import { loadConvertConfig, type ConvertConfig } from './config.js';
 import { detectLayout } from './detect.js';
 import { readInput } from './read-input.js';
 import { clientById } from '../clients/index.js';
+import type { ClientId } from '../clients/client.js';
+import { manifestSignerFrom, parseTrustKey, resolveManifestSigner } from '../clients/mender/keys.js';
+import type { ManifestSigner } from '../clients/mender/artifact.js';
 import { planConversion, outputName, type ConvertPlan } from './plan.js';
 import { applyPlan, type ConvertResult } from './apply.js';
 import { stage } from '../util/profile.js';
@@ -32,6 +35,8 @@ import type { DeltaBaseFacts, DeltaRequest } from '../clients/client.js';
 export interface ConvertOptions extends Omit<SignerOptions, 'env' | 'now'> {
   input: string;
   config?: string;
+  /** The update client to wire the device for; overrides the config's `client`. */
+  client?: ClientId;
   outDir: string;
   trust?: string;
   aesKey?: string;
@@ -83,20 +88,21 @@ async function withInput<T>(input: string, workParent: string, fn: (raw: string,
 }
 
 /** What inspect shows: the conversion plan, or, for a disk otapack already converted, its A/B layout. */
-export async function inspectInput(input: string, configPath?: string): Promise<{ plan: ConvertPlan; abDisk?: undefined } | { abDisk: OtapackDisk; plan?: undefined }> {
-  const cfg = await loadConvertConfig(configPath);
+export async function inspectInput(input: string, configPath?: string, o: { client?: ClientId } = {}): Promise<{ plan: ConvertPlan; abDisk?: undefined } | { abDisk: OtapackDisk; plan?: undefined }> {
+  const cfg = await loadConvertConfig(configPath, { client: o.client });
+  const client = clientById(cfg.client);
   return withInput(input, tmpdir(), async (raw) => {
     const abDisk = await findOtapackDisk(raw, input);
     if (abDisk) return { abDisk };
     const layout = await detectLayout(raw);
     layout.image = input; // reports and messages name the user's file
-    const facts = await readInput(raw, layout);
-    return { plan: planConversion(facts, cfg, { inputPath: input, client: clientById('swupdate'), keys: { pending: true } }) };
+    const facts = await readInput(raw, layout, { clientPaths: client.inputPaths(layout.bootloader) });
+    return { plan: planConversion(facts, cfg, { inputPath: input, client, keys: { pending: true } }) };
   });
 }
 
-export async function inspectImage(input: string, configPath?: string): Promise<ConvertPlan> {
-  const r = await inspectInput(input, configPath);
+export async function inspectImage(input: string, configPath?: string, o: { client?: ClientId } = {}): Promise<ConvertPlan> {
+  const r = await inspectInput(input, configPath, o);
   if (r.abDisk) throw alreadyConverted(r.abDisk);
   return r.plan;
 }
@@ -172,7 +178,9 @@ const deltaFacts = (b: DeltaBase): DeltaBaseFacts => ({
 
 export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   const reporter = o.reporter ?? silentReporter;
-  const cfg: ConvertConfig = await loadConvertConfig(o.config);
+  const cfg: ConvertConfig = await loadConvertConfig(o.config, { client: o.client });
+  const client = clientById(cfg.client);
+  const raw = client.signing === 'raw';
   // --reproducible without SOURCE_DATE_EPOCH: a fixed time, not the clock (util/reproducible.ts)
   const timestamp = o.timestamp ?? (o.reproducible ? REPRODUCIBLE_EPOCH : undefined);
   // every input is checked before anything is generated or written
@@ -187,18 +195,24 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   }
   const fromCli = o.key !== undefined || o.signCommand !== undefined;
   const signing = { key: o.key ?? (fromCli ? undefined : cfg.signing.key), cert: o.cert ?? cfg.signing.cert, chain: o.chain ?? cfg.signing.chain };
-  let signer = o.unsigned ? undefined : await resolveSigner({ ...o, ...signing, warn: o.warn ?? ((m) => reporter.warn(m)) });
-  let aes = await loadAesKey(o.aesKey);
+  const warn = o.warn ?? ((m: string) => reporter.warn(m));
+  if (raw && o.deltaFrom !== undefined) throw new OtapackError('USAGE', `--delta-from: delta updates are made for SWUpdate; ${client.name} artifacts carry the full image`);
+  if (raw && o.aesKey !== undefined) throw new OtapackError('USAGE', `--aes-key: ${client.name} artifacts are not encrypted`);
+  // SWUpdate signs CMS with a certificate; Mender signs the manifest with a bare key (no certificate needed)
+  let signer = o.unsigned || raw ? undefined : await resolveSigner({ ...o, ...signing, warn });
+  let manifestSigner: ManifestSigner | undefined = o.unsigned || !raw ? undefined : await resolveManifestSigner({ ...o, ...signing, warn });
+  let aes = raw ? undefined : await loadAesKey(o.aesKey);
   // a previous release's bundle is decrypted with the key given, even when this one is not encrypted
   const baseAes = aes;
-  const needDevKeys = !signer && !o.unsigned;
+  const needDevKeys = !signer && !manifestSigner && !o.unsigned;
   const devKeysExist = needDevKeys && await access(devKeyPaths(o.outDir).key).then(() => true, () => false);
   const name = outputName(o.input);
+  const artifactFile = `${name}.${raw ? 'mender' : 'swu'}`;
   await refuseOverwritingInputs([
     { path: o.outDir, what: 'folder' },
     { path: join(o.outDir, `${name}.img`), what: 'A/B disk' },
     { path: join(o.outDir, `${name}.bmap`), what: 'bmap' },
-    { path: join(o.outDir, `${name}.swu`), what: 'bundle' },
+    { path: join(o.outDir, artifactFile), what: raw ? 'artifact' : 'bundle' },
     { path: join(o.outDir, `${name}.json`), what: 'report' },
     ...(o.deltaFrom !== undefined ? [{ path: join(o.outDir, `${name}.delta.swu`), what: 'delta bundle' }] : []),
     ...(o.deltaFrom !== undefined && deltaMethod === 'zchunk' ? [{ path: join(o.outDir, `${name}.zck`), what: 'zchunk file' }] : []),
@@ -215,44 +229,60 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   let extraOutputs: ExtraOutput[] = [];
   if (needDevKeys) {
     const d = await devKeys(o.outDir, devKeysExist);
-    signer = d.signer;
-    aes ??= d.aes;
+    if (raw) manifestSigner = manifestSignerFrom(d.signer);
+    else {
+      signer = d.signer;
+      aes ??= d.aes;
+    }
     devDir = d.dir;
     extraOutputs = d.files;
   }
-  if (cfg.update.encrypt && !aes) throw new OtapackError('KEY', `${cfg.file}: update.encrypt is set but no AES key was given (--aes-key or $OTAPACK_AES_KEY)`);
-  if (!cfg.update.encrypt) aes = undefined;
-  const trustCerts = o.trust ? parseCertificates(await readFile(o.trust).catch((e) => { throw fileError('KEY', o.trust!, e); }), `trust file ${o.trust}`) : undefined;
-  const anchors = trustAnchors(signer, trustCerts);
-  if (signer && anchors) {
-    // the devices' verdict on our own signer, before any work: a mismatch would brick updates
-    const v = await verifyChain(signer.cert, { anchors, purpose: cfg.update.certPurpose, origin: o.trust ?? 'the trust file convert installs' }, signer.chain);
-    if (!v.ok) throw new OtapackError('KEY', `devices would refuse every bundle signed by ${signer.cert.subject}: ${v.reason}`);
+  let deviceKeys: { trustPem?: string; aesKeyLine?: string; verifyKeyPem?: string };
+  if (raw) {
+    // the public key devices verify artifacts with: --trust (a public key or a certificate), else the signer's
+    const trust = o.trust ? parseTrustKey(await readFile(o.trust).catch((e) => { throw fileError('KEY', o.trust!, e); }), o.trust) : undefined;
+    if (trust && manifestSigner && trust.pem !== manifestSigner.publicKeyPem) {
+      // the devices' verdict on our own signer, before any work: a mismatch would brick updates
+      throw new OtapackError('KEY', `devices would refuse every artifact signed by ${manifestSigner.description}: its public key is not the one in --trust ${o.trust}`);
+    }
+    const verifyKeyPem = trust?.pem ?? manifestSigner?.publicKeyPem ?? '';
+    if (!verifyKeyPem) warn('unsigned, and no --trust given: the converted devices get no ArtifactVerifyKey and install unsigned artifacts');
+    deviceKeys = { verifyKeyPem };
+  } else {
+    if (cfg.update.encrypt && !aes) throw new OtapackError('KEY', `${cfg.file}: update.encrypt is set but no AES key was given (--aes-key or $OTAPACK_AES_KEY)`);
+    if (!cfg.update.encrypt) aes = undefined;
+    const trustCerts = o.trust ? parseCertificates(await readFile(o.trust).catch((e) => { throw fileError('KEY', o.trust!, e); }), `trust file ${o.trust}`) : undefined;
+    const anchors = trustAnchors(signer, trustCerts);
+    if (signer && anchors) {
+      // the devices' verdict on our own signer, before any work: a mismatch would brick updates
+      const v = await verifyChain(signer.cert, { anchors, purpose: cfg.update.certPurpose, origin: o.trust ?? 'the trust file convert installs' }, signer.chain);
+      if (!v.ok) throw new OtapackError('KEY', `devices would refuse every bundle signed by ${signer.cert.subject}: ${v.reason}`);
+    }
+    const trustPem = anchors?.map((c) => certPem(c.der)).join('');
+    if (!trustPem) reporter.warn('unsigned, and no --trust given: the converted devices get no trust anchor and will refuse every update until one is installed');
+    deviceKeys = { trustPem: trustPem ?? '', aesKeyLine: aes ? `${aes.key.toString('hex')} ${aes.iv.toString('hex')}\n` : undefined };
   }
-  const trustPem = anchors?.map((c) => certPem(c.der)).join('');
-  if (!trustPem) reporter.warn('unsigned, and no --trust given: the converted devices get no trust anchor and will refuse every update until one is installed');
   // a failed run removes the folders it made
   const outDirs = await makeOutputDir(o.outDir);
   try {
-    const r = await withInput(o.input, dirname(join(o.outDir, 'x')), async (raw, compressed) => {
-      const abDisk = await findOtapackDisk(raw, o.input);
+    const r = await withInput(o.input, dirname(join(o.outDir, 'x')), async (rawImage, compressed) => {
+      const abDisk = await findOtapackDisk(rawImage, o.input);
       if (abDisk) throw alreadyConverted(abDisk);
-      const layout = await stage('convert: detect layout', () => detectLayout(raw));
+      const layout = await stage('convert: detect layout', () => detectLayout(rawImage));
       layout.image = o.input; // reports and messages name the user's file
       reporter.step('checking the input rootfs (e2fsck -n) and reading its boot files').done();
-      const facts = await stage('convert: read input (e2fsck -fn, boot files, fstab)', () => readInput(raw, layout));
+      const facts = await stage('convert: read input (e2fsck -fn, boot files, fstab)', () => readInput(rawImage, layout, { clientPaths: client.inputPaths(layout.bootloader) }));
       // the previous release, for the delta: read (out of its bundle) before anything is planned
       const base = o.deltaFrom === undefined ? undefined : await stage('convert: read the delta base', () => readDeltaBase(o.deltaFrom!, o.outDir, baseAes, reporter));
       try {
         const url = o.deltaUrl?.endsWith('/') ? `${o.deltaUrl}${outputName(o.input)}.zck` : o.deltaUrl;
         // the whole plan, before any byte of output: every refusal happens here
         const plan = planConversion(facts, cfg, {
-          inputPath: o.input, client: clientById('swupdate'), timestamp,
-          keys: { trustPem: trustPem ?? '', aesKeyLine: aes ? `${aes.key.toString('hex')} ${aes.iv.toString('hex')}\n` : undefined },
+          inputPath: o.input, client, timestamp, keys: deviceKeys,
           delta: base ? { method: deltaMethod, url, base: deltaFacts(base) } : undefined,
         });
         for (const w of plan.warnings) reporter.warn(w);
-        const r = await applyPlan({ plan, cfg, input: raw, outDir: o.outDir, signer, aes, timestamp, reproducible: o.reproducible, imageSha256: o.imageSha256, reporter, extraOutputs, deltaBase: base });
+        const r = await applyPlan({ plan, cfg, input: rawImage, outDir: o.outDir, signer, manifestSigner, aes, timestamp, reproducible: o.reproducible, imageSha256: o.imageSha256, reporter, extraOutputs, deltaBase: base });
         return { ...r, devKeys: devDir, input: { path: o.input, compressed } };
       } finally {
         await base?.cleanup();
@@ -260,7 +290,7 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
     });
     outDirs.keep();
     // said once the keys exist: a run that fails writes none
-    if (devDir) reporter.warn(`no signing key given: ${devKeysExist ? 'reused' : 'generated'} a DEVELOPMENT key pair in ${devDir}; devices made from this image trust only it. Use --key/--cert (or $OTAPACK_SIGNING_KEY/$OTAPACK_SIGNING_CERT) with your release key for production.`);
+    if (devDir) reporter.warn(`no signing key given: ${devKeysExist ? 'reused' : 'generated'} a DEVELOPMENT key pair in ${devDir}; devices made from this image trust only it. Use ${raw ? '--key (or $OTAPACK_SIGNING_KEY)' : '--key/--cert (or $OTAPACK_SIGNING_KEY/$OTAPACK_SIGNING_CERT)'} with your release key for production.`);
     return r;
   } catch (e) {
     await outDirs.undo();

@@ -100,7 +100,7 @@ export function patchFstab(original: string | undefined, plan: PlanCore, mount: 
   }
   if (plan.bootloader === 'grub') {
     out.push(`${mount}/otapack\t/boot/grub\tnone\tbind\t0\t0`);
-    changes.push(`${mount}/otapack bind-mounted at /boot/grub (SWUpdate edits /boot/grub/grubenv)`);
+    changes.push(`${mount}/otapack bind-mounted at /boot/grub (${cfg.client === 'mender' ? 'Mender edits it through otapack-env' : 'SWUpdate edits'} /boot/grub/grubenv)`);
   }
   out.push(`${data.device}\t/data\text4\tdefaults,noatime\t0\t2`);
   changes.push(`data partition ${data.device} (${cfg.data.label}) mounted at /data`);
@@ -179,13 +179,13 @@ export function deviceFiles(i: DeviceFileInputs): { files: DeviceFile[]; fstabCh
     ...i.client.deviceFiles(layout, cfg, i.keys),
     { path: '/usr/sbin/otapack-slot', kind: 'file', data: template('otapack-slot', { SLOT_VAR: scheme.slotVar }), mode: exe, why: 'prints the running slot' },
     { path: '/usr/sbin/otapack-env', kind: 'file', data: template('otapack-env'), mode: exe, why: 'reads/writes the A/B boot state' },
-    { path: '/usr/sbin/otapack-commit', kind: 'file', data: template('otapack-commit', { TRIAL_VAR: scheme.trialVar, COUNT_VAR: scheme.countVar }), mode: exe, why: 'health checks, then marks a new slot good' },
+    { path: '/usr/sbin/otapack-commit', kind: 'file', data: template('otapack-commit', { TRIAL_VAR: scheme.trialVar, COMMIT: i.client.commit.command, COMMIT_WHAT: i.client.commit.what, ON_IDLE: i.client.commit.onIdle }), mode: exe, why: 'health checks, then marks a new slot good' },
     { path: '/etc/init.d/S99otapack-commit', kind: 'file', data: template('S99otapack-commit'), mode: exe, why: 'runs the commit at the end of a BusyBox/SysV boot' },
     { path: '/etc/systemd/system/otapack-commit.service', kind: 'file', data: template('otapack-commit.service'), mode: 0o644, why: 'runs the commit after multi-user.target' },
     { path: '/etc/systemd/system/multi-user.target.wants/otapack-commit.service', kind: 'symlink', target: '/etc/systemd/system/otapack-commit.service', mode: 0o777, why: 'enables the commit unit' },
   ];
   if (plan.bootloader === 'uboot') {
-    files.push({ path: '/etc/fw_env.config', kind: 'file', data: `# U-Boot environment of the A/B boot script (otapack)\n${envPath}\t0x0000\t0x${ENV_SIZE.toString(16)}\n`, mode: 0o644, why: 'where fw_printenv/fw_setenv and SWUpdate -B uboot find the boot state' });
+    files.push({ path: '/etc/fw_env.config', kind: 'file', data: `# U-Boot environment of the A/B boot script (otapack)\n${envPath}\t0x0000\t0x${ENV_SIZE.toString(16)}\n`, mode: 0o644, why: `where fw_printenv/fw_setenv${i.client.id === 'swupdate' ? ' and SWUpdate -B uboot' : ` (and ${i.client.name} through them)`} find the boot state` });
   } else {
     files.push({ path: '/boot/grub', kind: 'dir', mode: 0o755, why: `bind mount of ${grubDir} (grubenv)` });
   }

@@ -196,6 +196,8 @@ export interface ConvertPlan extends PlanCore {
   deviceLayout: DeviceLayout;
   /** Files the data partition is created with (data.files). */
   dataFiles: { path: string; source: string; mode: number }[];
+  /** Files the update client puts on the data partition (its state directory). */
+  clientDataFiles: DeviceFile[];
   artifact: ArtifactPlan;
   /** The delta artifact (--delta-from), and what it is made from. */
   delta?: { artifact: ArtifactPlan; request: DeltaRequest };
@@ -214,6 +216,8 @@ export interface PlanOptions {
 /** Everything convert will do, from what was read: refuses here, before anything is written. */
 export function planConversion(facts: InputFacts, cfg: ConvertConfig, o: PlanOptions): ConvertPlan {
   const core = planLayout(facts.layout, cfg, o.inputPath ?? facts.layout.image);
+  // the client's binary comes from the image: refused here when it is not there
+  o.client.checkInput(facts.clientPaths ?? {}, core.bootloader, o.inputPath ?? facts.layout.image);
   const A = byRole(core, 'rootfs-a')!;
   const B = byRole(core, 'rootfs-b')!;
   const boot = planBoot({
@@ -235,6 +239,7 @@ export function planConversion(facts: InputFacts, cfg: ConvertConfig, o: PlanOpt
     envPath: dev.envPath,
     deviceLayout: dev.layout,
     dataFiles: cfg.data.files.map((f) => ({ path: f.target, source: f.source, mode: f.mode ?? 0o644 })),
+    clientDataFiles: o.client.dataFiles(dev.layout, cfg),
     artifact: o.client.planArtifact(dev.layout, cfg),
     delta: o.delta ? { artifact: planDelta(o.delta, core, cfg, o.client, dev.layout), request: o.delta } : undefined,
   };

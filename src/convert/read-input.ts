@@ -2,7 +2,8 @@
 // output exists: the rootfs checked (e2fsck -fn), its fstab, and the board's own
 // boot files (the boot script, extlinux.conf or grub.cfg that the A/B logic wraps). The plan is
 // then computed from these facts alone (plan.ts, boot-plan.ts).
-import { fsck, readFile as readExt4, resolvePath } from '../fs/ext4.js';
+import { fsck, listDir, readFile as readExt4, resolvePath } from '../fs/ext4.js';
+import type { InputPath } from '../clients/client.js';
 import { readFat } from '../fs/fat.js';
 import type { DetectedLayout } from './detect.js';
 
@@ -19,9 +20,11 @@ export interface InputFacts {
   /** /etc/inittab (BusyBox/SysV init), when it has one: a read-only root must not be remounted rw there. */
   inittab?: string;
   board: BoardFiles;
+  /** The paths the update client asked about (its binary, its state directory), as found. */
+  clientPaths: Record<string, InputPath | undefined>;
 }
 
-export async function readInput(image: string, layout: DetectedLayout): Promise<InputFacts> {
+export async function readInput(image: string, layout: DetectedLayout, o: { clientPaths?: string[] } = {}): Promise<InputFacts> {
   const root = layout.root.start;
   const what = 'the rootfs';
   // the input must be sound before anything is planned from it (read-only check: errors refuse
@@ -49,5 +52,10 @@ export async function readInput(image: string, layout: DetectedLayout): Promise<
     const bytes = b.where === 'boot' ? (await fromBoot(b.path)) ?? Buffer.alloc(0) : await fromRoot(b.path);
     board = { kind: b.kind, where: b.where, path: b.path, text: bytes.toString('utf8') };
   }
-  return { layout, fstab, inittab, board };
+  const clientPaths: Record<string, InputPath | undefined> = {};
+  for (const p of o.clientPaths ?? []) {
+    const r = await resolvePath(image, root, p, what);
+    clientPaths[p] = r ? { type: r.stat.type, ...(r.stat.type === 'dir' ? { entries: (await listDir(image, root, r.path, what)).filter((e) => e.name !== '.' && e.name !== '..').length } : {}) } : undefined;
+  }
+  return { layout, fstab, inittab, board, clientPaths };
 }

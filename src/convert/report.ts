@@ -7,6 +7,7 @@ export function reportJson(r: ConvertResult): unknown {
   const L = plan.layout;
   return {
     schema: 'otapack.convert/1',
+    client: plan.client,
     input: {
       path: L.image, layout: L.kind, table: L.table.kind, diskId: L.table.diskId, size: L.table.imageSize,
       bootloader: L.bootloader, board: L.board, rootSpec: L.rootSpec ?? null,
@@ -22,7 +23,7 @@ export function reportJson(r: ConvertResult): unknown {
     boot: { ...r.boot, rootfsFiles: r.boot.rootfsFiles.map((f) => ({ path: f.path, kind: f.kind, mode: `0${f.mode.toString(8)}` })) },
     fstab: r.fstabChanges,
     injected: r.injected,
-    bundle: { version: r.version, signed: r.bundle.signed, signer: r.bundle.signer ?? null, signatureAlgorithm: r.bundle.signatureAlgorithm ?? null, entries: r.bundle.entries, manifest: r.bundle.manifest },
+    bundle: { version: r.version, ...(plan.client === 'mender' ? { format: 'mender', artifactName: (r.artifactDetail as { artifactName: string }).artifactName, deviceTypes: (r.artifactDetail as { deviceTypes: string[] }).deviceTypes } : {}), signed: r.bundle.signed, signer: r.bundle.signer ?? null, signatureAlgorithm: r.bundle.signatureAlgorithm ?? null, entries: r.bundle.entries, manifest: r.bundle.manifest },
     outputs: r.outputs,
     ...(r.delta ? { delta: deltaJson(r) } : {}),
     warnings: plan.warnings,

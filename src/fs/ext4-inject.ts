@@ -18,6 +18,8 @@ export interface FsEntry {
   mode: number;
   uid?: number;
   gid?: number;
+  /** May take the place of an empty directory (debugfs rmdir refuses a non-empty one). */
+  replaceEmptyDir?: boolean;
 }
 
 const TYPE_BITS = { file: 0o100000, dir: 0o040000, symlink: 0o120000 } as const;
@@ -84,8 +86,8 @@ export async function injectEntries(image: string, offset: number, entries: FsEn
       const dir = await resolveDir(posix.dirname(e.path));
       const p = posix.join(dir, posix.basename(e.path));
       const exists = known.get(posix.dirname(e.path)) === null ? undefined : await statPath(image, offset, p, o.what);
-      if (exists?.type === 'dir') throw new OtapackError('INPUT', `${o.what}: ${e.path} is a directory in the rootfs; cannot replace it with a ${e.kind}`);
-      if (exists) cmds.push(`rm ${q(p)}`);
+      if (exists?.type === 'dir' && !e.replaceEmptyDir) throw new OtapackError('INPUT', `${o.what}: ${e.path} is a directory in the rootfs; cannot replace it with a ${e.kind}`);
+      if (exists) cmds.push(exists.type === 'dir' ? `rmdir ${q(p)}` : `rm ${q(p)}`);
       if (e.kind === 'symlink') {
         cmds.push(`symlink ${q(p)} ${q(e.target!)}`);
         cmds.push(`sif ${q(p)} uid ${e.uid ?? 0}`, `sif ${q(p)} gid ${e.gid ?? 0}`);

@@ -1,5 +1,6 @@
 // Seeded fuzzing of the parsers that read hostile input: the cpio reader (through a full
-// verify), the libconfig/JSON manifest reader, the MBR/GPT readers, and a really signed,
+// verify), the libconfig/JSON manifest reader, the MBR/GPT readers, a signed .mender (through
+// verify with its trust key), and a really signed,
 // encrypted bundle (signature, certificate, manifest and payload mutated, then verified with
 // the trust anchor and the AES key, its manifest extracted and the bundle re-signed: what
 // `verify`, `manifest` and `sign` do). Shared by `npm run fuzz` (10 000+ inputs per target) and
@@ -8,7 +9,7 @@
 // is a finding. Separately, every error that escapes a command's library call is mapped to the
 // exit status the CLI would give it (src/cli/exit-codes.ts): exit 70 (internal error) is never
 // the answer to an input, so each such case is listed in `exit70`.
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
@@ -27,6 +28,10 @@ import { LibconfigError } from '../../dist/clients/swupdate/libconfig.js';
 import { parseMbr, encodeMbr } from '../../dist/disk/mbr.js';
 import { readGpt, encodeGpt } from '../../dist/disk/gpt.js';
 import { CmsFormatError } from '../../dist/crypto/cms.js';
+import { open as openFile } from 'node:fs/promises';
+import { writeArtifact, DEFAULT_CLEARS_PROVIDES } from '../../dist/clients/mender/artifact.js';
+import { manifestSignerFromKey, parseTrustKey } from '../../dist/clients/mender/keys.js';
+import { verifyMenderArtifact } from '../../dist/clients/mender/verify.js';
 
 export function rng(seed) {
   let x = seed >>> 0 || 0x9e3779b9;
@@ -139,6 +144,25 @@ function seedGpt() {
   return { primary: g.primary, backup: g.backup, backupOffset: g.backupOffset, size };
 }
 
+/** A signed .mender (ECDSA P-256, gzip) with a small payload and a state script, and its trust key. */
+async function seedMender(dir) {
+  const keys = generateKeySet({ cn: 'fuzz mender', days: 3650, type: 'ec256', ca: false });
+  const signer = manifestSignerFromKey(keys.signingKey, 'fuzz key');
+  const payload = Buffer.from('mender fuzz payload '.repeat(3000));
+  const file = join(dir, 'seed.mender');
+  const fh = await openFile(file, 'w+');
+  try {
+    await writeArtifact(fh, {
+      header: { artifactName: 'fuzz-1', deviceTypes: ['fuzz-dev'], provides: {}, depends: {}, typeProvides: { 'rootfs-image.version': 'fuzz-1' }, typeDepends: {}, clearsProvides: DEFAULT_CLEARS_PROVIDES, scripts: [{ name: 'ArtifactCommit_Enter_01', data: Buffer.from('#!/bin/sh\n') }] },
+      payload: { name: 'rootfs.ext4', size: payload.length, feed: async (write) => { await write(payload); } },
+      compression: 'zlib', signer, mtime: 0,
+    });
+  } finally {
+    await fh.close();
+  }
+  return { bytes: readFileSync(file), trust: parseTrustKey(Buffer.from(signer.publicKeyPem), 'fuzz key') };
+}
+
 // ---------------------------------------------------------------- targets
 
 const allowed = (e) => e instanceof OtapackError || e instanceof LibconfigError || e instanceof ManifestError || e instanceof CmsFormatError;
@@ -185,6 +209,11 @@ export const targets = {
       try { await resignBundle({ input: ctx.file, output: ctx.out, signer: s.signer, now }); } catch (e) { commandError(e, ctx, 'sign'); if (!allowed(e)) throw e; }
     }
   },
+  async mender(r, ctx) {
+    // the outer tar, version, manifest, signature, the stored-deflate header and the gzip payload
+    writeFileSync(ctx.menderFile, mutate(ctx.mender.bytes, r));
+    try { await verifyMenderArtifact(ctx.menderFile, { trust: ctx.mender.trust, deviceType: 'fuzz-dev' }); } catch (e) { commandError(e, ctx, 'verify .mender'); if (!allowed(e)) throw e; }
+  },
   async mbr(r, ctx) {
     const which = r.int(3);
     const head = which !== 1 ? mutate(ctx.mbr.head, r) : ctx.mbr.head;
@@ -216,7 +245,7 @@ export const targets = {
 };
 
 /** Share of `n` a target runs: a signed bundle is verified with decryption and a zstd process (~80 ms each). */
-const COST = { signed: 0.2 };
+const COST = { signed: 0.2, mender: 0.3 };
 
 /**
  * Runs `n` inputs per target; returns findings (exceptions, slow inputs), the inputs whose error
@@ -224,7 +253,7 @@ const COST = { signed: 0.2 };
  */
 export async function fuzz({ n = 10_000, seed = 1, only, slowMs = 2000, log = () => {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'otapack-fuzz-'));
-  const ctx = { bundle: seedBundle(), file: join(dir, 'f.swu'), out: join(dir, 'o.swu'), mbr: seedMbr(), gpt: seedGpt(), signed: await seedSigned(), exit70: [] };
+  const ctx = { bundle: seedBundle(), file: join(dir, 'f.swu'), out: join(dir, 'o.swu'), mbr: seedMbr(), gpt: seedGpt(), signed: await seedSigned(), mender: await seedMender(dir), menderFile: join(dir, 'f.mender'), exit70: [] };
   const findings = [];
   const exit70 = [];
   const stats = {};

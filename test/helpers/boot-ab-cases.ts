@@ -53,7 +53,12 @@ export const DEVICE_TEMPLATE_CASES: { name: string; values: Record<string, strin
   { name: 'otapack-update', values: { BOOTLIMIT: '7' } },
   // the slot and commit commands take SWUpdate's boot-state variable names (the same text as before)
   { name: 'otapack-slot', values: { SLOT_VAR: 'rootpart' } },
-  { name: 'otapack-commit', values: { TRIAL_VAR: 'upgrade_available', COUNT_VAR: 'bootcount' } },
+  // the commit command comes from the client (SWUpdate's: the same text as before)
+  { name: 'otapack-commit', values: { TRIAL_VAR: 'upgrade_available', COMMIT: '/usr/sbin/otapack-env set upgrade_available=0 bootcount=0', COMMIT_WHAT: 'upgrade_available=0, bootcount=0', ON_IDLE: '' } },
+  // Mender's (added with it): its update command and the GRUB environment tools it calls
+  { name: 'otapack-commit', values: { TRIAL_VAR: 'upgrade_available', COMMIT: 'mender commit', COMMIT_WHAT: 'mender commit: upgrade_available=0', ON_IDLE: '\t# an install the boot loader fell back from stays open in Mender\'s database until this\n\tmender rollback >/dev/null 2>&1 || true\n' } },
+  { name: 'otapack-update-mender', values: { BOOTLIMIT: '3' } },
+  { name: 'otapack-mender-env', values: {} },
   ...['otapack-env', 'S99otapack-commit', 'otapack-commit.service', 'otapack-suricatta', 'S98otapack-suricatta', 'otapack-suricatta.service']
     .map((name) => ({ name, values: {} })),
 ];

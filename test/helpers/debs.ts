@@ -1,5 +1,5 @@
 // Debian 12 packages for QEMU test guests (arm64 and amd64): a kernel, busybox-static, the
-// SWUpdate client and fw_printenv/fw_setenv with every runtime dependency. The download, the
+// SWUpdate and Mender clients and fw_printenv/fw_setenv with every runtime dependency. The download, the
 // dependency resolution (apt itself, private state, APT::Architecture=<arch>) and the cache live
 // in scripts/fetch-guest-debs.sh so CI and a developer's shell share one implementation; this
 // module runs it once per process and reads its KEY=VALUE answer.

@@ -173,6 +173,8 @@ export interface GuestTreeOptions {
   fwEnvConfig?: string;
   /** include swupdate, fw_printenv and fw_setenv with their libraries (default true) */
   client?: boolean;
+  /** include the Mender client (/usr/bin/mender, Debian's 3.4) with its libraries */
+  mender?: boolean;
   /** more files: path → content (string/Buffer, mode 0644) or { data, mode } or { symlink } */
   files?: Record<string, string | Buffer | { data: string | Buffer; mode: number } | { symlink: string }>;
   osRelease?: string;
@@ -261,7 +263,7 @@ export async function buildGuestTree(debs: GuestDebs, dir: string, o: GuestTreeO
   // the SWUpdate client and libubootenv tools with exactly the libraries they load
   if (o.client !== false) {
     // swupdate-client: otapack-update feeds the client running as a daemon (delta installs)
-    const programs = ['usr/bin/swupdate', 'usr/bin/swupdate-client', 'usr/bin/fw_printenv', 'usr/bin/fw_setenv'];
+    const programs = ['usr/bin/swupdate', 'usr/bin/swupdate-client', 'usr/bin/fw_printenv', 'usr/bin/fw_setenv', ...(o.mender ? ['usr/bin/mender'] : [])];
     for (const rel of runtimeClosure(debs.root, programs, debs.arch)) {
       // with merged /usr, /lib/… lands in /usr/lib/… (the /lib symlink makes both paths work)
       const target = o.mergedUsr ? rel.replace(/^(bin|sbin|lib)\//, 'usr/$1/') : rel;

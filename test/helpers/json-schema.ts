@@ -11,7 +11,7 @@ export type Schema = Record<string, unknown>;
 /** Every ```json <schema-id> block of docs/json.md, by schema id. */
 export function documentedSchemas(file = join(ROOT, 'docs/json.md')): Map<string, Schema> {
   const out = new Map<string, Schema>();
-  for (const m of readFileSync(file, 'utf8').matchAll(/```json (otapack\.[a-z]+\/\d+)\n([\s\S]*?)\n```/g)) {
+  for (const m of readFileSync(file, 'utf8').matchAll(/```json (otapack\.[a-z-]+\/\d+)\n([\s\S]*?)\n```/g)) {
     out.set(m[1]!, JSON.parse(m[2]!) as Schema);
   }
   return out;

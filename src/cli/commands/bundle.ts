@@ -1,6 +1,10 @@
 import { basename, dirname, join } from 'node:path';
 import { loadBundleSpec } from '../../clients/swupdate/spec.js';
 import { describeDelta } from '../delta.js';
+import { isMenderSpecData, parseMenderSpec, readSpecFile } from '../../clients/mender/spec.js';
+import { buildMenderArtifact } from '../../clients/mender/bundle.js';
+import { resolveManifestSigner } from '../../clients/mender/keys.js';
+import { resolve } from 'node:path';
 import { buildBundle } from '../../clients/swupdate/bundle.js';
 import { resolveSigner } from '../../crypto/resolve-signer.js';
 import { loadAesKey } from '../../crypto/keys.js';
@@ -9,7 +13,7 @@ import { formatBytes } from '../../util/units.js';
 import { refuseOverwritingInputs, keyInputs } from '../../util/no-clobber.js';
 import { signerOptions, signingFlags, type SigningFlags } from '../signing.js';
 import { cliReporter, printJson, say, warn, bold } from '../output.js';
-import { bundleJson } from '../json.js';
+import { bundleJson, menderBundleJson } from '../json.js';
 import { sourceDateEpoch } from '../env.js';
 import { MANIFEST_FORMATS, CPIO_FORMATS } from '../choices.js';
 import { text, flag, choice, required, requiredText, globalOptions, type GlobalOptions, type OptionValues } from '../options.js';
@@ -38,6 +42,8 @@ export const options = (args: string[], o: OptionValues): BundleOptions => ({
 
 export async function run(o: BundleOptions): Promise<number> {
   const reporter = cliReporter({ quiet: o.quiet });
+  const { reader, data } = await readSpecFile(o.spec);
+  if (isMenderSpecData(data)) return runMender(o, await parseMenderSpec(reader, data, dirname(resolve(o.spec))));
   const spec = await loadBundleSpec(o.spec);
   const zcks = spec.artifacts.filter((a) => a.delta?.url).map((a) => ({ path: join(dirname(o.output), basename(new URL(a.delta!.url!).pathname)), what: 'zchunk file' }));
   await refuseOverwritingInputs([{ path: o.output }, ...zcks], [
@@ -64,6 +70,32 @@ export async function run(o: BundleOptions): Promise<number> {
     }
     for (const d of r.deltas ?? []) say(`  ${describeDelta(d)}`);
     if (!r.signed) warn('the bundle is unsigned: SWUpdate built with signature checking refuses it');
+  }
+  return 0;
+}
+
+/** A spec with `format: mender`: a .mender artifact (one rootfs image). */
+async function runMender(o: BundleOptions, spec: Awaited<ReturnType<typeof parseMenderSpec>>): Promise<number> {
+  const reporter = cliReporter({ quiet: o.quiet });
+  for (const [flagName, given] of [['--aes-key', o.aesKey], ['--manifest-format', o.manifestFormat], ['--cpio-format', o.cpioFormat]] as const) {
+    if (given !== undefined) throw new OtapackError('USAGE', `${flagName} applies to SWUpdate bundles; ${o.spec} is a Mender spec (format: mender)`);
+  }
+  await refuseOverwritingInputs([{ path: o.output }], [
+    { path: o.spec, what: 'bundle spec' },
+    { path: typeof spec.source === 'string' ? spec.source : undefined, what: 'image', from: o.spec },
+    ...spec.scripts.map((s) => ({ path: s.source, what: 'state script', from: o.spec })),
+    ...keyInputs(o),
+  ]);
+  const signer = o.unsigned ? undefined : await resolveManifestSigner(signerOptions(o));
+  if (!signer && !o.unsigned) {
+    throw new OtapackError('KEY', 'no signing key: give --key (a key file or $OTAPACK_SIGNING_KEY; no certificate needed for Mender), a pkcs11: --key, or --sign-command with --cert; or --unsigned for devices without ArtifactVerifyKey');
+  }
+  const r = await buildMenderArtifact({ spec, output: o.output, signer, mtime: sourceDateEpoch(), reproducible: o.reproducible, reporter, hashOutput: o.json });
+  if (o.json) printJson(menderBundleJson(r));
+  if (!o.quiet) {
+    say(`${bold(r.output)}: ${formatBytes(r.size)}, Mender artifact ${r.artifactName} for ${r.deviceTypes.join(', ')}, ${r.signed ? `signed (${r.signatureAlgorithm}, ${r.signer})` : 'UNSIGNED'}`);
+    say(`  ${r.payloadName}  ${formatBytes(r.payloadSize)} -> ${formatBytes(r.dataSize)}  ${r.compression}  sha256 ${r.payloadSha256.slice(0, 16)}…`);
+    if (!r.signed) warn('the artifact is unsigned: a Mender client with ArtifactVerifyKey refuses it');
   }
   return 0;
 }

@@ -7,6 +7,7 @@ import { signerOptions, signingFlags, type SigningFlags } from '../signing.js';
 import { text, flag, choice, required, requiredText, globalOptions, type GlobalOptions, type OptionValues } from '../options.js';
 import { DELTA_METHODS } from '../choices.js';
 import { describeDelta } from '../delta.js';
+import { CLIENT_IDS } from '../choices.js';
 import { describeInput, describeOutput, describeBoot } from './plan-table.js';
 
 export interface ConvertCommandOptions extends GlobalOptions, SigningFlags {
@@ -21,6 +22,7 @@ export interface ConvertCommandOptions extends GlobalOptions, SigningFlags {
   deltaFrom?: string;
   deltaMethod?: 'rdiff' | 'zchunk';
   deltaUrl?: string;
+  client?: (typeof CLIENT_IDS)[number];
 }
 
 export const options = (args: string[], o: OptionValues): ConvertCommandOptions => ({
@@ -37,13 +39,14 @@ export const options = (args: string[], o: OptionValues): ConvertCommandOptions 
   deltaFrom: text(o.deltaFrom),
   deltaMethod: choice(o.deltaMethod, DELTA_METHODS),
   deltaUrl: text(o.deltaUrl),
+  client: choice(o.client, CLIENT_IDS),
 });
 
 export async function run(o: ConvertCommandOptions): Promise<number> {
   const t0 = Date.now();
   const reporter = cliReporter({ quiet: o.quiet });
   const r = await convertImage({
-    input: o.image, config: o.config, outDir: o.output,
+    input: o.image, config: o.config, outDir: o.output, client: o.client,
     ...signerOptions(o),
     trust: o.trust, aesKey: o.aesKey,
     unsigned: o.unsigned, reproducible: o.reproducible, imageSha256: o.imageSha256, timestamp: sourceDateEpoch(), reporter,
@@ -58,7 +61,7 @@ export async function run(o: ConvertCommandOptions): Promise<number> {
     const out = r.outputs;
     say(`${bold(out.image.path)}  ${formatBytes(out.image.size)} (${formatBytes(out.image.allocated)} allocated, sparse)`);
     say(`${bold(out.bmap.path)}  ${formatBytes(out.bmap.mappedBytes)} mapped`);
-    say(`${bold(out.bundle.path)}  ${formatBytes(out.bundle.size)}, ${r.bundle.signed ? `signed by ${r.bundle.signer}` : 'UNSIGNED'}${r.bundle.entries[0]?.encrypted ? ', encrypted' : ''}`);
+    say(`${bold(out.bundle.path)}  ${formatBytes(out.bundle.size)}, ${r.bundle.signed ? `signed by ${r.bundle.signer}` : 'UNSIGNED'}${r.bundle.entries[0]?.encrypted ? ', encrypted' : ''}${r.plan.client === 'mender' ? ' (Mender artifact)' : ''}`);
     if (out.deltaBundle && r.delta) {
       say(`${bold(out.deltaBundle.path)}  ${formatBytes(out.deltaBundle.size)}, ${r.delta.signed ? `signed by ${r.delta.signer}` : 'UNSIGNED'}`);
       for (const d of r.delta.deltas ?? []) say(`  ${describeDelta(d)}`);

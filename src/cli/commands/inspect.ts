@@ -4,22 +4,25 @@ import { SLOTS_CONF, type OtapackDisk } from '../../convert/otapack-disk.js';
 import { formatSize as fmt } from '../../util/units.js';
 import { printJson, say } from '../output.js';
 import { inspectJson, abDiskJson } from '../json.js';
-import { text, required, globalOptions, type GlobalOptions, type OptionValues } from '../options.js';
+import { CLIENT_IDS } from '../choices.js';
+import { text, choice, required, globalOptions, type GlobalOptions, type OptionValues } from '../options.js';
 import { describeInput, describeOutput, describeBoot, describeRest } from './plan-table.js';
 
 export interface InspectOptions extends GlobalOptions {
   image: string;
   config?: string;
+  client?: (typeof CLIENT_IDS)[number];
 }
 
 export const options = (args: string[], o: OptionValues): InspectOptions => ({
   ...globalOptions(o),
   image: required(args, 0, 'image'),
   config: text(o.config),
+  client: choice(o.client, CLIENT_IDS),
 });
 
 export async function run(o: InspectOptions): Promise<number> {
-  const r = await inspectInput(o.image, o.config);
+  const r = await inspectInput(o.image, o.config, { client: o.client });
   if (r.abDisk) return showAbDisk(r.abDisk, o);
   const plan = r.plan;
   if (o.json) printJson(inspectJson(plan));

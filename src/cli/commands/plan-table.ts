@@ -45,6 +45,7 @@ export function describeRest(plan: ConvertPlan): string[] {
   for (const f of plan.boot.rootfsFiles) lines.push(`  ${f.path.padEnd(width)}  0${f.mode.toString(8)}   the board's boot file, patched (lines above)`);
   const data = plan.partitions.find((p) => p.role === 'data')!;
   lines.push(`data: p${data.number} ${fmt(data.size)} ext4 mounted at /data${plan.dataFiles.length ? `, seeded with ${plan.dataFiles.length} file(s)` : ''}`);
+  for (const f of plan.clientDataFiles ?? []) lines.push(`  /data${f.path}  ${f.kind === 'dir' ? 'dir' : `0${f.mode.toString(8)}`}  ${f.why}`);
   lines.push(`update: ${plan.artifact.file}: ${plan.artifact.summary}`);
   return lines;
 }

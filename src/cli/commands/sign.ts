@@ -3,6 +3,7 @@ import { resignBundle } from '../../clients/swupdate/resign.js';
 import { resolveSigner } from '../../crypto/resolve-signer.js';
 import { loadCertificates } from '../../crypto/keys.js';
 import type { CertPurpose } from '../../crypto/cms-verify.js';
+import { looksLikeMender } from '../../clients/mender/verify.js';
 import { OtapackError, fileError } from '../../errors.js';
 import { formatBytes } from '../../util/units.js';
 import { refuseOverwritingInputs, keyInputs } from '../../util/no-clobber.js';
@@ -32,6 +33,7 @@ export const options = (args: string[], o: OptionValues): SignOptions => ({
 
 export async function run(o: SignOptions): Promise<number> {
   const reporter = cliReporter({ quiet: o.quiet });
+  if (await looksLikeMender(o.bundle)) throw new OtapackError('USAGE', `${o.bundle} is a Mender artifact; sign covers .swu bundles: build the .mender signed (otapack bundle or convert with --key)`);
   // re-signing in place is allowed: the new bundle is renamed over the old one only when complete
   await refuseOverwritingInputs([{ path: o.output }], [
     { path: o.bundle, what: 'bundle', replaceable: true },

@@ -56,7 +56,17 @@ export function slotDeltaSpec(layout: DeviceLayout, s: ClientSettings, d: DeltaR
 export const swupdateClient: UpdateClient = {
   id: 'swupdate',
   name: 'SWUpdate',
+  signing: 'cms',
   scheme: SWUPDATE_BOOT_SCHEME,
+  // swupdate and fw_printenv/fw_setenv are not looked for (as before this seam)
+  inputPaths: () => [],
+  checkInput: () => {},
+  commit: {
+    command: `/usr/sbin/otapack-env set ${SWUPDATE_BOOT_SCHEME.trialVar}=0 ${SWUPDATE_BOOT_SCHEME.countVar}=0`,
+    what: `${SWUPDATE_BOOT_SCHEME.trialVar}=0, ${SWUPDATE_BOOT_SCHEME.countVar}=0`,
+    onIdle: '',
+  },
+  dataFiles: () => [],
   deviceFiles: swupdateDeviceFiles,
   planArtifact(layout: DeviceLayout, s: ClientSettings): ArtifactPlan {
     const spec = slotBundleSpec(layout, s);
@@ -88,6 +98,6 @@ export const swupdateClient: UpdateClient = {
       spec, output: o.output, signer: o.signer, aes: o.aes, mtime: o.mtime, reproducible: o.reproducible, reporter: o.reporter,
       zckName: o.plan.extraFiles?.[0], deltaBases: base ? new Map([[base.origin, base]]) : undefined,
     });
-    return { size: r.size, sha256: r.sha256!, signed: r.signed, signer: r.signer, signatureAlgorithm: r.signatureAlgorithm, detail: r };
+    return { size: r.size, sha256: r.sha256!, signed: r.signed, signer: r.signer, signatureAlgorithm: r.signatureAlgorithm, entries: r.entries, manifest: r.manifest, detail: r };
   },
 };
