@@ -36,6 +36,7 @@ const PROBES: Probe[] = [
   { package: 'zstd', programs: ['zstd'], neededFor: 'zstd payloads, .img.zst input', required: true, version: ['zstd', ['--version'], /v(\d[\w.]*)/] },
   { package: 'openssl', programs: ['openssl'], neededFor: 'signature and trust checks', required: true, version: ['openssl', ['version'], /OpenSSL (\S+)/] },
   { package: 'xz-utils', programs: ['xz'], neededFor: '.img.xz input', required: false, version: ['xz', ['--version'], /XZ Utils\) (\S+)/] },
+  { package: 'zchunk', programs: ['zck', 'zck_read_header'], neededFor: 'zchunk delta bundles (--delta-method zchunk)', required: false, version: ['zck', ['--version'], /zchunk (\d\S*)/] },
   { package: 'opensc', programs: ['pkcs11-tool'], neededFor: 'signing with a pkcs11: key', required: false, version: ['opensc-tool', ['--info'], /OpenSC (\d\S*)/] },
 ];
 
