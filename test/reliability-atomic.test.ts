@@ -96,7 +96,7 @@ describe('interrupted runs leave the previous outputs and nothing else', () => {
         if (/the new outputs were already complete/.test(r.stderr)) expect((await execa(process.execPath, [BIN, 'verify', out, '--trust', keys.cert, '--aes-key', keys.aes, '-q'], { reject: false })).exitCode).toBe(0);
         else expect(sha(out), `the previous bundle, after exit ${r.code}: "${r.stderr.trim().slice(-300)}" (${sig} at ${ms} ms)`).toBe(previous);
       }
-      expect(leftovers(join(dir, 'b'))).toEqual([]);
+      expect(leftovers(join(dir, 'b')), `left behind (${sig} at ${ms} ms)`).toEqual([]);
       // a run the signal missed (it finished first) published a new bundle: that is the next run's previous one
       previous = sha(out);
     }
@@ -142,7 +142,7 @@ describe('interrupted runs leave the previous outputs and nothing else', () => {
           expect(changed, `changed after "${r.stderr.trim()}" (${sig} at ${ms} ms)`).toEqual([]);
         }
       }
-      expect(leftovers(out)).toEqual([]);
+      expect(leftovers(out), `left behind after "${r.stderr.trim().slice(-300)}" (${sig} at ${ms} ms)`).toEqual([]);
       expect(sha(image)).toBe(inputSha);
       // a run the signal missed published a new set: that is the next run's previous one
       before = Object.fromEntries(Object.keys(before).map((n) => [n, sha(join(out, n))]));

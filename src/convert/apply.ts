@@ -10,13 +10,13 @@
 //   the bmap maps exactly the blocks in use (ext4 bitmaps, FAT, raw areas, table sectors).
 // Outputs are built as temp files in the output folder and renamed together at the end.
 import { reportJson } from './report.js';
-import { open, mkdir, mkdtemp, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, mkdir, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, basename } from 'node:path';
 import { formatSize } from '../util/units.js';
 import { OtapackError, ioError } from '../errors.js';
 import { AtomicFile, writeFileAtomic, syncDir, stageFiles, type StagedFiles } from '../util/atomic-file.js';
-import { registerTempDir, unregisterTempDir, commitOutputs } from '../util/cleanup.js';
+import { makeTempDir, unregisterTempDir, commitOutputs } from '../util/cleanup.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { copyRange } from '../disk/sparse-copy.js';
 import { openDirect, type DirectTarget } from '../disk/direct-io.js';
@@ -90,8 +90,7 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
   const names = { image: join(o.outDir, `${plan.name}.img`), bmap: join(o.outDir, `${plan.name}.bmap`), bundle: join(o.outDir, plan.artifact.file), report: join(o.outDir, `${plan.name}.json`) };
 
   await mkdir(o.outDir, { recursive: true }).catch((e) => { throw ioError('IO', o.outDir, e); });
-  const work = await mkdtemp(join(o.outDir, `.otapack-work-`)).catch((e) => { throw ioError('IO', `cannot write in ${o.outDir}`, e); });
-  registerTempDir(work);
+  const work = makeTempDir(o.outDir, '.otapack-work-');
   const img = await AtomicFile.create(names.image);
   let inFh: FileHandle | undefined;
   let direct: DirectTarget | undefined;

@@ -1,11 +1,11 @@
 // `otapack convert` as a library call: config → input (decompressed if needed) → detection →
 // plan → keys → apply. Also `inspectImage`, the same up to the plan, writing nothing.
-import { mkdtemp, rm, access, readFile } from 'node:fs/promises';
+import { rm, access, readFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { OtapackError, fileError, ioError } from '../errors.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
-import { registerTempDir, unregisterTempDir } from '../util/cleanup.js';
+import { makeTempDir, unregisterTempDir } from '../util/cleanup.js';
 import { openImageInput } from '../disk/image-input.js';
 import { resolveSigner, type SignerOptions } from '../crypto/resolve-signer.js';
 import { loadAesKey, parsePrivateKey, parseAesKey } from '../crypto/keys.js';
@@ -68,8 +68,7 @@ async function checkInput(input: string): Promise<void> {
 
 async function withInput<T>(input: string, workParent: string, fn: (raw: string, compressed: string) => Promise<T>): Promise<T> {
   await checkInput(input);
-  const work = await mkdtemp(join(workParent, '.otapack-input-')).catch((e) => { throw ioError('IO', `cannot write in ${workParent}`, e); });
-  registerTempDir(work);
+  const work = makeTempDir(workParent, '.otapack-input-');
   try {
     const opened = await stage('input: open (decompress)', () => openImageInput(input, work));
     try {
@@ -154,8 +153,7 @@ async function devKeys(outDir: string, exists: boolean): Promise<{ signer: Signe
 
 /** Opens the previous release for a delta in a temp folder of the output folder (removed with it). */
 async function readDeltaBase(from: string, outDir: string, aes: AesKey | undefined, reporter: Reporter): Promise<DeltaBase> {
-  const work = await mkdtemp(join(outDir, '.otapack-base-')).catch((e) => { throw ioError('IO', `cannot write in ${outDir}`, e); });
-  registerTempDir(work);
+  const work = makeTempDir(outDir, '.otapack-base-');
   const done = async (): Promise<void> => {
     await rm(work, { recursive: true, force: true });
     unregisterTempDir(work);

@@ -16,12 +16,12 @@
 // plus: a CA with an EKU must list codeSigning, the leaf must have EKU codeSigning", so that
 // purpose is `-purpose ocsphelper` plus those two EKU rules on the chain OpenSSL built.
 // test/verify-trust-differential.test.ts holds this module to the real client, case by case.
-import { mkdtemp, writeFile, readFile, rm } from 'node:fs/promises';
+import { writeFile, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { OtapackError } from '../errors.js';
 import { run } from '../util/tools.js';
-import { registerTempDir, unregisterTempDir } from '../util/cleanup.js';
+import { makeTempDir, unregisterTempDir } from '../util/cleanup.js';
 import { OID } from './asn1.js';
 import { certPem, splitPem, parseCertificate, type CertInfo } from './x509.js';
 import { parseCms, findSignerCert, describeAlgorithm, type ParsedCms } from './cms.js';
@@ -70,8 +70,7 @@ export interface CmsVerdict {
 
 /** A private folder for the files OpenSSL reads; removed afterwards and on interruption. */
 async function withWorkDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'otapack-verify-'));
-  registerTempDir(dir);
+  const dir = makeTempDir(tmpdir(), 'otapack-verify-');
   try {
     return await fn(dir);
   } finally {

@@ -40,8 +40,8 @@ export async function makeZchunk(source: { path: string; offset?: number; size: 
   const fifo = join(dirname(output), `.${basename(output)}.fifo`);
   const sha = createHash('sha256');
   try {
+    registerTemp(fifo); // before it exists: an interruption during mkfifo must not leave it behind
     await run('mkfifo', ['-m', '0600', fifo]);
-    registerTemp(fifo);
     const { done } = spawnStream('zck', ['-u', '-h', 'sha256', '-o', output, fifo]);
     const feed = (async () => {
       const w = await open(fifo, 'w'); // waits for zck to open it for reading

@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { OtapackError, fileError, ioError } from '../errors.js';
-import { registerTemp, unregisterTemp } from '../util/cleanup.js';
+import { openTemp, unregisterTemp } from '../util/cleanup.js';
 import { spawnStream } from '../util/tools.js';
 import { SparseSink } from './sparse-copy.js';
 
@@ -58,11 +58,10 @@ export async function openImageInput(path: string, workDir: string): Promise<Ima
   const out = join(workDir, `${stem}.${randomBytes(4).toString('hex')}.img`);
   let fh: FileHandle;
   try {
-    fh = await open(out, 'wx');
+    fh = await openTemp(out);
   } catch (e) {
     throw ioError('IO', `cannot create a temp file in ${workDir}`, e);
   }
-  registerTemp(out);
   const cleanup = async (): Promise<void> => {
     try { await unlink(out); } catch { /* gone already */ }
     unregisterTemp(out);

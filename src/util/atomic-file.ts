@@ -1,11 +1,11 @@
 // Outputs are written to a temp file in the destination folder, fsynced, then renamed over the
 // final name: a reader (or a crash) sees the old file or the complete new one, never a torso.
-import { open, rename, unlink, stat, mkdir, rmdir, type FileHandle } from 'node:fs/promises';
+import { rename, unlink, stat, mkdir, rmdir, type FileHandle } from 'node:fs/promises';
 import { openSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname, basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ioError } from '../errors.js';
-import { registerTemp, unregisterTemp, commitOutputs, registerCreatedDirs, unregisterCreatedDirs } from './cleanup.js';
+import { openTemp, unregisterTemp, commitOutputs, registerCreatedDirs, unregisterCreatedDirs } from './cleanup.js';
 
 export class AtomicFile {
   private constructor(
@@ -25,11 +25,10 @@ export class AtomicFile {
     const tempPath = join(dir, `.${basename(finalPath)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     let handle: FileHandle;
     try {
-      handle = await open(tempPath, 'wx+', mode);
+      handle = await openTemp(tempPath, 'wx+', mode);
     } catch (e) {
       throw ioError('IO', `cannot write ${finalPath}`, e);
     }
-    registerTemp(tempPath);
     return new AtomicFile(finalPath, tempPath, handle);
   }
 

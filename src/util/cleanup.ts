@@ -1,7 +1,10 @@
 // Process-wide cleanup registry: temp files to delete and child processes to stop when a run is
 // interrupted (SIGINT/SIGTERM) or fails. The CLI installs the signal handlers; library code only
 // registers what it creates, so an interrupted run never leaves a partial file behind.
-import { unlinkSync, rmSync, rmdirSync } from 'node:fs';
+import { unlinkSync, rmSync, rmdirSync, mkdtempSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ioError } from '../errors.js';
 
 const tempPaths = new Set<string>();
 const tempDirs = new Set<string>();
@@ -23,6 +26,35 @@ export const registerChild = (c: { kill(signal?: NodeJS.Signals): boolean }): ((
   return () => void children.delete(c);
 };
 
+/**
+ * Creates a private temp folder and registers it in one synchronous step: a signal handled while
+ * an asynchronous mkdtemp was finishing would otherwise find a folder nobody had registered yet.
+ */
+export function makeTempDir(parent: string, prefix: string): string {
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(parent, prefix));
+  } catch (e) {
+    throw ioError('IO', `cannot write in ${parent}`, e);
+  }
+  tempDirs.add(dir);
+  return dir;
+}
+
+/**
+ * Creates a new temp file (`wx`), registered before it exists for the same reason. The name must
+ * be unique to this run (pid, random bytes): cleanup may unlink it before the open has finished.
+ */
+export async function openTemp(path: string, flags: 'wx' | 'wx+' = 'wx', mode?: number): Promise<FileHandle> {
+  tempPaths.add(path);
+  try {
+    return await open(path, flags, mode);
+  } catch (e) {
+    tempPaths.delete(path);
+    throw e;
+  }
+}
+
 /** What the run is doing now, named in the message printed on interruption. */
 export const setTask = (name: string): void => void (task = name);
 export const currentTask = (): string => task;
@@ -39,7 +71,8 @@ export function cleanupNow(): string[] {
   }
   tempPaths.clear();
   for (const d of tempDirs) {
-    try { rmSync(d, { recursive: true, force: true }); removed.push(d); } catch { /* ignore */ }
+    // retried: a child told to stop a moment ago may still be adding files to the folder
+    try { rmSync(d, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 }); removed.push(d); } catch { /* ignore */ }
   }
   tempDirs.clear();
   // rmdir, not rm -r: a folder that holds anything (published outputs, the user's files) stays

@@ -9,13 +9,13 @@
 // script for images of 4 GiB and more) before the boot environment is switched.
 // With slots copy1/copy2, copy1's base is slot B's device and copy2's is slot A's (per-slot
 // entries of one stored payload).
-import { stat, rm, mkdtemp } from 'node:fs/promises';
+import { stat, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { OtapackError, ioError } from '../../errors.js';
 import { formatBytes } from '../../util/units.js';
 import { renderTemplate } from '../../util/template.js';
-import { registerTemp, unregisterTemp, registerTempDir, unregisterTempDir } from '../../util/cleanup.js';
+import { registerTemp, unregisterTemp, makeTempDir, unregisterTempDir } from '../../util/cleanup.js';
 import { silentReporter, type Reporter } from '../../util/reporter.js';
 import { stage } from '../../util/profile.js';
 import type { AesKey } from '../../crypto/keys.js';
@@ -137,8 +137,7 @@ function targetOf(a: ArtifactSpec): RdiffTarget & { label: string } {
 /** Turns every image with `delta` into the artifacts that install it; writes the delta payloads and .zck files. */
 export async function prepareDeltas(spec: BundleSpec, o: DeltaOptions): Promise<DeltaPreparation> {
   const reporter = o.reporter ?? silentReporter;
-  const work = await mkdtemp(join(o.outputDir, '.otapack-delta-')).catch((e) => { throw ioError('IO', `cannot write in ${o.outputDir}`, e); });
-  registerTempDir(work);
+  const work = makeTempDir(o.outputDir, '.otapack-delta-');
   const outputs: { temp: string; final: string }[] = [];
   const cleanup = async (): Promise<void> => {
     for (const f of outputs) {
