@@ -52,6 +52,8 @@ describe('Buildroot post-image script (examples/buildroot/post-image.sh)', () =>
   const runAsBuildroot = (t: { top: string; env: Record<string, string>; images: string }, extraEnv: Record<string, string> = {}) =>
     execa('board/acme/post-image.sh', [t.images, '-c', 'board/acme/genimage.cfg'], { cwd: t.top, env: { ...t.env, ...extraEnv }, extendEnv: false, reject: false, all: true });
 
+  // each test installs the tarball (the native codec is compiled at install time) and converts a
+  // disk: well under a minute alone, but past the default 2 minutes on a runner busy with the suite
   test('with release keys in the environment: signed A/B outputs the client accepts; BR2_REPRODUCIBLE passes SOURCE_DATE_EPOCH through; re-runs work', async () => {
     const t = await buildrootTree('br', 'BR2_HAVE_DOT_CONFIG=y\nBR2_REPRODUCIBLE=y\n');
     await execa('bash', [join(ROOT, 'examples/build-sample-image.sh'), t.images]); // genimage's sdcard.img
@@ -73,7 +75,7 @@ describe('Buildroot post-image script (examples/buildroot/post-image.sh)', () =>
     const again = await runAsBuildroot(t, keyEnv);
     expect(again.exitCode, again.all).toBe(0);
     expect((await client(swu, keys.cert)).ok).toBe(true);
-  });
+  }, 300_000);
 
   test('without a key but with OTAPACK_TRUST: an unsigned bundle that otapack sign finishes; missing inputs are one clear line', async () => {
     const t = await buildrootTree('br-unsigned', 'BR2_HAVE_DOT_CONFIG=y\n');
@@ -90,6 +92,6 @@ describe('Buildroot post-image script (examples/buildroot/post-image.sh)', () =>
     expect((await otapack(['sign', unsigned, '-o', signed, '--key', keys.key, '--cert', keys.cert])).code).toBe(0);
     const c = await client(signed, keys.cert);
     expect(c.ok, c.output).toBe(true);
-  });
+  }, 300_000);
 });
 
