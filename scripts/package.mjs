@@ -96,8 +96,10 @@ for (const f of licenceOrReadme.values()) rmSync(f);
 mkdirSync(join(tree, 'usr/share/lintian/overrides'), { recursive: true });
 writeFileSync(join(tree, 'usr/share/lintian/overrides/otapack'), [
   '# The device scripts are templates: otapack fills in their @NAME@ fields and installs them,',
-  '# executable, into the images it converts. Run as they are on the build host they would be wrong.',
+  '# executable, into the images it converts (device/) or carries them in the bundles it writes for',
+  '# the update client to run (swupdate/). Run as they are on the build host they would be wrong.',
   'otapack: script-not-executable [usr/lib/otapack/templates/device/*]',
+  'otapack: script-not-executable [usr/lib/otapack/templates/swupdate/*]',
   '# Node modules keep the layout they are published with (their lib/ folders), under /usr/lib/otapack.',
   'otapack: repeated-path-segment lib [usr/lib/otapack/node_modules/*/lib/]',
   '',
