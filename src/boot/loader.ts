@@ -29,6 +29,8 @@ export interface LoaderReport {
   kind: 'grub' | 'uboot';
   /** Where it was read from; null when no boot loader binary was found on the image. */
   source: string | null;
+  /** One line: what it is and has. */
+  summary: string;
   /** GRUB: modules built into the image; U-Boot: its commands. Empty when not found. */
   builtIn: string[];
   /** GRUB: modules in its module folder (null: none); U-Boot: env's subcommands (null: not read). */
@@ -59,12 +61,24 @@ export interface GrubCheck {
 
 const moduleNames = (img: GrubImage): Set<string> => new Set(img.modules.map((m) => m.name));
 
+function grubSummary(f: Extract<LoaderFacts, { kind: 'grub' }>): string {
+  const i = f.image;
+  return [
+    `GRUB ${i.platform}: ${i.modules.length} modules built in`,
+    `prefix ${i.prefix ?? '(none)'}`,
+    ...(i.config !== undefined ? ['an embedded config'] : []),
+    ...(i.memdisk ? [`a memdisk of ${i.memdisk.length} files`] : []),
+    f.folder ? `${f.folder.modules.length} more modules in ${f.folder.path}` : 'no module folder',
+    ...(i.signed ? ['signed (Secure Boot)'] : i.sbat ? ['SBAT section (for shim)'] : []),
+  ].join(', ');
+}
+
 /** What otapack's grub.cfg needs of a GRUB, and what this one has. */
 export function checkGrub(f: LoaderFacts, needs: GrubNeeds): GrubCheck {
   const required = ['loadenv', 'test', 'echo', needs.step === 'kernel' ? 'linux' : 'configfile', 'fat', `part_${needs.partmap}`, ...(needs.readsSlot ? ['ext2'] : [])];
   if (f.kind !== 'grub') {
     const notes = [...f.notes, `no GRUB EFI image found (looked at ${f.kind === 'none' ? f.looked.join(', ') : 'a U-Boot'}): its modules were not checked; the A/B logic needs ${[...required, 'reboot'].join(', ')}`];
-    return { insmod: [], reboot: true, missing: [], report: { kind: 'grub', source: null, builtIn: [], extra: null, uses: [], adaptations: [], notes } };
+    return { insmod: [], reboot: true, missing: [], report: { kind: 'grub', source: null, summary: 'no GRUB EFI image found: not checked', builtIn: [], extra: null, uses: [], adaptations: [], notes } };
   }
   const built = moduleNames(f.image);
   const folder = new Set(f.folder?.modules ?? []);
@@ -85,7 +99,7 @@ export function checkGrub(f: LoaderFacts, needs: GrubNeeds): GrubCheck {
   return {
     insmod, reboot, missing,
     report: {
-      kind: 'grub', source: f.source, builtIn: [...built], extra: f.folder ? f.folder.modules : null,
+      kind: 'grub', source: f.source, summary: grubSummary(f), builtIn: [...built], extra: f.folder ? f.folder.modules : null,
       uses: [...required, ...(reboot ? ['reboot'] : [])].filter((m) => built.has(m) || folder.has(m)), adaptations, notes: f.notes,
     },
   };
@@ -141,7 +155,7 @@ export function checkUboot(f: LoaderFacts, needs: UbootNeeds): UbootCheck {
   }
   if (f.kind !== 'uboot') {
     const notes = [...f.notes, `no U-Boot found${f.kind === 'none' ? ` (looked at ${f.looked.join(', ')})` : ''}: its commands were not checked; the boot script needs ${required.map((r) => r.command).join(', ')}, setexpr, itest and part (set boot.loader-binary to the U-Boot the board runs to have them checked)`];
-    return { counter: 'setexpr', bakePartuuids: false, reset: true, missing: [], report: { kind: 'uboot', source: null, builtIn: [], extra: null, uses: [], adaptations: [], notes } };
+    return { counter: 'setexpr', bakePartuuids: false, reset: true, missing: [], report: { kind: 'uboot', source: null, summary: 'no U-Boot found: not checked', builtIn: [], extra: null, uses: [], adaptations: [], notes } };
   }
   const cmds = new Set(f.table.commands);
   const env = envSubcommands(f.table);
@@ -163,7 +177,10 @@ export function checkUboot(f: LoaderFacts, needs: UbootNeeds): UbootCheck {
   const uses = [...required.map((r) => r.command), 'setexpr', 'itest', 'part', 'reset'].filter(has);
   return {
     counter, bakePartuuids, reset, missing,
-    report: { kind: 'uboot', source: f.source, builtIn: f.table.commands, extra: env ?? null, uses, adaptations, notes },
+    report: {
+      kind: 'uboot', source: f.source, builtIn: f.table.commands, extra: env ?? null, uses, adaptations, notes,
+      summary: `U-Boot (${f.table.width * 8}-bit${f.table.inflatedFrom !== undefined ? ', gzip-compressed' : ''}): ${f.table.commands.length} commands${env ? `; env ${env.join(' ')}` : ''}`,
+    },
   };
 }
 

@@ -105,6 +105,8 @@ export interface BuildrootOptions extends CommonOptions {
   bootKind?: 'boot.scr' | 'extlinux' | 'cmdline.txt';
   /** raw sunxi SPL (u-boot-sunxi-with-spl.bin) at 8 KiB */
   spl?: boolean;
+  /** a real U-Boot binary (e.g. Debian's u-boot-sunxi-with-spl) at 8 KiB instead of the stand-in blob; implies spl */
+  splFile?: string;
   dtb?: string;
   imageSizeUnaligned?: boolean;
   /** root= on the kernel command line (default /dev/mmcblk0p2) */
@@ -131,6 +133,8 @@ export interface EfiOptions extends CommonOptions {
   kernelLocation?: 'rootfs' | 'esp';
   espSize?: string;
   blockSize?: 1024 | 4096;
+  /** grub-mkimage's module list for the real GRUB (default: a generous Buildroot-style list with loadenv) */
+  grubModules?: string[];
 }
 
 export interface Rockpro64Options extends CommonOptions {
@@ -322,15 +326,16 @@ function ubootItb(): Buffer {
 export async function buildBuildrootImage(dir: string, o: BuildrootOptions = {}): Promise<FixtureImage> {
   const bootKind = o.bootKind ?? 'boot.scr';
   const rpi = bootKind === 'cmdline.txt';
-  const p1Start = o.p1StartSector ?? (rpi ? 1 : o.spl ? 2128 : 2048);
+  const splLen = o.splFile ? fs.statSync(o.splFile).size : SUNXI_SPL_LEN;
+  const p1Start = o.p1StartSector ?? (rpi ? 1 : o.spl || o.splFile ? 2128 : 2048);
   const opts = {
     ...o, bootKind, p1StartSector: p1Start, blockSize: o.blockSize ?? 1024, rootfsSize: o.rootfsSize ?? '60M',
-    bootSize: o.bootSize ?? '32M', spl: o.spl ?? false, imageSizeUnaligned: o.imageSizeUnaligned ?? p1Start === 1,
+    bootSize: o.bootSize ?? '32M', spl: (o.spl ?? false) || o.splFile !== undefined, imageSizeUnaligned: o.imageSizeUnaligned ?? p1Start === 1,
     rootDev: o.rootDev ?? '/dev/mmcblk0p2', console: o.console ?? (rpi ? 'ttyAMA0,115200' : 'ttyS0,115200'), devices: o.devices ?? true,
     ubootDev: o.ubootDev ?? 'mmc 0:1',
   };
-  if (opts.spl && p1Start * SECTOR < 8192 + SUNXI_SPL_LEN) throw new Error(`spl needs p1 at or after sector ${sectors(8192 + SUNXI_SPL_LEN)} (got ${p1Start})`);
-  return buildCached('buildroot', dir, opts, [o.kernel, o.initrd, o.dtb, o.busybox], async (work, key) => {
+  if (opts.spl && p1Start * SECTOR < 8192 + splLen) throw new Error(`spl needs p1 at or after sector ${sectors(8192 + splLen)} (got ${p1Start})`);
+  return buildCached('buildroot', dir, opts, [o.kernel, o.initrd, o.dtb, o.busybox, o.splFile], async (work, key) => {
     const layout: Layout = rpi ? 'rpi' : 'buildroot';
     const fsUuid = uuidFrom(`${key}:rootfs`);
     const dtbName = o.dtb ? basename(o.dtb) : rpi ? 'bcm2711-rpi-4-b.dtb' : 'sun50i-h5-orangepi-pc2.dtb';
@@ -387,7 +392,7 @@ export async function buildBuildrootImage(dir: string, o: BuildrootOptions = {})
     const end = (p2Start + sectors(rootBytes)) * SECTOR;
     const size = opts.imageSizeUnaligned ? end : roundUp(end, MiB);
     const diskId = hex32From(`${key}:disk`);
-    const raw = opts.spl ? [region('u-boot-sunxi-with-spl.bin', 8192, sunxiSpl())] : [];
+    const raw = opts.spl ? [region('u-boot-sunxi-with-spl.bin', 8192, o.splFile ? fs.readFileSync(o.splFile) : sunxiSpl())] : [];
     await assembleDisk({
       out: join(work, 'image.img'), sizeBytes: size, label: 'dos', labelId: diskId, raw,
       parts: [
@@ -497,7 +502,7 @@ export async function buildEfiImage(dir: string, o: EfiOptions = {}): Promise<Fi
     const grubCfg = `set default="0"\nset timeout="2"\n\nmenuentry "Buildroot" {\n${linuxLine}}\n`;
     const efiName = x86 ? 'BOOTX64.EFI' : 'BOOTAA64.EFI';
     const efiPath = join(work, efiName);
-    const grubReal = await grubEfi(efiPath, x86 ? 'x86_64-efi' : 'arm64-efi');
+    const grubReal = await grubEfi(efiPath, x86 ? 'x86_64-efi' : 'arm64-efi', o.grubModules);
     const efiBin = grubReal ? fs.readFileSync(efiPath) : fakeEfiApp(`grub-${arch}`, x86 ? 0x8664 : 0xaa64);
     if (grubReal) fs.rmSync(efiPath);
     const files: FatFile[] = [{ path: `/EFI/BOOT/${efiName}`, data: efiBin }, { path: '/EFI/BOOT/grub.cfg', data: grubCfg }];
