@@ -271,6 +271,8 @@ function planGrub(o: BootPlanOptions): BootPlan {
     };
   } else if (o.installGrub && facts.loader.kind === 'grub') {
     check.report.notes.push('boot.install-grub: the image\'s GRUB has every module the A/B logic needs; it is kept');
+  } else if (o.installGrub) {
+    check.report.notes.push('boot.install-grub: no GRUB EFI image was found on the ESP, so none is replaced');
   }
   if (!check.reboot) loaderWarnings.push(...check.report.adaptations.filter((a) => a.startsWith('no reboot')));
   const cfgText = generateGrubAbConfig({
@@ -306,8 +308,9 @@ function planGrubInstall(f: Extract<InputFacts['loader'], { kind: 'grub' }>, hos
     throw new OtapackError('CONFIG', `boot.install-grub: ${f.source} carries a memdisk (grub-mkstandalone); rebuild it with ${missing.join(', ')} in --modules instead`, { path: image });
   }
   if (!img.prefix) throw new OtapackError('CONFIG', `boot.install-grub: ${f.source} has no prefix; otapack cannot tell where the new GRUB must look for grub.cfg`, { path: image });
-  if (!host || host.modules.length === 0) {
-    throw new OtapackError('TOOL', `boot.install-grub needs Debian's GRUB modules in /usr/lib/grub/${img.platform}: install grub-efi-amd64-bin (and grub-common for grub-mkimage)`, { tool: 'grub-mkimage', reason: 'tool-missing' });
+  if (!host || host.modules.length === 0 || !host.mkimage) {
+    const what = !host || host.modules.length === 0 ? `Debian's GRUB modules in /usr/lib/grub/${img.platform}` : 'grub-mkimage';
+    throw new OtapackError('TOOL', `boot.install-grub needs ${what}: install grub-efi-amd64-bin and grub-common`, { tool: 'grub-mkimage', reason: 'tool-missing' });
   }
   const have = new Set(host.modules);
   const wanted = grubModuleList(img, GRUB_MINIMUM_MODULES);

@@ -4,11 +4,12 @@
 // the first U-Boot found in the raw area before the first partition, in a loader partition, or as
 // a u-boot*.bin/.itb/.img file on the boot partition. boot.loader-binary names the binary instead
 // (a U-Boot in SPI flash, or one QEMU is given with -bios).
-import { open, readFile } from 'node:fs/promises';
+import { open, readdir, readFile } from 'node:fs/promises';
 import { OtapackError, fileError } from '../errors.js';
 import { readFat } from '../fs/fat.js';
 import { readGrubImage, type GrubImage } from '../boot/grub-image.js';
 import { readUbootCommands } from '../boot/uboot-commands.js';
+import { which } from '../util/tools.js';
 import type { GrubModuleFolder, LoaderFacts } from '../boot/loader.js';
 import type { DetectedLayout } from './detect.js';
 
@@ -152,11 +153,12 @@ export interface HostGrub {
   platform: string;
   /** Module names there; empty when the folder is missing. */
   modules: string[];
+  /** grub-mkimage (grub-common) is on PATH: checked here so that planning, not apply, refuses without it. */
+  mkimage: boolean;
 }
 
 export async function readHostGrub(platform: string, root = '/usr/lib/grub'): Promise<HostGrub> {
   const dir = `${root}/${platform}`;
-  const { readdir } = await import('node:fs/promises');
   const names = await readdir(dir).catch(() => [] as string[]);
-  return { dir, platform, modules: names.filter((n) => n.endsWith('.mod')).map((n) => n.slice(0, -4)).sort() };
+  return { dir, platform, modules: names.filter((n) => n.endsWith('.mod')).map((n) => n.slice(0, -4)).sort(), mkimage: which('grub-mkimage') !== null };
 }
