@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { readUbootCommands, envSubcommands } from '../src/boot/uboot-commands.js';
 import { readGrubImage, BUILDROOT_GRUB_EFI_MODULES } from '../src/boot/grub-image.js';
+import { decodeScriptImage } from '../src/boot/uboot-image.js';
 import { checkGrub, checkUboot, GRUB_MINIMUM_MODULES, type LoaderFacts } from '../src/boot/loader.js';
 import { buildBuildrootImage, buildEfiImage } from './helpers/images.js';
 import { expectCleanFailure, otapack, tmp } from './helpers/run.js';
@@ -21,6 +22,7 @@ import { requires } from './helpers/require-tool.js';
 
 const UB = '/usr/lib/u-boot';
 const SUNXI = `${UB}/pine64_plus/u-boot-sunxi-with-spl.fit.itb`;
+const ROCKPRO64 = `${UB}/rockpro64-rk3399/u-boot.bin`;
 const BOARDS = [
   // [package, file, pointer width, has setexpr, has fatwrite, has load]
   ['u-boot-sunxi', `${UB}/pine64_plus/u-boot-sunxi-with-spl.fit.itb`, 8, true, true, true],
@@ -114,23 +116,26 @@ describe.skipIf(!haveGrub)('GRUB EFI images built like Buildroot', () => {
 });
 
 const haveCli = requires({
-  what: 'convert/inspect of images carrying real boot loaders', files: [SUNXI, `${UB}/maltael/u-boot.bin`, `${UB}/pine64_plus/u-boot.bin`, '/usr/lib/grub/x86_64-efi/loadenv.mod'],
+  what: 'convert/inspect of images carrying real boot loaders', files: [SUNXI, ROCKPRO64, `${UB}/maltael/u-boot.bin`, `${UB}/pine64_plus/u-boot.bin`, '/usr/lib/grub/x86_64-efi/loadenv.mod'],
   tools: ['grub-mkimage', 'mcopy'], install: 'apt-get install u-boot-sunxi:arm64 u-boot-qemu grub-common grub-efi-amd64-bin mtools',
 });
 
 describe.skipIf(!haveCli)('convert and inspect read the boot loader (CLI)', () => {
   const dir = tmp('otapack-loader-cli-');
   let sunxi: string;
+  let rockchip: string;
   let efiBr: string;
   let key: string;
   let cert: string;
 
   beforeAll(async () => {
-    const [s, e] = await Promise.all([
+    const [s, rk, e] = await Promise.all([
       buildBuildrootImage(join(dir, 'in-sunxi'), { splFile: SUNXI }),
+      buildBuildrootImage(join(dir, 'in-rockchip'), { bootPartitionFiles: { '/u-boot.bin': ROCKPRO64 } }),
       buildEfiImage(join(dir, 'in-efi-br'), { grubModules: [...BUILDROOT_GRUB_EFI_MODULES] }),
     ]);
     sunxi = s.path;
+    rockchip = rk.path;
     efiBr = e.path;
     const k = await otapack(['keygen', '--out', join(dir, 'keys'), '-q']);
     expect(k.code, k.stderr).toBe(0);
@@ -153,6 +158,28 @@ describe.skipIf(!haveCli)('convert and inspect read the boot loader (CLI)', () =
     expect(t.stderr).toMatch(/boot loader: raw area before partition 1 .*: U-Boot \(64-bit\): \d+ commands; env [a-z ]*\bimport\b/);
     expect(t.stderr).toMatch(/the A\/B logic uses: .*fatwrite/);
   }, 120_000);
+
+  it("Debian's RockPro64 U-Boot (no setexpr) as u-boot.bin on the boot partition: convert's boot.scr counts without setexpr; the sunxi one's uses it", async () => {
+    const script = async (img: string, name: string): Promise<string> => {
+      const out = join(dir, `out-${name}`);
+      const r = await otapack(['convert', img, '-o', out, '--key', key, '--cert', cert, '--json'], { env: { SOURCE_DATE_EPOCH: '1700000000' } });
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout) as { boot: { loader: { source: string; adaptations: string[] } }; output: { partitions: { role: string; start: number }[] } };
+      const got = join(dir, `${name}.boot.scr`);
+      const disk = join(out, readdirSync(out).find((f) => f.endsWith('.img'))!);
+      await execa('mcopy', ['-n', '-i', `${disk}@@${report.output.partitions.find((p) => p.role === 'boot')!.start}`, '::/boot.scr', got]);
+      const text = decodeScriptImage(readFileSync(got)).text;
+      return `${report.boot.loader.source}\n${report.boot.loader.adaptations.join('\n')}\n--\n${text.split('\n').filter((l) => !/^\s*#/.test(l)).join('\n')}`;
+    };
+    const rk = await script(rockchip, 'rockchip');
+    expect(rk).toMatch(/^boot partition \(partition 1\) \/u-boot\.bin\nno setexpr: trial boots are counted with a decimal lookup chain and test\n--/);
+    expect(rk).not.toMatch(/\bsetexpr\b.*\+ 1/);
+    expect(rk).toMatch(/elif test "\$\{bootcount\}" = "1"; then setenv bootcount 2/);
+    // the negative twin: the sunxi U-Boot has setexpr, and the script counts with it
+    const sx = await script(sunxi, 'sunxi');
+    expect(sx).toMatch(/^raw area before partition 1 [^\n]*\n\n--/); // no adaptations
+    expect(sx).toMatch(/setexpr bootcount \$\{bootcount\} \+ 1/);
+  }, 180_000);
 
   it('a U-Boot without FAT write (boot.loader-binary: a real build) is refused at planning time, naming the commands and options; nothing is written', async () => {
     const cfg = join(dir, 'malta.yaml');

@@ -107,6 +107,8 @@ export interface BuildrootOptions extends CommonOptions {
   spl?: boolean;
   /** a real U-Boot binary (e.g. Debian's u-boot-sunxi-with-spl) at 8 KiB instead of the stand-in blob; implies spl */
   splFile?: string;
+  /** more files on the boot partition: '/'-rooted path there → host file (e.g. a board's u-boot.bin) */
+  bootPartitionFiles?: Record<string, string>;
   dtb?: string;
   imageSizeUnaligned?: boolean;
   /** root= on the kernel command line (default /dev/mmcblk0p2) */
@@ -335,7 +337,7 @@ export async function buildBuildrootImage(dir: string, o: BuildrootOptions = {})
     ubootDev: o.ubootDev ?? 'mmc 0:1',
   };
   if (opts.spl && p1Start * SECTOR < 8192 + splLen) throw new Error(`spl needs p1 at or after sector ${sectors(8192 + splLen)} (got ${p1Start})`);
-  return buildCached('buildroot', dir, opts, [o.kernel, o.initrd, o.dtb, o.busybox, o.splFile], async (work, key) => {
+  return buildCached('buildroot', dir, opts, [o.kernel, o.initrd, o.dtb, o.busybox, o.splFile, ...Object.values(o.bootPartitionFiles ?? {})], async (work, key) => {
     const layout: Layout = rpi ? 'rpi' : 'buildroot';
     const fsUuid = uuidFrom(`${key}:rootfs`);
     const dtbName = o.dtb ? basename(o.dtb) : rpi ? 'bcm2711-rpi-4-b.dtb' : 'sun50i-h5-orangepi-pc2.dtb';
@@ -347,6 +349,7 @@ export async function buildBuildrootImage(dir: string, o: BuildrootOptions = {})
     // p1: the FAT boot partition genimage would make from boot.vfat
     const files: FatFile[] = [{ path: '/Image', data: kernel }, { path: `/${dtbName}`, data: dtb }];
     if (initrd) files.push({ path: '/initrd.img', data: initrd });
+    for (const [path, host] of Object.entries(o.bootPartitionFiles ?? {})) files.push({ path, data: fs.readFileSync(host) });
     let bootConfig: FixtureImage['bootConfig'];
     if (bootKind === 'boot.scr') {
       const cmd = [
