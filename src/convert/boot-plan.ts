@@ -267,7 +267,7 @@ function planGrub(o: BootPlanOptions): BootPlan {
     loaderWarnings.push(`boot.install-grub: ${installGrub.path} (${replaced}, without ${[...check.missing, ...(check.reboot ? [] : ['reboot'])].join(', ')}) is replaced by an unsigned GRUB built with grub-mkimage from ${installGrub.directory}${installGrub.replaced.signed || installGrub.replaced.sbat ? '; with Secure Boot on, the firmware will refuse it until you sign it' : ''}`);
     check = {
       insmod: [], reboot: true, missing: [],
-      report: { ...check.report, builtIn: installGrub.modules, uses: [...check.report.uses, ...check.missing, ...(check.reboot ? [] : ['reboot'])], adaptations: [`replaced by a GRUB built with ${installGrub.modules.join(' ')} (boot.install-grub)`, ...check.report.adaptations.filter((a) => !/insmod|reboot/.test(a))] },
+      report: { ...check.report, summary: `${check.report.summary}; replaced (boot.install-grub) by an unsigned GRUB with ${installGrub.modules.length} modules`, builtIn: installGrub.modules, uses: [...check.report.uses, ...check.missing, ...(check.reboot ? [] : ['reboot'])], adaptations: [`replaced by a GRUB built with ${installGrub.modules.join(' ')} (boot.install-grub)`, ...check.report.adaptations.filter((a) => !/insmod|reboot/.test(a))] },
     };
   } else if (o.installGrub && facts.loader.kind === 'grub') {
     check.report.notes.push('boot.install-grub: the image\'s GRUB has every module the A/B logic needs; it is kept');
