@@ -203,6 +203,10 @@ describe.skipIf(!haveCli)('convert and inspect read the boot loader (CLI)', () =
     expect(existsSync(out)).toBe(false);
     const i = await otapack(['inspect', efiBr]);
     expectCleanFailure(i, 4, /GRUB lacks the modules loadenv/);
+    // --json: the stable reason a program matches on
+    const j = await otapack(['inspect', efiBr, '--json']);
+    expect(j.code).toBe(4);
+    expect(JSON.parse(j.stdout)).toMatchObject({ schema: 'otapack.error/1', code: 'INPUT', reason: 'boot-loader-lacks-modules' });
   }, 120_000);
 
   it('boot.install-grub: true puts in an unsigned GRUB built by grub-mkimage with the missing modules, and says so', async () => {
