@@ -1,9 +1,10 @@
 // The generated GRUB A/B configuration under real GRUB (Debian grub-efi 2.06 modules, grub-mkimage)
 // on OVMF. Each boot is one bounded QEMU run; the grubenv block is read back on the host after
 // each boot with mtools + decodeGrubenv and grub-editenv. The board step is a stub grub.cfg inside
-// each slot that prints a marker and halts.
+// each slot that prints a marker and halts. The GRUB is built like Buildroot's (no regexp, no
+// probe); a last case has the minimum only in a module folder on the ESP, insmod'ed. ~65 s.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeGrubenv, encodeGrubenv } from '../src/boot/grubenv.js';
 import { generateGrubAbConfig, initialGrubAbEnv, patchGrubCfg, type GrubAbOptions } from '../src/boot/grub-ab.js';
@@ -12,6 +13,8 @@ import { SWUPDATE_BOOT_SCHEME } from '../src/clients/swupdate/scheme.js';
 import { bootOvmf, buildDisk, buildGrubEfi, GPT_PART_GUID, OVMF_CODE, readFatFile, troubleLines, writeFatFile, type BootRun, type Disk } from './helpers/boot-disk.js';
 import { makeTmp, must, saveArtifact, tool } from './helpers/boot-tools.js';
 import { requires } from './helpers/require-tool.js';
+import { readGrubImage, BUILDROOT_GRUB_EFI_MODULES } from '../src/boot/grub-image.js';
+import { checkGrub, GRUB_MINIMUM_MODULES } from '../src/boot/loader.js';
 
 const have = requires({
   what: 'GRUB A/B under QEMU', files: [OVMF_CODE, '/usr/lib/grub/x86_64-efi/loadenv.mod'], tools: ['qemu-system-x86_64', 'grub-mkimage'],
@@ -143,5 +146,53 @@ describe.skipIf(!have)('GRUB trial whose board step fails: reboot, count and rol
     expect(r.log).toContain('STUB grub slot 2');
     expect(r.log).not.toContain('STUB grub slot 3');
     expect(decodeGrubenv(readFatFile(disk, 1, ENV)!).vars).toEqual({ rootpart: '2', upgrade_available: '0', bootcount: '0', bootlimit: '1', ustate: '3' });
+  });
+});
+
+describe.skipIf(!have)("GRUB with only Buildroot's default modules built in and a module folder on the ESP (grub-install style)", () => {
+  const MODDIR = '/usr/lib/grub/x86_64-efi';
+  /** The modules and every module they depend on (moddep.lst), as grub-install would have copied them. */
+  function closure(names: readonly string[]): string[] {
+    const deps = new Map(readFileSync(join(MODDIR, 'moddep.lst'), 'utf8').split('\n').filter(Boolean).map((l) => {
+      const [m, rest] = l.split(':');
+      return [m!, (rest ?? '').trim().split(/\s+/).filter(Boolean)] as const;
+    }));
+    const out = new Set<string>();
+    const add = (m: string): void => { if (!out.has(m)) { out.add(m); for (const d of deps.get(m) ?? []) add(d); } };
+    names.forEach(add);
+    return [...out].sort();
+  }
+
+  it("convert's check insmods the minimum from the folder, and slot A boots without trouble; without the insmods the same GRUB fails (negative twin)", async () => {
+    const dir = join(tmp.dir, 'module-folder');
+    tool('mkdir', ['-p', dir]);
+    const efi = buildGrubEfi(dir, [...BUILDROOT_GRUB_EFI_MODULES, 'halt']);
+    const folder = closure(GRUB_MINIMUM_MODULES);
+    const check = checkGrub(
+      { kind: 'grub', source: 'ESP (partition 1) /EFI/BOOT/BOOTX64.EFI', path: '/EFI/BOOT/BOOTX64.EFI', image: readGrubImage(efi)!, folder: { where: 'esp', path: '/EFI/BOOT/x86_64-efi', modules: folder }, notes: [] },
+      { partmap: 'gpt', readsSlot: true, step: 'configfile' },
+    );
+    expect(check.missing).toEqual([]);
+    expect(check.insmod).toEqual(['loadenv', 'test', 'echo', 'configfile', 'reboot']);
+    const opts: GrubAbOptions = { scheme: SWUPDATE_BOOT_SCHEME, slotA: 2, slotB: 3, envFile: '/EFI/BOOT/grubenv', partuuids: PARTUUIDS, boardStep: { kind: 'configfile', location: 'slot', path: '/boot/grub/grub.cfg' } };
+    const mods = Object.fromEntries(folder.map((m) => [`EFI/BOOT/x86_64-efi/${m}.mod`, readFileSync(join(MODDIR, `${m}.mod`))]));
+    const disk = (cfg: string, sub: string): Disk => {
+      const d = join(dir, sub);
+      tool('mkdir', ['-p', d]);
+      return buildDisk(d, [
+        { fs: 'fat', sizeMiB: 8, files: { 'EFI/BOOT/BOOTX64.EFI': efi, 'EFI/BOOT/grub.cfg': cfg, [ENV]: encodeGrubenv(initialGrubAbEnv(opts)), ...mods } },
+        { fs: 'ext4', sizeMiB: 4, files: { 'boot/grub/grub.cfg': slotCfg(2) } },
+        { fs: 'ext4', sizeMiB: 4, files: { 'boot/grub/grub.cfg': slotCfg(3) } },
+      ], 'gpt');
+    };
+    const r = await boot(disk(generateGrubAbConfig({ ...opts, insmod: check.insmod, rebootOnFailedTrial: check.reboot }), 'with'), 'module-folder-insmod');
+    expect(parseAbMarkers(r.log)).toEqual([{ slot: 'A', partition: 2, bootcount: '0', upgradeAvailable: '0' }]);
+    expect(r.log).toContain('STUB grub slot 2 root=hd0,gpt2 rootpart=2');
+    expect(troubleLines(r.log)).toEqual([]);
+    // the same GRUB and folder, the config without the insmods: GRUB cannot run it and stops at its
+    // prompt (bounded at 20 s; nothing else ends that run)
+    const bare = await bootOvmf(disk(generateGrubAbConfig(opts), 'without'), 20);
+    expect(troubleLines(bare.log).join('\n')).toMatch(/can't find command/);
+    expect(bare.log).not.toContain('STUB grub slot');
   });
 });
