@@ -125,15 +125,22 @@ describe.skipIf(!haveCli)('convert and inspect read the boot loader (CLI)', () =
   let sunxi: string;
   let rockchip: string;
   let efiBr: string;
+  let efiFolder: string;
   let key: string;
   let cert: string;
 
   beforeAll(async () => {
-    const [s, rk, e] = await Promise.all([
+    const [s, rk, e, ef] = await Promise.all([
       buildBuildrootImage(join(dir, 'in-sunxi'), { splFile: SUNXI }),
       buildBuildrootImage(join(dir, 'in-rockchip'), { bootPartitionFiles: { '/u-boot.bin': ROCKPRO64 } }),
       buildEfiImage(join(dir, 'in-efi-br'), { grubModules: [...BUILDROOT_GRUB_EFI_MODULES] }),
+      // grub-install style: the same GRUB, its modules in /EFI/BOOT/x86_64-efi on the ESP
+      buildEfiImage(join(dir, 'in-efi-folder'), {
+        grubModules: [...BUILDROOT_GRUB_EFI_MODULES],
+        espFiles: Object.fromEntries(['loadenv', 'test', 'echo', 'configfile', 'reboot', 'extcmd', 'disk'].map((m) => [`/EFI/BOOT/x86_64-efi/${m}.mod`, `/usr/lib/grub/x86_64-efi/${m}.mod`])),
+      }),
     ]);
+    efiFolder = ef.path;
     sunxi = s.path;
     rockchip = rk.path;
     efiBr = e.path;
@@ -207,6 +214,17 @@ describe.skipIf(!haveCli)('convert and inspect read the boot loader (CLI)', () =
     const j = await otapack(['inspect', efiBr, '--json']);
     expect(j.code).toBe(4);
     expect(JSON.parse(j.stdout)).toMatchObject({ schema: 'otapack.error/1', code: 'INPUT', reason: 'boot-loader-lacks-modules' });
+  }, 120_000);
+
+  it('a GRUB whose missing modules sit in its module folder on the ESP: found, insmod-ed, converted', async () => {
+    const j = await otapack(['inspect', efiFolder, '--json']);
+    expect(j.code, j.stderr).toBe(0);
+    const loader = (JSON.parse(j.stdout) as { plan: { boot: { loader: { extra: string[]; uses: string[]; adaptations: string[] } } } }).plan.boot.loader;
+    expect(loader.extra).toEqual(expect.arrayContaining(['loadenv', 'test', 'echo', 'configfile', 'reboot']));
+    expect(loader.adaptations).toContain('insmod loadenv test echo configfile reboot from /EFI/BOOT/x86_64-efi');
+    expect(loader.uses).toEqual(expect.arrayContaining(['loadenv', 'reboot']));
+    const t = await otapack(['inspect', efiFolder]);
+    expect(t.stderr).toMatch(/boot loader: ESP \(partition 1\) \/EFI\/BOOT\/BOOTX64\.EFI: GRUB x86_64-efi: \d+ modules built in, prefix \/EFI\/BOOT, 7 more modules in \/EFI\/BOOT\/x86_64-efi/);
   }, 120_000);
 
   it('boot.install-grub: true puts in an unsigned GRUB built by grub-mkimage with the missing modules, and says so', async () => {

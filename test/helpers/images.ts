@@ -137,6 +137,8 @@ export interface EfiOptions extends CommonOptions {
   blockSize?: 1024 | 4096;
   /** grub-mkimage's module list for the real GRUB (default: a generous Buildroot-style list with loadenv) */
   grubModules?: string[];
+  /** more files on the ESP: '/'-rooted path there → host file (e.g. a GRUB module folder) */
+  espFiles?: Record<string, string>;
 }
 
 export interface Rockpro64Options extends CommonOptions {
@@ -487,7 +489,7 @@ export async function buildEfiImage(dir: string, o: EfiOptions = {}): Promise<Fi
     ...o, arch, espStartSector: o.espStartSector ?? 64, rootType: o.rootType ?? (arch === 'x86_64' ? 'linux-root-x86-64' : 'linux-root-arm64'),
     kernelLocation: o.kernelLocation ?? 'rootfs', espSize: o.espSize ?? '32M', rootfsSize: o.rootfsSize ?? '60M', blockSize: o.blockSize ?? 1024, devices: o.devices ?? true,
   };
-  return buildCached('efi', dir, opts, [o.kernel, o.initrd, o.busybox], async (work, key) => {
+  return buildCached('efi', dir, opts, [o.kernel, o.initrd, o.busybox, ...Object.values(o.espFiles ?? {})], async (work, key) => {
     const x86 = arch === 'x86_64';
     const fsUuid = uuidFrom(`${key}:rootfs`);
     const espUuid = uuidFrom(`${key}:esp-part`);
@@ -510,6 +512,7 @@ export async function buildEfiImage(dir: string, o: EfiOptions = {}): Promise<Fi
     if (grubReal) fs.rmSync(efiPath);
     const files: FatFile[] = [{ path: `/EFI/BOOT/${efiName}`, data: efiBin }, { path: '/EFI/BOOT/grub.cfg', data: grubCfg }];
     if (onEsp) files.push({ path: `/${kname}`, data: kernel }, { path: '/initrd.img', data: initrd });
+    for (const [path, host] of Object.entries(o.espFiles ?? {})) files.push({ path, data: fs.readFileSync(host) });
     const espBytes = parseSize(opts.espSize);
     const espImg = join(work, 'efi-part.vfat');
     await makeVfat({ out: espImg, sizeBytes: espBytes, label: 'EFI', volumeId: hex32From(`${key}:esp`), files });
