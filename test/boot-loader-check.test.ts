@@ -16,7 +16,7 @@ import { readUbootCommands, envSubcommands } from '../src/boot/uboot-commands.js
 import { readGrubImage, BUILDROOT_GRUB_EFI_MODULES } from '../src/boot/grub-image.js';
 import { decodeScriptImage } from '../src/boot/uboot-image.js';
 import { checkGrub, checkUboot, GRUB_MINIMUM_MODULES, type LoaderFacts } from '../src/boot/loader.js';
-import { buildBuildrootImage, buildEfiImage } from './helpers/images.js';
+import { buildBuildrootImage, buildEfiImage, buildRockpro64GptImage } from './helpers/images.js';
 import { expectCleanFailure, otapack, tmp } from './helpers/run.js';
 import { requires } from './helpers/require-tool.js';
 
@@ -126,11 +126,12 @@ describe.skipIf(!haveCli)('convert and inspect read the boot loader (CLI)', () =
   let rockchip: string;
   let efiBr: string;
   let efiFolder: string;
+  let rkGpt: string;
   let key: string;
   let cert: string;
 
   beforeAll(async () => {
-    const [s, rk, e, ef] = await Promise.all([
+    const [s, rk, e, ef, rg] = await Promise.all([
       buildBuildrootImage(join(dir, 'in-sunxi'), { splFile: SUNXI }),
       buildBuildrootImage(join(dir, 'in-rockchip'), { bootPartitionFiles: { '/u-boot.bin': ROCKPRO64 } }),
       buildEfiImage(join(dir, 'in-efi-br'), { grubModules: [...BUILDROOT_GRUB_EFI_MODULES] }),
@@ -139,8 +140,10 @@ describe.skipIf(!haveCli)('convert and inspect read the boot loader (CLI)', () =
         grubModules: [...BUILDROOT_GRUB_EFI_MODULES],
         espFiles: Object.fromEntries(['loadenv', 'test', 'echo', 'configfile', 'reboot', 'extcmd', 'disk'].map((m) => [`/EFI/BOOT/x86_64-efi/${m}.mod`, `/usr/lib/grub/x86_64-efi/${m}.mod`])),
       }),
+      buildRockpro64GptImage(join(dir, 'in-rk-gpt'), { idbloaderFile: `${UB}/rockpro64-rk3399/idbloader.img`, ubootItbFile: `${UB}/rockpro64-rk3399/u-boot.itb` }),
     ]);
     efiFolder = ef.path;
+    rkGpt = rg.path;
     sunxi = s.path;
     rockchip = rk.path;
     efiBr = e.path;
@@ -187,6 +190,17 @@ describe.skipIf(!haveCli)('convert and inspect read the boot loader (CLI)', () =
     expect(sx).toMatch(/^raw area before partition 1 [^\n]*\n\n--/); // no adaptations
     expect(sx).toMatch(/setexpr bootcount \$\{bootcount\} \+ 1/);
   }, 180_000);
+
+  it("Debian's RockPro64 idbloader + u-boot.itb as GPT loader partitions: the U-Boot in loader2 is read, the SPL in loader1 is not taken for one", async () => {
+    const j = await otapack(['inspect', rkGpt, '--json']);
+    expect(j.code, j.stderr).toBe(0);
+    const loader = (JSON.parse(j.stdout) as { plan: { boot: { loader: { source: string; builtIn: string[]; uses: string[]; adaptations: string[] } } } }).plan.boot.loader;
+    expect(loader.source).toBe('partition 2 (loader2)');
+    expect(loader.builtIn).toEqual(expect.arrayContaining(['sysboot', 'fatwrite', 'itest']));
+    expect(loader.builtIn).not.toContain('setexpr');
+    expect(loader.uses).toContain('sysboot'); // the board boots an extlinux.conf
+    expect(loader.adaptations).toEqual(['no setexpr: trial boots are counted with a decimal lookup chain and test']);
+  }, 120_000);
 
   it('a U-Boot without FAT write (boot.loader-binary: a real build) is refused at planning time, naming the commands and options; nothing is written', async () => {
     const cfg = join(dir, 'malta.yaml');

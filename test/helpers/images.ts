@@ -142,6 +142,9 @@ export interface EfiOptions extends CommonOptions {
 }
 
 export interface Rockpro64Options extends CommonOptions {
+  /** real boot loader files (Debian's u-boot-rockchip idbloader.img / u-boot.itb) instead of the stand-in blobs */
+  idbloaderFile?: string;
+  ubootItbFile?: string;
   blockSize?: 1024 | 4096;
   bootSize?: string;
   dtb?: string;
@@ -557,7 +560,7 @@ export async function buildEfiImage(dir: string, o: EfiOptions = {}): Promise<Fi
 /** Buildroot rockpro64-style GPT: loader1 (idbloader) at 64, loader2 (u-boot.itb) at 16384, FAT boot, ext4 root. */
 export async function buildRockpro64GptImage(dir: string, o: Rockpro64Options = {}): Promise<FixtureImage> {
   const opts = { ...o, blockSize: o.blockSize ?? 1024, bootSize: o.bootSize ?? '32M', rootfsSize: o.rootfsSize ?? '60M', rootDev: o.rootDev ?? '/dev/mmcblk1p4', devices: o.devices ?? true };
-  return buildCached('rockpro64-gpt', dir, opts, [o.kernel, o.initrd, o.dtb, o.busybox], async (work, key) => {
+  return buildCached('rockpro64-gpt', dir, opts, [o.kernel, o.initrd, o.dtb, o.busybox, o.idbloaderFile, o.ubootItbFile], async (work, key) => {
     const fsUuid = uuidFrom(`${key}:rootfs`);
     const diskId = uuidFrom(`${key}:disk`);
     const pu = (n: string): string => uuidFrom(`${key}:part:${n}`);
@@ -580,8 +583,8 @@ export async function buildRockpro64GptImage(dir: string, o: Rockpro64Options = 
     const rootBytes = parseSize(opts.rootfsSize);
     const rootImg = join(work, 'rootfs.ext4');
     await makeExt4({ out: rootImg, tree, entries, sizeBytes: rootBytes, blockSize: opts.blockSize, label: 'rootfs', uuid: fsUuid, features: '^64bit' });
-    const idb = region('idbloader.img', 64 * SECTOR, idbloader());
-    const itb = region('u-boot.itb', 16384 * SECTOR, ubootItb());
+    const idb = region('idbloader.img', 64 * SECTOR, o.idbloaderFile ? fs.readFileSync(o.idbloaderFile) : idbloader());
+    const itb = region('u-boot.itb', 16384 * SECTOR, o.ubootItbFile ? fs.readFileSync(o.ubootItbFile) : ubootItb());
     const bootStart = 32768;
     const rootStart = bootStart + sectors(bootBytes);
     const parts: (TablePart & { role: FixturePartition['role']; fs?: 'vfat' | 'ext4' })[] = [
