@@ -19,6 +19,7 @@ import { checkGrub, checkUboot, GRUB_MINIMUM_MODULES, type LoaderFacts } from '.
 import { buildBuildrootImage, buildEfiImage, buildRockpro64GptImage } from './helpers/images.js';
 import { expectCleanFailure, otapack, tmp } from './helpers/run.js';
 import { requires } from './helpers/require-tool.js';
+import { buildGrubEfi } from './helpers/boot-disk.js';
 
 const UB = '/usr/lib/u-boot';
 const SUNXI = `${UB}/pine64_plus/u-boot-sunxi-with-spl.fit.itb`;
@@ -83,11 +84,7 @@ describe.skipIf(!haveBoards)("U-Boot command tables of Debian's board builds", (
 
 describe.skipIf(!haveGrub)('GRUB EFI images built like Buildroot', () => {
   const dir = tmp('otapack-grub-image-');
-  const mk = async (name: string, mods: readonly string[]): Promise<Buffer> => {
-    const out = join(dir, name);
-    await execa('grub-mkimage', ['-O', 'x86_64-efi', '-d', '/usr/lib/grub/x86_64-efi', '-p', '/EFI/BOOT', '-o', out, ...mods]);
-    return readFileSync(out);
-  };
+  const mk = async (name: string, mods: readonly string[]): Promise<Buffer> => buildGrubEfi(dir, mods, name);
   const facts = (bytes: Buffer): LoaderFacts => ({ kind: 'grub', source: 'ESP /EFI/BOOT/BOOTX64.EFI', path: '/EFI/BOOT/BOOTX64.EFI', image: readGrubImage(bytes)!, notes: [] });
 
   it("Buildroot's default list: its modules read back, and loadenv test echo configfile are missing", async () => {

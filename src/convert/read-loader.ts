@@ -10,6 +10,7 @@ import { readFat } from '../fs/fat.js';
 import { readGrubImage, type GrubImage } from '../boot/grub-image.js';
 import { readUbootCommands } from '../boot/uboot-commands.js';
 import { which } from '../util/tools.js';
+import { readFully } from '../util/io.js';
 import type { GrubModuleFolder, LoaderFacts } from '../boot/loader.js';
 import type { DetectedLayout } from './detect.js';
 
@@ -21,9 +22,7 @@ const EFI_FALLBACK = ['/EFI/BOOT/BOOTX64.EFI', '/EFI/BOOT/BOOTAA64.EFI', '/EFI/B
 async function readRange(image: string, start: number, end: number): Promise<Buffer> {
   const fh = await open(image, 'r');
   try {
-    const buf = Buffer.alloc(end - start);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, start);
-    return buf.subarray(0, bytesRead);
+    return await readFully(fh, start, end - start);
   } finally {
     await fh.close();
   }
