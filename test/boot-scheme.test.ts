@@ -1,6 +1,7 @@
 // Boot-state scheme -> A/B boot logic. (1) With SWUpdate's scheme the U-Boot script, boot.scr,
 // GRUB config and initial envs are byte-identical to what the generators produced before they took
-// a scheme (sha256 captured from commit e3fb9c7 in test/fixtures/boot-ab-swupdate.json). (2) With
+// a scheme (sha256 captured from commit e3fb9c7 in test/fixtures/boot-ab-swupdate.json; the GRUB
+// entries re-captured with issue 16, when grub.cfg stopped needing regexp and probe). (2) With
 // Mender's scheme every state variable is Mender's: mender_boot_part (decimal) with the
 // mender_boot_part_hex mirror, and no rootpart/ustate state. (3) The validator and RAUC's
 // order scheme are refused with one-line CONFIG errors.

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeUbootEnv, encodeUbootEnv } from '../src/boot/uboot-env.js';
 import { encodeScriptImage } from '../src/boot/uboot-image.js';
-import { initialUbootAbEnv, type UbootAbOptions } from '../src/boot/uboot-ab.js';
+import { generateUbootAbScript, initialUbootAbEnv, type UbootAbOptions } from '../src/boot/uboot-ab.js';
 import { buildUbootAbScript, parseAbMarkers } from './helpers/boot-ab.js';
 import { SWUPDATE_BOOT_SCHEME } from '../src/clients/swupdate/scheme.js';
 import { bootUboot, buildDisk, deleteFatFile, DISK_ID, GPT_PART_GUID, readFatFile, writeFatFile, UBOOT_BIN, type BootRun, type Disk } from './helpers/boot-disk.js';
@@ -181,6 +181,40 @@ describe.skipIf(!haveQemu)('U-Boot A/B with the board script inside the slot (Ar
     // negative twin: slot A's script never ran during the trial, slot B's never after the fallback
     const firstA = r.log.indexOf('slot-script-of-partition-2');
     expect(r.log.lastIndexOf('slot-script-of-partition-3')).toBeLessThan(firstA);
+    const env = decodeUbootEnv(readFatFile(disk, 1, 'otapack.env')!);
+    expect(env).toEqual({ vars: { rootpart: '2', upgrade_available: '0', bootcount: '0', bootlimit: '2', ustate: '3' }, crcOk: true });
+  });
+});
+
+describe.skipIf(!haveQemu)('U-Boot A/B for a U-Boot without setexpr, itest and part (as Debian\'s RK3399 builds): decimal counter, PARTUUIDs written in', () => {
+  it('counts a failing trial 1, 2 with test alone, resets, falls back to A, and boots each slot with its written-in PARTUUID', async () => {
+    const dir = join(tmp.dir, 'no-setexpr');
+    tool('mkdir', ['-p', dir]);
+    const partuuids = { a: GPT_PART_GUID(2), b: GPT_PART_GUID(3) };
+    const opts: UbootAbOptions = { ...base, bootlimit: 2, counter: 'test', partuuids, boardStep: { kind: 'slot-script' } };
+    // the script calls none of the commands this U-Boot would lack (comments aside)
+    const code = generateUbootAbScript(opts).split('\n').filter((l) => !/^\s*#/.test(l)).join('\n');
+    expect(code).not.toMatch(/\bsetexpr\b|\bitest\b|\bpart uuid\b/);
+    // negative twin: the default form does call them
+    expect(generateUbootAbScript({ ...opts, counter: undefined, partuuids: undefined })).toMatch(/setexpr [\s\S]*itest [\s\S]*part uuid/);
+    const disk = buildDisk(dir, [
+      { fs: 'fat', sizeMiB: 8, files: {
+        'boot.scr': buildUbootAbScript(opts, { time }),
+        'otapack.env': encodeUbootEnv({ rootpart: '3', upgrade_available: '1', bootcount: '0', bootlimit: '2' }),
+      } },
+      { fs: 'ext4', sizeMiB: 4, files: slotFiles(2) },
+      { fs: 'ext4', sizeMiB: 4, files: slotFiles(3, false) }, // slot B "fails": its script returns
+    ], 'gpt');
+    const r = await boot(disk, 'no-setexpr-reset-cycle');
+    expect(parseAbMarkers(r.log)).toEqual([
+      { slot: 'B', partition: 3, bootcount: '1', upgradeAvailable: '1' },
+      { slot: 'B', partition: 3, bootcount: '2', upgradeAvailable: '1' },
+      { slot: 'A', partition: 2, bootcount: '0', upgradeAvailable: '0' },
+    ]);
+    expect(r.log).toContain('otapack: partition 3 failed 2 trial boots - falling back');
+    expect(r.log.toLowerCase()).toContain(`stub slot-script-of-partition-3 rootpart=3 root=partuuid=${partuuids.b.toLowerCase()}`);
+    expect(r.log.toLowerCase()).toContain(`stub slot-script-of-partition-2 rootpart=2 root=partuuid=${partuuids.a.toLowerCase()}`);
+    expect(r.log).not.toMatch(/Unknown command|syntax error|WARNING/);
     const env = decodeUbootEnv(readFatFile(disk, 1, 'otapack.env')!);
     expect(env).toEqual({ vars: { rootpart: '2', upgrade_available: '0', bootcount: '0', bootlimit: '2', ustate: '3' }, crcOk: true });
   });

@@ -34,8 +34,12 @@ export interface GrubAbOptions {
   envFile?: string;
   /** GRUB partition map name: gpt (default) or msdos. */
   partmap?: 'gpt' | 'msdos';
-  /** Known PARTUUIDs of the slots; without them GRUB probes them (`probe --part-uuid`). */
+  /** Known PARTUUIDs of the slots, written in; without them GRUB probes them (`probe --part-uuid`, needs the probe module). */
   partuuids?: { a: string; b: string };
+  /** Partition number of the partition GRUB reads this config from (the ESP): finds the disk without regexp. Default 1. */
+  espPartition?: number;
+  /** Modules to load first with insmod: ones the GRUB image has in its module folder rather than built in. */
+  insmod?: string[];
   /** Failed trial boots tolerated before the fallback, 1..9. Default 3. */
   bootlimit?: number;
   /** More grubenv variables to load and save (names [A-Za-z0-9_]). */
@@ -123,6 +127,10 @@ export function generateGrubAbConfig(o: GrubAbOptions): string {
   } else {
     partuuid = 'probe --set=otapack_partuuid --part-uuid "(${otapack_rootdev})"';
   }
+  const esp = partNo('espPartition', o.espPartition ?? 1);
+  const insmod = o.insmod ?? [];
+  for (const m of insmod) if (!/^[a-z0-9_]+$/.test(m)) bad(`insmod module ${JSON.stringify(m)} must be a GRUB module name`);
+  const modules = ['loadenv', 'test', 'echo', o.boardStep?.kind === 'kernel' ? 'linux' : 'configfile', ...(o.rebootOnFailedTrial ?? true ? ['reboot'] : []), ...(o.partuuids ? [] : ['probe'])];
   if (o.rootFallbackPrefix !== undefined && !/^\/dev\/[A-Za-z0-9_/-]*$/.test(o.rootFallbackPrefix)) {
     bad(`rootFallbackPrefix ${JSON.stringify(o.rootFallbackPrefix)} must look like /dev/sda`);
   }
@@ -149,6 +157,9 @@ export function generateGrubAbConfig(o: GrubAbOptions): string {
     VARS: [...state, ...new Set(extra)].join(' '),
     BOOTLIMIT: String(bootlimit),
     PARTMAP: partmap,
+    ESP: String(esp),
+    INSMOD: insmod.length ? insmod.map((m) => `insmod ${m}`).join('\n') : '# every module it needs is built into the GRUB image (or loaded by it)',
+    MODULES: modules.join(', '),
     PARTUUID: partuuid,
     ROOT_FALLBACK: rootFallback,
     BOARD_STEP: boardStep(o.boardStep).trimEnd(),

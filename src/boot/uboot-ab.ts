@@ -85,9 +85,21 @@ export interface UbootAbOptions {
   boardStep: UbootBoardStep;
   /** When the board step returns during a trial boot, `reset` so the next attempt is counted. Default true. */
   resetOnFailedTrial?: boolean;
+  /**
+   * How trial boots are counted: `setexpr` (default; setexpr and itest, hexadecimal) or `test`, a
+   * decimal lookup chain compared with `test -gt`, for a U-Boot built without setexpr or itest
+   * (Debian's RockPro64 and qemu-x86_64 builds have no setexpr).
+   */
+  counter?: 'setexpr' | 'test';
+  /**
+   * The slots' PARTUUIDs, written into the script, for a U-Boot without the `part` command.
+   * Default: `part uuid` reads them at boot.
+   */
+  partuuids?: { a: string; b: string };
 }
 
 const SAFE_PATH = /^\/?[A-Za-z0-9._+-]+(\/[A-Za-z0-9._+-]+)*$/;
+const PARTUUID_RE = /^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{8}-[0-9a-fA-F]{2})$/;
 const SAFE_DT_PATH = /^\/?([A-Za-z0-9._+-]+|\$\{fdtfile\})(\/([A-Za-z0-9._+-]+|\$\{fdtfile\}))*$/;
 
 function bad(message: string): never {
@@ -123,6 +135,8 @@ interface Resolved {
   rootFallbackPrefix: string | undefined;
   step: UbootBoardStep;
   resetOnFailedTrial: boolean;
+  counter: 'setexpr' | 'test';
+  partuuids: { a: string; b: string } | undefined;
 }
 
 /** The scheme, checked for this generator: `rootpart` is the script's run-time variable unless it is the slot variable. */
@@ -167,9 +181,16 @@ function resolve(o: UbootAbOptions): Resolved {
   }
   const step = o.boardStep;
   if (!step || typeof step !== 'object') bad('boardStep is required');
+  const counter = o.counter ?? 'setexpr';
+  if (counter !== 'setexpr' && counter !== 'test') bad(`counter ${String(counter)} must be setexpr or test`);
+  if (o.partuuids) {
+    const ok = (u: string): boolean => PARTUUID_RE.test(u);
+    if (!ok(o.partuuids.a) || !ok(o.partuuids.b)) bad('partuuids must be GPT GUIDs or MBR xxxxxxxx-NN ids');
+  }
   return {
     scheme, bootPart, slotA, slotB, envFile, envSize, bootlimit, vars, devtype, devnum,
     rootFallbackPrefix: o.rootFallbackPrefix, step, resetOnFailedTrial: o.resetOnFailedTrial ?? true,
+    counter, partuuids: o.partuuids && { a: o.partuuids.a.toLowerCase(), b: o.partuuids.b.toLowerCase() },
   };
 }
 
@@ -304,6 +325,43 @@ export function generateUbootAbScript(opts: UbootAbOptions): string {
   const rootFallback = r.rootFallbackPrefix
     ? `  setenv otapack_root ${r.rootFallbackPrefix}\${${s.slotVar}}\n  echo otapack: using root=\${otapack_root} instead`
     : '  echo otapack: WARNING root= stays empty (no rootFallbackPrefix)';
+  const count = s.countVar;
+  const increment = r.counter === 'setexpr'
+    ? `  setexpr ${count} \${${count}} + 1`
+    : [
+      // no setexpr/itest in this U-Boot: the counter steps through decimal values (bootlimit is 1..9)
+      ...Array.from({ length: 10 }, (_, n) => `  ${n === 0 ? 'if' : 'elif'} test "\${${count}}" = "${n}"; then setenv ${count} ${n + 1}`),
+      `  else setenv ${count} 10`,
+      '  fi',
+    ].join('\n');
+  const counterNote = r.counter === 'setexpr'
+    ? [
+      '#  - setexpr and itest work in hexadecimal and test -gt in decimal: counters use setexpr/itest only,',
+      `#    and ${s.limitVar} is kept between 1 and 9, where both notations agree`,
+    ].join('\n')
+    : [
+      '#  - this U-Boot has no setexpr or itest: the counter steps through the decimal values 0..10 with',
+      `#    test, and test -gt compares them (${s.limitVar} is kept between 1 and 9)`,
+    ].join('\n');
+  const rootFromPartuuid = r.partuuids
+    ? [
+      '# this U-Boot has no part command: the PARTUUIDs otapack gave the slots are written in here',
+      'if test "${otapack_slot}" = "B"; then',
+      `  setenv otapack_root PARTUUID=${r.partuuids.b}`,
+      'else',
+      `  setenv otapack_root PARTUUID=${r.partuuids.a}`,
+      'fi',
+    ].join('\n')
+    : [
+      'setenv otapack_partuuid',
+      'setenv otapack_root',
+      'if part uuid ${devtype} ${devnum}:${otapack_part} otapack_partuuid; then',
+      '  setenv otapack_root PARTUUID=${otapack_partuuid}',
+      'else',
+      '  echo otapack: WARNING no partition UUID for ${devtype} ${devnum}:${otapack_part}',
+      rootFallback,
+      'fi',
+    ].join('\n');
   const onFailure = r.resetOnFailedTrial
     ? [`if test "\${${s.trialVar}}" = "1"; then`, '  echo otapack: resetting so the failed trial boot is counted', '  reset', 'fi'].join('\n')
     : '# resetOnFailedTrial is off: U-Boot continues with its next boot source';
@@ -329,7 +387,10 @@ export function generateUbootAbScript(opts: UbootAbOptions): string {
     SLOT_A_HEX: ubootPartToken(r.slotA),
     SLOT_B_HEX: ubootPartToken(r.slotB),
     BOOTLIMIT: String(r.bootlimit),
-    ROOT_FALLBACK: rootFallback,
+    COUNTER_NOTE: counterNote,
+    INT_TEST: r.counter === 'setexpr' ? 'itest' : 'test',
+    INCREMENT: increment,
+    ROOT_FROM_PARTUUID: rootFromPartuuid,
     BOARD_STEP: boardStep(r).trimEnd(),
     ON_FAILURE: onFailure,
   });

@@ -117,6 +117,8 @@ function planJson(plan: Omit<ConvertPlan, 'layout'>): Record<string, unknown> {
       bootFiles: boot.bootFiles.map((f) => ({ ...f, size: size(boot.writes.find((w) => w.path === f.path)?.data) ?? 0 })),
       boardStep: boot.boardStep, edits: boot.edits, initialEnv: boot.initialEnv, envFile: boot.envFile, bootlimit: boot.bootlimit,
       rootfsFiles: boot.rootfsFiles.map((f) => ({ path: f.path, kind: f.kind, mode: `0${f.mode.toString(8)}`, size: size(f.data) ?? 0 })),
+      loader: boot.loader,
+      ...(boot.installGrub ? { installGrub: boot.installGrub } : {}),
     },
     files: files.map(fileJson),
     ...(clientDataFiles.length ? { clientDataFiles: clientDataFiles.map(fileJson) } : {}),

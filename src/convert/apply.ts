@@ -27,6 +27,7 @@ import { planBmap, bmapHashRanges, renderBmap } from '../disk/bmap.js';
 import { startDigest, RangeHasher, type DigestResult } from '../disk/image-digest.js';
 import { probeExt4, fsck, resize, mkfs, usedRanges } from '../fs/ext4.js';
 import { writeFat, deleteFat, mkfsFat } from '../fs/fat.js';
+import { grubMkimage } from '../fs/grub-mkimage.js';
 import { injectEntries, type FsEntry } from '../fs/ext4-inject.js';
 import { asWriteError, type BuildResult } from '../clients/swupdate/bundle.js';
 import { clientById } from '../clients/index.js';
@@ -146,7 +147,10 @@ export async function applyPlan(o: ApplyOptions): Promise<ConvertResult> {
     await stage('convert: boot wiring', async () => {
       if (plan.boot.format) await mkfsFat(imgPath, bp.start, bp.size, plan.boot.format);
       for (const f of plan.boot.remove) await deleteFat(imgPath, bp.start, f);
-      await writeFat(imgPath, bp.start, plan.boot.writes, o.timestamp);
+      const g = plan.boot.installGrub;
+      // boot.install-grub: a GRUB with the modules the A/B logic needs, in place of the image's
+      const grub = g ? [{ path: g.path, data: await grubMkimage({ ...g, config: plan.boot.installGrubConfig }, work) }] : [];
+      await writeFat(imgPath, bp.start, [...plan.boot.writes, ...grub], o.timestamp);
     });
 
     // ---- 4. device-side files into slot A (B is cloned from it)
@@ -363,6 +367,6 @@ async function buildDeltaBundle(o: ApplyOptions, image: string, A: PlannedPartit
 
 /** The boot wiring as the report shows it (the bytes written stay out). */
 export function bootReport(b: BootPlan): BootWiring {
-  const { format: _format, remove: _remove, writes: _writes, ...wiring } = b;
+  const { format: _format, remove: _remove, writes: _writes, installGrubConfig: _cfg, loaderWarnings: _lw, ...wiring } = b;
   return wiring;
 }

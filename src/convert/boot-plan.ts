@@ -12,6 +12,7 @@ import { patchBootScript, patchExtlinuxConf, type BoardEdit } from '../boot/boar
 import { generateGrubAbConfig, initialGrubAbEnv, patchGrubCfg, type GrubBoardStep } from '../boot/grub-ab.js';
 import { encodeGrubenv } from '../boot/grubenv.js';
 import type { BootScheme } from '../boot/scheme.js';
+import { checkGrub, checkUboot, grubModuleList, grubRefusal, ubootRefusal, GRUB_MINIMUM_MODULES, type LoaderReport } from '../boot/loader.js';
 import { partitionDevice } from './config.js';
 import type { InputFacts } from './read-input.js';
 
@@ -31,6 +32,27 @@ export interface BootWiring {
   envFile: string;
   bootlimit: number;
   rootfsFiles: FsEntry[];
+  /** The boot loader as read from the image: what it has, what the A/B logic uses and adapts to. */
+  loader: LoaderReport;
+  /** boot.install-grub, when the image's GRUB lacked modules: the GRUB otapack puts in its place. */
+  installGrub?: GrubInstall;
+}
+
+/** A GRUB EFI image built with grub-mkimage from Debian's modules, replacing the image's. */
+export interface GrubInstall {
+  /** The ESP file replaced. */
+  path: string;
+  platform: string;
+  /** Debian's module folder (grub-efi-amd64-bin). */
+  directory: string;
+  /** grub-mkimage's module list. */
+  modules: string[];
+  /** The prefix kept from the image's GRUB. */
+  prefix: string;
+  /** The image's GRUB had an embedded config (-c), which the new one keeps. */
+  embeddedConfig: boolean;
+  /** What the replaced GRUB was: an attached signature is lost (Secure Boot). */
+  replaced: { signed: boolean; sbat: boolean };
 }
 
 /** The boot wiring and the writes that carry it out. */
@@ -41,6 +63,10 @@ export interface BootPlan extends BootWiring {
   remove: string[];
   /** Files written to the boot partition, with their bytes. */
   writes: { path: string; data: Buffer | string }[];
+  /** The embedded config grub-mkimage gets for installGrub (-c). */
+  installGrubConfig?: string;
+  /** Problems of the boot loader the A/B logic works around with less (plan warnings). */
+  loaderWarnings: string[];
 }
 
 /** The partitions and disk facts the boot logic is planned against. */
@@ -64,6 +90,8 @@ export interface BootPlanOptions {
   timestamp?: number;
   /** rootfs.read-only: every kernel command line the board gives gets `ro` (an `rw` becomes `ro`). */
   readOnly?: boolean;
+  /** boot.install-grub: a GRUB lacking modules is replaced by one built with them (else refused). */
+  installGrub?: boolean;
 }
 
 /**
@@ -151,9 +179,15 @@ function planUboot(o: BootPlanOptions): BootPlan {
   } else {
     throw new OtapackError('INTERNAL', `unexpected board boot ${board.kind} for U-Boot`);
   }
+  // what this U-Boot has decides what the script may call; what it cannot do without refuses here
+  const check = checkUboot(facts.loader, { step: step.kind, bootCmd: step.kind === 'kernel' ? step.bootCmd ?? 'booti' : undefined });
+  if (check.missing.length) throw new OtapackError('INPUT', ubootRefusal(check.report.source!, check.missing), { path: L.image, reason: 'boot-loader-lacks-commands' });
   const opts: UbootAbOptions = {
     scheme: o.scheme, bootPart: boot.number, slotA: A.number, slotB: B.number, envFile: ENV_FILE, envSize: ENV_SIZE, bootlimit: o.bootlimit,
     rootFallbackPrefix: partitionDevice(t.device, 0).replace(/0$/, ''), boardStep: step,
+    ...(check.counter === 'test' ? { counter: 'test' as const } : {}),
+    ...(check.bakePartuuids ? { partuuids: { a: A.partuuid, b: B.partuuid } } : {}),
+    ...(check.reset ? {} : { resetOnFailedTrial: false }),
   };
   const script = generateUbootAbScript(opts);
   const env = initialUbootAbEnv(opts);
@@ -171,7 +205,10 @@ function planUboot(o: BootPlanOptions): BootPlan {
       throw new OtapackError('INPUT', `the boot partition holds ${f} besides ${'path' in board ? board.path : 'the boot files'}; U-Boot would boot it and bypass the A/B logic`, { path: L.image });
     }
   }
-  return { bootloader: 'uboot', bootPartition: boot.number, bootFiles, boardStep: describeStep(step), edits, initialEnv: env, envFile: `/${ENV_FILE}`, bootlimit: o.bootlimit, rootfsFiles, format, remove, writes };
+  return {
+    bootloader: 'uboot', bootPartition: boot.number, bootFiles, boardStep: describeStep(step), edits, initialEnv: env, envFile: `/${ENV_FILE}`, bootlimit: o.bootlimit, rootfsFiles,
+    loader: check.report, format, remove, writes, loaderWarnings: check.reset ? [] : check.report.adaptations.filter((x) => x.startsWith('no reset')),
+  };
 }
 
 function planGrub(o: BootPlanOptions): BootPlan {
@@ -212,9 +249,36 @@ function planGrub(o: BootPlanOptions): BootPlan {
     rootfsFiles.push({ path: board.path, kind: 'file', data: patched.text, mode: 0o644 });
     step = { kind: 'configfile', location: 'slot', path: board.path };
   }
+  // what this GRUB has decides what grub.cfg may call; what it lacks refuses here, or (boot.install-grub) a GRUB with it goes in
+  const partmap = t.table === 'gpt' ? 'gpt' : 'msdos';
+  const readsSlot = step.location === 'slot' || edits.some((e) => e.kind === 'root-partition');
+  let check = checkGrub(facts.loader, { partmap, readsSlot, step: step.kind });
+  let installGrub: GrubInstall | undefined;
+  let installGrubConfig: string | undefined;
+  const loaderWarnings: string[] = [];
+  if (check.missing.length || (o.installGrub && facts.loader.kind === 'grub' && !check.reboot)) {
+    const f = facts.loader;
+    if (f.kind !== 'grub') throw new OtapackError('INTERNAL', 'GRUB modules missing without a GRUB image');
+    if (!o.installGrub) throw new OtapackError('INPUT', grubRefusal(f, check.missing, check.reboot), { path: L.image, reason: 'boot-loader-lacks-modules' });
+    const plan = planGrubInstall(f, facts.hostGrub, check.missing, L.image);
+    installGrub = plan.install;
+    installGrubConfig = plan.config;
+    const replaced = installGrub.replaced.signed ? 'a signed GRUB (Secure Boot)' : 'the image\'s GRUB';
+    loaderWarnings.push(`boot.install-grub: ${installGrub.path} (${replaced}, without ${[...check.missing, ...(check.reboot ? [] : ['reboot'])].join(', ')}) is replaced by an unsigned GRUB built with grub-mkimage from ${installGrub.directory}${installGrub.replaced.signed || installGrub.replaced.sbat ? '; with Secure Boot on, the firmware will refuse it until you sign it' : ''}`);
+    check = {
+      insmod: [], reboot: true, missing: [],
+      report: { ...check.report, summary: `${check.report.summary}; replaced (boot.install-grub) by an unsigned GRUB with ${installGrub.modules.length} modules`, builtIn: installGrub.modules, uses: [...check.report.uses, ...check.missing, ...(check.reboot ? [] : ['reboot'])], adaptations: [`replaced by a GRUB built with ${installGrub.modules.join(' ')} (boot.install-grub)`, ...check.report.adaptations.filter((a) => !/insmod|reboot/.test(a))] },
+    };
+  } else if (o.installGrub && facts.loader.kind === 'grub') {
+    check.report.notes.push('boot.install-grub: the image\'s GRUB has every module the A/B logic needs; it is kept');
+  } else if (o.installGrub) {
+    check.report.notes.push('boot.install-grub: no GRUB EFI image was found on the ESP, so none is replaced');
+  }
+  if (!check.reboot) loaderWarnings.push(...check.report.adaptations.filter((a) => a.startsWith('no reboot')));
   const cfgText = generateGrubAbConfig({
-    scheme: o.scheme, slotA: A.number, slotB: B.number, envFile, partmap: t.table === 'gpt' ? 'gpt' : 'msdos',
-    partuuids: { a: A.partuuid, b: B.partuuid }, bootlimit: o.bootlimit, boardStep: step,
+    scheme: o.scheme, slotA: A.number, slotB: B.number, envFile, partmap,
+    partuuids: { a: A.partuuid, b: B.partuuid }, bootlimit: o.bootlimit, boardStep: step, espPartition: esp.number,
+    insmod: check.insmod, rebootOnFailedTrial: check.reboot,
   });
   const env = initialGrubAbEnv({ scheme: o.scheme, slotA: A.number, slotB: B.number, bootlimit: o.bootlimit });
   // otapack's grub.cfg takes the place the GRUB binary reads; the board's moved aside
@@ -224,7 +288,42 @@ function planGrub(o: BootPlanOptions): BootPlan {
     { path: target, what: 'otapack A/B GRUB configuration (bootcount, fallback, root=PARTUUID of the slot), then the board step' },
     { path: envFile, what: `A/B state (rootpart=${A.number}), 1 KiB grubenv; the device bind-mounts /otapack at /boot/grub` },
   );
-  return { bootloader: 'grub', bootPartition: esp.number, bootFiles, boardStep: describeStep(step), edits, initialEnv: Object.fromEntries(env), envFile, bootlimit: o.bootlimit, rootfsFiles, remove: [], writes };
+  if (installGrub) bootFiles.push({ path: installGrub.path, what: `GRUB built by grub-mkimage (${installGrub.platform}, prefix ${installGrub.prefix}) with the modules the A/B logic needs, in place of the image's` });
+  return {
+    bootloader: 'grub', bootPartition: esp.number, bootFiles, boardStep: describeStep(step), edits, initialEnv: Object.fromEntries(env), envFile, bootlimit: o.bootlimit, rootfsFiles,
+    loader: check.report, ...(installGrub ? { installGrub } : {}), remove: [], writes, installGrubConfig, loaderWarnings,
+  };
+}
+
+/** The GRUB boot.install-grub puts in: the image's modules and prefix (and embedded config) plus otapack's minimum. */
+function planGrubInstall(f: Extract<InputFacts['loader'], { kind: 'grub' }>, host: InputFacts['hostGrub'], missing: string[], image: string): { install: GrubInstall; config?: string } {
+  const img = f.image;
+  if (img.platform !== 'x86_64-efi') {
+    throw new OtapackError('CONFIG', `boot.install-grub builds x86_64-efi GRUB images (Debian's grub-efi-amd64-bin); ${f.source} is ${img.platform}: add ${missing.join(', ')} to its build instead`, { path: image });
+  }
+  if (f.source.startsWith('boot.loader-binary')) {
+    throw new OtapackError('CONFIG', `boot.install-grub replaces the GRUB on the image's ESP, and boot.loader-binary names one outside it (${f.path}); rebuild that one with ${missing.join(', ')}`, { path: image });
+  }
+  if (img.memdisk) {
+    throw new OtapackError('CONFIG', `boot.install-grub: ${f.source} carries a memdisk (grub-mkstandalone); rebuild it with ${missing.join(', ')} in --modules instead`, { path: image });
+  }
+  if (!img.prefix) throw new OtapackError('CONFIG', `boot.install-grub: ${f.source} has no prefix; otapack cannot tell where the new GRUB must look for grub.cfg`, { path: image });
+  if (!host || host.modules.length === 0 || !host.mkimage) {
+    const what = !host || host.modules.length === 0 ? `Debian's GRUB modules in /usr/lib/grub/${img.platform}` : 'grub-mkimage';
+    throw new OtapackError('TOOL', `boot.install-grub needs ${what}: install grub-efi-amd64-bin and grub-common`, { tool: 'grub-mkimage', reason: 'tool-missing' });
+  }
+  const have = new Set(host.modules);
+  const wanted = grubModuleList(img, GRUB_MINIMUM_MODULES);
+  const absent = GRUB_MINIMUM_MODULES.filter((m) => !have.has(m));
+  if (absent.length) throw new OtapackError('TOOL', `boot.install-grub: ${host.dir} has no ${absent.join(', ')} module`, { tool: 'grub-mkimage' });
+  // modules of the image's own build that Debian's GRUB has not (another version) are left out and said
+  const modules = wanted.filter((m) => have.has(m));
+  const dropped = wanted.filter((m) => !have.has(m));
+  if (dropped.length) f.notes.push(`boot.install-grub: Debian's GRUB has no ${dropped.join(', ')}; the new image is built without them`);
+  return {
+    install: { path: f.path, platform: img.platform, directory: host.dir, modules, prefix: img.prefix, embeddedConfig: img.config !== undefined, replaced: { signed: img.signed, sbat: img.sbat } },
+    config: img.config,
+  };
 }
 
 function describeStep(s: UbootBoardStep | GrubBoardStep): string {

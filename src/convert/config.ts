@@ -25,6 +25,12 @@ export interface ConvertConfig {
     bootSize: number;
   };
   bootloader: 'auto' | 'uboot' | 'grub';
+  /**
+   * The boot loader convert checks: loaderBinary is the U-Boot (or GRUB EFI image) the board runs
+   * when it is not on the image; installGrub replaces an EFI image's GRUB with one built by
+   * grub-mkimage from Debian's modules when it lacks modules the A/B logic needs.
+   */
+  boot: { loaderBinary?: string; installGrub: boolean };
   bootlimit: number;
   /** client: mender: the device type (default hardware.board) and the first artifact's name (default version). */
   mender: { deviceType: string; artifactName: string };
@@ -42,6 +48,7 @@ export const DEFAULT_CONFIG: ConvertConfig = {
   hardware: { board: 'otapack', revision: '1.0', compatible: ['1.0'] },
   storage: { device: '/dev/mmcblk0', table: 'keep', bootSize: 32 << 20 },
   bootloader: 'auto',
+  boot: { installGrub: false },
   bootlimit: 3,
   mender: { deviceType: 'otapack', artifactName: '1.0.0' },
   update: { compress: 'zstd', encrypt: false, installAesKey: false, collection: 'stable', certPurpose: 'emailProtection' },
@@ -50,7 +57,7 @@ export const DEFAULT_CONFIG: ConvertConfig = {
   data: { files: [], label: 'data' },
 };
 
-const TOP = ['client', 'version', 'hardware', 'mender', 'storage', 'bootloader', 'bootlimit', 'update', 'signing', 'rootfs', 'data', 'hawkbit'] as const;
+const TOP = ['client', 'version', 'hardware', 'mender', 'storage', 'bootloader', 'boot', 'bootlimit', 'update', 'signing', 'rootfs', 'data', 'hawkbit'] as const;
 const DEVICE = /^\/dev\/[A-Za-z0-9._/-]+$/;
 
 /** Partition device name: mmcblk0 → mmcblk0p2, nvme0n1 → nvme0n1p2, sda → sda2, vda → vda2. */
@@ -107,6 +114,16 @@ export async function parseConvertConfig(reader: ConfigReader, data: unknown, ba
 
   c.bootloader = top.oneOf('bootloader', ['auto', 'uboot', 'grub'] as const, 'auto');
   c.bootlimit = top.int('bootlimit', { min: 1, max: 9 }) ?? c.bootlimit;
+  const bt = top.sub('boot', ['loader-binary', 'install-grub']);
+  const lb = bt.str('loader-binary');
+  if (lb !== undefined) {
+    const p = isAbsolute(lb) ? lb : resolve(base, lb);
+    const s = await stat(p).catch(() => undefined);
+    if (!s?.isFile()) throw bt.err('loader-binary', `${lb}: no such file`);
+    c.boot.loaderBinary = p;
+  }
+  c.boot.installGrub = bt.bool('install-grub', false);
+  if (c.boot.installGrub && c.bootloader === 'uboot') throw bt.err('install-grub', 'applies to GRUB (EFI) images, and bootloader: uboot is set');
 
   const mn = top.sub('mender', ['device-type', 'artifact-name']);
   if (top.has('mender') && c.client !== 'mender') throw top.err('mender', 'applies with client: mender (or convert --client mender)');

@@ -95,7 +95,7 @@ export async function inspectInput(input: string, configPath?: string, o: { clie
     if (abDisk) return { abDisk };
     const layout = await detectLayout(raw);
     layout.image = input; // reports and messages name the user's file
-    const facts = await readInput(raw, layout, { clientPaths: client.inputPaths(layout.bootloader) });
+    const facts = await readInput(raw, layout, { clientPaths: client.inputPaths(layout.bootloader), loaderBinary: cfg.boot.loaderBinary, installGrub: cfg.boot.installGrub });
     return { plan: planConversion(facts, cfg, { inputPath: input, client, keys: { pending: true } }) };
   });
 }
@@ -218,6 +218,7 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
   ], [
     { path: o.input, what: 'input image' },
     { path: o.config, what: 'config' },
+    { path: cfg.boot.loaderBinary, what: 'boot.loader-binary' },
     { path: o.deltaFrom, what: 'delta base' },
     ...keyInputs({ ...o, ...signing }),
     ...cfg.rootfs.files.map((f) => ({ path: f.source, what: 'rootfs.files source', from: cfg.file, tree: true })),
@@ -269,7 +270,7 @@ export async function convertImage(o: ConvertOptions): Promise<ConvertOutcome> {
       const layout = await stage('convert: detect layout', () => detectLayout(rawImage));
       layout.image = o.input; // reports and messages name the user's file
       reporter.step('checking the input rootfs (e2fsck -n) and reading its boot files').done();
-      const facts = await stage('convert: read input (e2fsck -fn, boot files, fstab)', () => readInput(rawImage, layout, { clientPaths: client.inputPaths(layout.bootloader) }));
+      const facts = await stage('convert: read input (e2fsck -fn, boot files, fstab)', () => readInput(rawImage, layout, { clientPaths: client.inputPaths(layout.bootloader), loaderBinary: cfg.boot.loaderBinary, installGrub: cfg.boot.installGrub }));
       // the previous release, for the delta: read (out of its bundle) before anything is planned
       const base = o.deltaFrom === undefined ? undefined : await stage('convert: read the delta base', () => readDeltaBase(o.deltaFrom!, o.outDir, baseAes, reporter));
       try {

@@ -227,10 +227,12 @@ export function planConversion(facts: InputFacts, cfg: ConvertConfig, o: PlanOpt
     bootlimit: cfg.bootlimit,
     timestamp: o.timestamp,
     readOnly: cfg.rootfs.readOnly,
+    installGrub: cfg.boot.installGrub,
   });
   const dev = deviceFiles({ plan: core, cfg, fstab: facts.fstab, inittab: facts.inittab, client: o.client, keys: o.keys });
   return {
     ...core,
+    warnings: [...core.warnings, ...boot.loaderWarnings],
     client: o.client.id,
     boot,
     files: dev.files,

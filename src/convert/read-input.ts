@@ -6,6 +6,8 @@ import { fsck, listDir, readFile as readExt4, resolvePath } from '../fs/ext4.js'
 import type { InputPath } from '../clients/client.js';
 import { readFat } from '../fs/fat.js';
 import type { DetectedLayout } from './detect.js';
+import type { LoaderFacts } from '../boot/loader.js';
+import { readHostGrub, readLoader, type HostGrub } from './read-loader.js';
 
 /** The board boot file the A/B logic wraps, as read from the input. */
 export type BoardFiles =
@@ -22,9 +24,13 @@ export interface InputFacts {
   board: BoardFiles;
   /** The paths the update client asked about (its binary, its state directory), as found. */
   clientPaths: Record<string, InputPath | undefined>;
+  /** The boot loader the image boots with: what it can do (read-loader.ts). */
+  loader: LoaderFacts;
+  /** boot.install-grub: Debian's GRUB modules on this machine. */
+  hostGrub?: HostGrub;
 }
 
-export async function readInput(image: string, layout: DetectedLayout, o: { clientPaths?: string[] } = {}): Promise<InputFacts> {
+export async function readInput(image: string, layout: DetectedLayout, o: { clientPaths?: string[]; loaderBinary?: string; installGrub?: boolean } = {}): Promise<InputFacts> {
   const root = layout.root.start;
   const what = 'the rootfs';
   // the input must be sound before anything is planned from it (read-only check: errors refuse
@@ -57,5 +63,7 @@ export async function readInput(image: string, layout: DetectedLayout, o: { clie
     const r = await resolvePath(image, root, p, what);
     clientPaths[p] = r ? { type: r.stat.type, ...(r.stat.type === 'dir' ? { entries: (await listDir(image, root, r.path, what)).filter((e) => e.name !== '.' && e.name !== '..').length } : {}) } : undefined;
   }
-  return { layout, fstab, inittab, board, clientPaths };
+  const loader = await readLoader(image, layout, { loaderBinary: o.loaderBinary });
+  const hostGrub = o.installGrub && layout.bootloader === 'grub' ? await readHostGrub(loader.kind === 'grub' ? loader.image.platform : 'x86_64-efi') : undefined;
+  return { layout, fstab, inittab, board, clientPaths, loader, hostGrub };
 }

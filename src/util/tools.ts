@@ -16,6 +16,7 @@ const PACKAGES: Record<string, string> = {
   'mkfs.vfat': 'dosfstools', 'fsck.vfat': 'dosfstools',
   'pkcs11-tool': 'opensc',
   zck: 'zchunk', zck_read_header: 'zchunk', mkfifo: 'coreutils',
+  'grub-mkimage': 'grub-common',
 };
 
 const cache = new Map<string, string | null>();

@@ -17,8 +17,7 @@
 #  - no quote characters inside echo text (an apostrophe in a double-quoted echo aborts the script)
 #  - exit does not stop a script here, so the flow uses flags instead
 #  - the state is loaded at pxefile_addr_r because scriptaddr (= loadaddr) holds this script
-#  - setexpr and itest work in hexadecimal and test -gt in decimal: counters use setexpr/itest only,
-#    and @LIMIT_VAR@ is kept between 1 and 9, where both notations agree
+@COUNTER_NOTE@
 #  - partition numbers in device strings (dev:part) are hexadecimal; @SLOT_VAR@ is stored in decimal
 #    and turned into the hexadecimal form just before the board step
 #  - a command takes at most 16 arguments (CONFIG_SYS_MAXARGS): longer echo lines print the echo
@@ -48,11 +47,11 @@ fi
 if test -z "${@TRIAL_VAR@}"; then setenv @TRIAL_VAR@ 0; fi
 if test -z "${@COUNT_VAR@}"; then setenv @COUNT_VAR@ 0; fi
 if test -z "${@LIMIT_VAR@}"; then setenv @LIMIT_VAR@ @BOOTLIMIT@; fi
-if itest ${@LIMIT_VAR@} -lt 1; then
+if @INT_TEST@ ${@LIMIT_VAR@} -lt 1; then
   echo otapack: WARNING @LIMIT_VAR@=${@LIMIT_VAR@} is not between 1 and 9 - using @BOOTLIMIT@
   setenv @LIMIT_VAR@ @BOOTLIMIT@
 fi
-if itest ${@LIMIT_VAR@} -gt 9; then
+if @INT_TEST@ ${@LIMIT_VAR@} -gt 9; then
   echo otapack: WARNING @LIMIT_VAR@=${@LIMIT_VAR@} is not between 1 and 9 - using @BOOTLIMIT@
   setenv @LIMIT_VAR@ @BOOTLIMIT@
 fi
@@ -63,9 +62,9 @@ fi
 
 # 2. trial boot counting and fallback
 if test "${@TRIAL_VAR@}" = "1"; then
-  setexpr @COUNT_VAR@ ${@COUNT_VAR@} + 1
+@INCREMENT@
   setenv otapack_dirty 1
-  if itest ${@COUNT_VAR@} -gt ${@LIMIT_VAR@}; then
+  if @INT_TEST@ ${@COUNT_VAR@} -gt ${@LIMIT_VAR@}; then
     echo otapack: partition ${@SLOT_VAR@} failed ${@LIMIT_VAR@} trial boots - falling back
     if test "${@SLOT_VAR@}" = "@SLOT_A@"; then @SELECT_B@; else @SELECT_A@; fi
 @FALLBACK@
@@ -98,14 +97,7 @@ else
   setenv otapack_slot A
   setenv otapack_part @SLOT_A_HEX@
 fi
-setenv otapack_partuuid
-setenv otapack_root
-if part uuid ${devtype} ${devnum}:${otapack_part} otapack_partuuid; then
-  setenv otapack_root PARTUUID=${otapack_partuuid}
-else
-  echo otapack: WARNING no partition UUID for ${devtype} ${devnum}:${otapack_part}
-@ROOT_FALLBACK@
-fi
+@ROOT_FROM_PARTUUID@
 echo otapack: booting slot ${otapack_slot} (partition ${@SLOT_VAR@}) bootcount=${@COUNT_VAR@} upgrade_available=${@TRIAL_VAR@}
 echo otapack: root=${otapack_root}
 setenv rootpart ${otapack_part}

@@ -20,6 +20,8 @@ import {
 } from '../helpers/guest.js';
 import { ARTIFACTS, bootQemu, describeBoot, type BootResult } from '../helpers/qemu.js';
 import { otapack } from '../helpers/run.js';
+import { BUILDROOT_GRUB_EFI_MODULES } from '../../src/boot/grub-image.js';
+import { GRUB_MINIMUM_MODULES } from '../../src/boot/loader.js';
 
 const WORK = mkdtempSync(join(process.env.OTAPACK_TEST_TMP ?? tmpdir(), 'otapack-convert-boot-'));
 const EPOCH = '1700000000';
@@ -58,7 +60,7 @@ interface Converted {
   deltaSwu: string;
   report: {
     output: { partitions: { number: number; role: string; device: string; partuuid: string; start: number; size: number }[] };
-    boot: { bootloader: string; envFile: string };
+    boot: { bootloader: string; envFile: string; loader: { source: string | null; builtIn: string[]; extra: string[] | null } };
   };
   view: InspectedDisk;
   part: (role: string) => { number: number; device: string; partuuid: string; start: number; size: number };
@@ -304,15 +306,31 @@ describe('every converted input boots slot A with its own boot logic (QEMU)', ()
     expect(r.log).not.toMatch(/Found U-Boot script \/boot\/boot\.scr/);
   }, 600_000);
 
-  it('x86-64 EFI image (GPT, ESP with GRUB and grub.cfg, bzImage on the ESP); on GRUB the device updates A→B and commits too', async () => {
+  it("x86-64 EFI image whose GRUB is built like Buildroot's (its default modules + otapack's minimum, no regexp/probe): A→B update, commit, then a failing trial falls back; no error or warning line from GRUB", async () => {
     keepLogsOnFailure();
     const keys = await keygen(join(WORK, 'keys-efi'), ['--type', 'rsa2048']);
-    const input = await timed('build x86-64 EFI/GRUB input', () => buildEfiGrubDisk({ dir: join(WORK, 'input-efi'), name: 'efi', commands: ['echo OTAPACK-CMDLINE $(cat /proc/cmdline)'] }));
+    // BR2_TARGET_GRUB2_BUILTIN_MODULES_EFI="boot linux ext2 fat squash4 part_msdos part_gpt normal efi_gop" + loadenv test echo configfile reboot
+    const grubModules = [...BUILDROOT_GRUB_EFI_MODULES, ...GRUB_MINIMUM_MODULES];
+    const input = await timed('build x86-64 EFI/GRUB input', () => buildEfiGrubDisk({ dir: join(WORK, 'input-efi'), name: 'efi', commands: ['echo OTAPACK-CMDLINE $(cat /proc/cmdline)'], grubModules }));
     // unencrypted this time: the device then has no AES key at all
     const c = await convert(input, 'efi', keys, 'storage:\n  device: /dev/vda\n  data-size: 64M\nbootlimit: 2\n');
     const A = c.part('rootfs-a');
     const B = c.part('rootfs-b');
     expect(c.report.boot.bootloader).toBe('grub');
+    // what convert read of this GRUB: the Buildroot modules and the minimum, nothing missing, nothing more
+    expect(c.report.boot.loader.source).toBe('ESP (partition 1) /EFI/BOOT/BOOTX64.EFI');
+    expect(c.report.boot.loader.builtIn).toEqual(expect.arrayContaining(grubModules));
+    expect(c.report.boot.loader.builtIn).not.toContain('regexp');
+    expect(c.report.boot.loader.builtIn).not.toContain('probe');
+    expect(c.report.boot.loader.extra).toBeNull();
+    /** GRUB's part of each firmware start (up to the kernel), line by line. */
+    const grubLines = (log: string): string[] => log.split(/BdsDxe: starting /).slice(1)
+      .flatMap((chunk) => chunk.split(/EFI stub: |Linux version \d/)[0]!.split('\n'));
+    /** Those that report trouble; the check looks at GRUB's real output (its slot line is among them). */
+    const grubTrouble = (log: string): string[] => {
+      expect(grubLines(log).filter((l) => /otapack: booting slot [AB] /.test(l)).length).toBeGreaterThan(0);
+      return grubLines(log).filter((l) => /error:|WARNING|ERROR|can't find command|Unknown command|syntax error/i.test(l));
+    };
     const grubenv = async (): Promise<Record<string, string>> => {
       const f = join(WORK, 'efi-grubenv');
       writeFileSync(f, (await readFatFile(c.view, c.part('boot').number, c.report.boot.envFile))!);
@@ -330,11 +348,14 @@ describe('every converted input boots slot A with its own boot logic (QEMU)', ()
     ]);
     expect(r.missing, r.log.slice(-4000)).toEqual([]);
     expect(r.exitedCleanly).toBe(true);
+    expect(grubTrouble(r.log)).toEqual([]);
     // negative twin: the input's root (its original PARTUUID) is nowhere on the command line
     expect(r.log).not.toMatch(new RegExp(`root=PARTUUID=${esc(input.partitions[1]!.partuuid)}`));
     expect(await grubenv()).toMatchObject({ rootpart: String(B.number), upgrade_available: '1', bootcount: '0' });
 
-    await writeTestInput(c.view, c.part('data').number, { commands: ['poweroff'], resetBootCount: false }, WORK);
+    // B's trial boot commits; then (after the commit) the device marks A as the next trial, as an
+    // install into A would: the fallback below is GRUB's to do
+    await writeTestInput(c.view, c.part('data').number, { commands: ['otapack-env get upgrade_available', 'otapack-env set rootpart=2 upgrade_available=1 bootcount=0', 'poweroff'], resetBootCount: false }, WORK);
     const r2 = await boot('efi-slotB-trial-commit', 'x86_64', c.img, 240_000, [
       /otapack: booting slot B \(partition 3\) bootcount=1 upgrade_available=1/,
       new RegExp(`OTAPACK-EARLY root=PARTUUID=${esc(B.partuuid)} rootpart=3 upgrade_available=1 bootcount=1 `),
@@ -344,6 +365,26 @@ describe('every converted input boots slot A with its own boot logic (QEMU)', ()
     ]);
     expect(r2.missing, r2.log.slice(-4000)).toEqual([]);
     expect(r2.exitedCleanly).toBe(true);
-    expect(await grubenv()).toMatchObject({ rootpart: String(B.number), upgrade_available: '0', bootcount: '0' });
-  }, 900_000);
+    expect(grubTrouble(r2.log)).toEqual([]);
+    expect(await grubenv()).toMatchObject({ rootpart: String(A.number), upgrade_available: '1', bootcount: '0' });
+
+    // A fails bootlimit (2) trial boots (panic before the commit, panic=5 reboots), GRUB falls back to B
+    await writeTestInput(c.view, c.part('data').number, { boots: { 1: ['panic'], 2: ['panic'], 3: ['poweroff'] } }, WORK);
+    const r3 = await boot('efi-slotA-broken-fallback', 'x86_64', c.img, 420_000, [
+      /otapack: booting slot A \(partition 2\) bootcount=1 upgrade_available=1/, /Kernel panic - not syncing/,
+      /otapack: booting slot A \(partition 2\) bootcount=2 upgrade_available=1/, /Kernel panic - not syncing/,
+      /otapack: partition 2 failed 2 trial boots - falling back/,
+      /otapack: booting slot B \(partition 3\) bootcount=0 upgrade_available=0/,
+      new RegExp(`OTAPACK-MARKER root=PARTUUID=${esc(B.partuuid)} rootpart=3 ab=B upgrade_available=0 bootcount=0 `),
+      /OTAPACK-TEST poweroff/,
+    ]);
+    expect(r3.missing, r3.log.slice(-6000)).toEqual([]);
+    expect(r3.exitedCleanly).toBe(true);
+    expect(r3.firmwareBoots).toBe(3);
+    expect(ubootChoices(r3.log)).toEqual(['A p2 bootcount=1 upgrade_available=1', 'A p2 bootcount=2 upgrade_available=1', 'B p3 bootcount=0 upgrade_available=0']);
+    expect(r3.log).not.toMatch(/otapack-commit: slot A/);
+    // the fallback is not trouble: GRUB printed no error or warning on any of the three starts
+    expect(grubTrouble(r3.log)).toEqual([]);
+    expect(await grubenv()).toMatchObject({ rootpart: String(B.number), upgrade_available: '0', bootcount: '0', ustate: '3' });
+  }, 1_200_000);
 });

@@ -4,6 +4,8 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync,
 import { dirname, join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { must, tool } from './boot-tools.js';
+import { BUILDROOT_GRUB_EFI_MODULES } from '../../src/boot/grub-image.js';
+import { GRUB_MINIMUM_MODULES } from '../../src/boot/loader.js';
 
 export const UBOOT_BIN = '/usr/lib/u-boot/qemu_arm64/u-boot.bin';
 export const MIB = 1024 * 1024;
@@ -145,14 +147,23 @@ export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 export const GRUB_EFI_MODULES = '/usr/lib/grub/x86_64-efi';
 
-/** BOOTX64.EFI like Buildroot's: grub-mkimage with prefix /EFI/BOOT on the partition it starts from. */
-export function buildGrubEfi(dir: string): Buffer {
-  const out = join(dir, 'BOOTX64.EFI');
-  must('grub-mkimage', ['-O', 'x86_64-efi', '-d', GRUB_EFI_MODULES, '-p', '/EFI/BOOT', '-o', out,
-    'part_gpt', 'part_msdos', 'fat', 'ext2', 'normal', 'configfile', 'loadenv', 'test', 'echo', 'halt', 'reboot',
-    'probe', 'regexp', 'search', 'linux', 'sleep']);
+/**
+ * BOOTX64.EFI as Buildroot builds it: grub-mkimage with prefix /EFI/BOOT (grub.cfg next to the
+ * binary, no module folder) and exactly Buildroot's default BR2_TARGET_GRUB2_BUILTIN_MODULES_EFI
+ * plus the modules otapack documents as its minimum (GRUB_MINIMUM_MODULES), plus `halt` for the
+ * tests' stub board configs, which halt instead of booting a kernel. No regexp, no probe.
+ */
+export function buildGrubEfi(dir: string, modules: readonly string[] = [...BUILDROOT_GRUB_EFI_MODULES, ...GRUB_MINIMUM_MODULES, 'halt'], name = 'BOOTX64.EFI'): Buffer {
+  const out = join(dir, name);
+  must('grub-mkimage', ['-O', 'x86_64-efi', '-d', GRUB_EFI_MODULES, '-p', '/EFI/BOOT', '-o', out, ...modules]);
   return readFileSync(out);
 }
+
+/** Lines a healthy boot must not print: GRUB's and U-Boot's errors, otapack's warnings and errors. */
+export const TROUBLE = /^.*(error:|WARNING|ERROR|can't find command|Unknown command|syntax error|SCRIPT FAILED).*$/gim;
+
+/** The console lines that report a problem (none on a healthy boot). */
+export const troubleLines = (log: string): string[] => log.match(TROUBLE) ?? [];
 
 /** Strips the EFI console's colour and cursor escape sequences. */
 export const plainConsole = (s: string): string => s.replace(/\x1b\[[0-9;?=]*[A-Za-z]/g, '').replace(/\r/g, '');

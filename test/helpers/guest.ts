@@ -502,6 +502,12 @@ export interface DiskOptions {
   tree?: Omit<GuestTreeOptions, 'commands'>;
   /** use the disk cache (default true; OTAPACK_GUEST_DISK_CACHE=0 turns it off everywhere) */
   cache?: boolean;
+  /**
+   * EFI disk: BOOTX64.EFI built the way Buildroot builds it (grub-mkimage with exactly these
+   * built-in modules, prefix /EFI/BOOT, no module folder, no embedded config) instead of the
+   * default grub-mkstandalone image (every module in a memdisk)
+   */
+  grubModules?: string[];
 }
 
 const DATA_UUID = 'da7a0000-0000-4000-8000-00000000da7a';
@@ -747,7 +753,8 @@ async function buildEfiGrubDiskNow(o: DiskOptions): Promise<GuestDisk> {
   const esp = join(o.dir, `${name}.esp.d`);
   rmSync(esp, { recursive: true, force: true });
   mkdirSync(join(esp, 'EFI/BOOT'), { recursive: true });
-  await makeGrubEfi(join(esp, 'EFI/BOOT/BOOTX64.EFI'));
+  if (o.grubModules) await sh('grub-mkimage', ['-O', 'x86_64-efi', '-d', GRUB_EFI_DIR, '-p', '/EFI/BOOT', '-o', join(esp, 'EFI/BOOT/BOOTX64.EFI'), ...o.grubModules]);
+  else await makeGrubEfi(join(esp, 'EFI/BOOT/BOOTX64.EFI'));
   writeFileSync(join(esp, 'EFI/BOOT/grub.cfg'), template('grub.cfg', { CMDLINE: cmdline }));
   copyFileSync(debs.kernel, join(esp, 'bzImage'));
   copyFileSync(initrd.path, join(esp, 'initrd'));

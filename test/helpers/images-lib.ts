@@ -490,14 +490,14 @@ export async function fileSha256(path: string): Promise<string> {
  * grub-efi-amd64-bin, so there a missing one fails. The arm64 modules cannot be installed on an
  * amd64 Debian host, so the arm64 fixture stands in with a stub wherever they are absent.
  */
-export async function grubEfi(out: string, platform: 'x86_64-efi' | 'arm64-efi'): Promise<boolean> {
+export async function grubEfi(out: string, platform: 'x86_64-efi' | 'arm64-efi', modules?: string[]): Promise<boolean> {
   const dir = `/usr/lib/grub/${platform}`;
   const real = platform === 'x86_64-efi'
     ? requires({ what: 'a real GRUB in the x86_64 EFI fixtures', files: [join(dir, 'normal.mod')], tools: ['grub-mkimage'], install: 'apt-get install grub-efi-amd64-bin grub-common', fallback: 'a stub EFI app stands in' })
     : fs.existsSync(join(dir, 'normal.mod')) && which('grub-mkimage') !== undefined;
   if (!real) return false;
   // Buildroot's way: every module built in, prefix /EFI/BOOT so grub.cfg sits next to the binary.
-  const mods = ['boot', 'linux', 'ext2', 'fat', 'part_msdos', 'part_gpt', 'normal', 'configfile', 'search',
+  const mods = modules ?? ['boot', 'linux', 'ext2', 'fat', 'part_msdos', 'part_gpt', 'normal', 'configfile', 'search',
     'search_fs_uuid', 'search_fs_file', 'search_label', 'echo', 'test', 'loadenv', 'gzio', 'reboot', 'halt', 'sleep',
     'efi_gop', 'all_video', 'serial', 'terminal'];
   await tool('grub-mkimage', ['-d', dir, '-O', platform, '-p', '/EFI/BOOT', '-o', out, ...mods.filter((m) => fs.existsSync(join(dir, `${m}.mod`)))]);

@@ -105,6 +105,10 @@ export interface BuildrootOptions extends CommonOptions {
   bootKind?: 'boot.scr' | 'extlinux' | 'cmdline.txt';
   /** raw sunxi SPL (u-boot-sunxi-with-spl.bin) at 8 KiB */
   spl?: boolean;
+  /** a real U-Boot binary (e.g. Debian's u-boot-sunxi-with-spl) at 8 KiB instead of the stand-in blob; implies spl */
+  splFile?: string;
+  /** more files on the boot partition: '/'-rooted path there → host file (e.g. a board's u-boot.bin) */
+  bootPartitionFiles?: Record<string, string>;
   dtb?: string;
   imageSizeUnaligned?: boolean;
   /** root= on the kernel command line (default /dev/mmcblk0p2) */
@@ -131,9 +135,16 @@ export interface EfiOptions extends CommonOptions {
   kernelLocation?: 'rootfs' | 'esp';
   espSize?: string;
   blockSize?: 1024 | 4096;
+  /** grub-mkimage's module list for the real GRUB (default: a generous Buildroot-style list with loadenv) */
+  grubModules?: string[];
+  /** more files on the ESP: '/'-rooted path there → host file (e.g. a GRUB module folder) */
+  espFiles?: Record<string, string>;
 }
 
 export interface Rockpro64Options extends CommonOptions {
+  /** real boot loader files (Debian's u-boot-rockchip idbloader.img / u-boot.itb) instead of the stand-in blobs */
+  idbloaderFile?: string;
+  ubootItbFile?: string;
   blockSize?: 1024 | 4096;
   bootSize?: string;
   dtb?: string;
@@ -322,15 +333,16 @@ function ubootItb(): Buffer {
 export async function buildBuildrootImage(dir: string, o: BuildrootOptions = {}): Promise<FixtureImage> {
   const bootKind = o.bootKind ?? 'boot.scr';
   const rpi = bootKind === 'cmdline.txt';
-  const p1Start = o.p1StartSector ?? (rpi ? 1 : o.spl ? 2128 : 2048);
+  const splLen = o.splFile ? fs.statSync(o.splFile).size : SUNXI_SPL_LEN;
+  const p1Start = o.p1StartSector ?? (rpi ? 1 : o.spl || o.splFile ? 2128 : 2048);
   const opts = {
     ...o, bootKind, p1StartSector: p1Start, blockSize: o.blockSize ?? 1024, rootfsSize: o.rootfsSize ?? '60M',
-    bootSize: o.bootSize ?? '32M', spl: o.spl ?? false, imageSizeUnaligned: o.imageSizeUnaligned ?? p1Start === 1,
+    bootSize: o.bootSize ?? '32M', spl: (o.spl ?? false) || o.splFile !== undefined, imageSizeUnaligned: o.imageSizeUnaligned ?? p1Start === 1,
     rootDev: o.rootDev ?? '/dev/mmcblk0p2', console: o.console ?? (rpi ? 'ttyAMA0,115200' : 'ttyS0,115200'), devices: o.devices ?? true,
     ubootDev: o.ubootDev ?? 'mmc 0:1',
   };
-  if (opts.spl && p1Start * SECTOR < 8192 + SUNXI_SPL_LEN) throw new Error(`spl needs p1 at or after sector ${sectors(8192 + SUNXI_SPL_LEN)} (got ${p1Start})`);
-  return buildCached('buildroot', dir, opts, [o.kernel, o.initrd, o.dtb, o.busybox], async (work, key) => {
+  if (opts.spl && p1Start * SECTOR < 8192 + splLen) throw new Error(`spl needs p1 at or after sector ${sectors(8192 + splLen)} (got ${p1Start})`);
+  return buildCached('buildroot', dir, opts, [o.kernel, o.initrd, o.dtb, o.busybox, o.splFile, ...Object.values(o.bootPartitionFiles ?? {})], async (work, key) => {
     const layout: Layout = rpi ? 'rpi' : 'buildroot';
     const fsUuid = uuidFrom(`${key}:rootfs`);
     const dtbName = o.dtb ? basename(o.dtb) : rpi ? 'bcm2711-rpi-4-b.dtb' : 'sun50i-h5-orangepi-pc2.dtb';
@@ -342,6 +354,7 @@ export async function buildBuildrootImage(dir: string, o: BuildrootOptions = {})
     // p1: the FAT boot partition genimage would make from boot.vfat
     const files: FatFile[] = [{ path: '/Image', data: kernel }, { path: `/${dtbName}`, data: dtb }];
     if (initrd) files.push({ path: '/initrd.img', data: initrd });
+    for (const [path, host] of Object.entries(o.bootPartitionFiles ?? {})) files.push({ path, data: fs.readFileSync(host) });
     let bootConfig: FixtureImage['bootConfig'];
     if (bootKind === 'boot.scr') {
       const cmd = [
@@ -387,7 +400,7 @@ export async function buildBuildrootImage(dir: string, o: BuildrootOptions = {})
     const end = (p2Start + sectors(rootBytes)) * SECTOR;
     const size = opts.imageSizeUnaligned ? end : roundUp(end, MiB);
     const diskId = hex32From(`${key}:disk`);
-    const raw = opts.spl ? [region('u-boot-sunxi-with-spl.bin', 8192, sunxiSpl())] : [];
+    const raw = opts.spl ? [region('u-boot-sunxi-with-spl.bin', 8192, o.splFile ? fs.readFileSync(o.splFile) : sunxiSpl())] : [];
     await assembleDisk({
       out: join(work, 'image.img'), sizeBytes: size, label: 'dos', labelId: diskId, raw,
       parts: [
@@ -479,7 +492,7 @@ export async function buildEfiImage(dir: string, o: EfiOptions = {}): Promise<Fi
     ...o, arch, espStartSector: o.espStartSector ?? 64, rootType: o.rootType ?? (arch === 'x86_64' ? 'linux-root-x86-64' : 'linux-root-arm64'),
     kernelLocation: o.kernelLocation ?? 'rootfs', espSize: o.espSize ?? '32M', rootfsSize: o.rootfsSize ?? '60M', blockSize: o.blockSize ?? 1024, devices: o.devices ?? true,
   };
-  return buildCached('efi', dir, opts, [o.kernel, o.initrd, o.busybox], async (work, key) => {
+  return buildCached('efi', dir, opts, [o.kernel, o.initrd, o.busybox, ...Object.values(o.espFiles ?? {})], async (work, key) => {
     const x86 = arch === 'x86_64';
     const fsUuid = uuidFrom(`${key}:rootfs`);
     const espUuid = uuidFrom(`${key}:esp-part`);
@@ -497,11 +510,12 @@ export async function buildEfiImage(dir: string, o: EfiOptions = {}): Promise<Fi
     const grubCfg = `set default="0"\nset timeout="2"\n\nmenuentry "Buildroot" {\n${linuxLine}}\n`;
     const efiName = x86 ? 'BOOTX64.EFI' : 'BOOTAA64.EFI';
     const efiPath = join(work, efiName);
-    const grubReal = await grubEfi(efiPath, x86 ? 'x86_64-efi' : 'arm64-efi');
+    const grubReal = await grubEfi(efiPath, x86 ? 'x86_64-efi' : 'arm64-efi', o.grubModules);
     const efiBin = grubReal ? fs.readFileSync(efiPath) : fakeEfiApp(`grub-${arch}`, x86 ? 0x8664 : 0xaa64);
     if (grubReal) fs.rmSync(efiPath);
     const files: FatFile[] = [{ path: `/EFI/BOOT/${efiName}`, data: efiBin }, { path: '/EFI/BOOT/grub.cfg', data: grubCfg }];
     if (onEsp) files.push({ path: `/${kname}`, data: kernel }, { path: '/initrd.img', data: initrd });
+    for (const [path, host] of Object.entries(o.espFiles ?? {})) files.push({ path, data: fs.readFileSync(host) });
     const espBytes = parseSize(opts.espSize);
     const espImg = join(work, 'efi-part.vfat');
     await makeVfat({ out: espImg, sizeBytes: espBytes, label: 'EFI', volumeId: hex32From(`${key}:esp`), files });
@@ -546,7 +560,7 @@ export async function buildEfiImage(dir: string, o: EfiOptions = {}): Promise<Fi
 /** Buildroot rockpro64-style GPT: loader1 (idbloader) at 64, loader2 (u-boot.itb) at 16384, FAT boot, ext4 root. */
 export async function buildRockpro64GptImage(dir: string, o: Rockpro64Options = {}): Promise<FixtureImage> {
   const opts = { ...o, blockSize: o.blockSize ?? 1024, bootSize: o.bootSize ?? '32M', rootfsSize: o.rootfsSize ?? '60M', rootDev: o.rootDev ?? '/dev/mmcblk1p4', devices: o.devices ?? true };
-  return buildCached('rockpro64-gpt', dir, opts, [o.kernel, o.initrd, o.dtb, o.busybox], async (work, key) => {
+  return buildCached('rockpro64-gpt', dir, opts, [o.kernel, o.initrd, o.dtb, o.busybox, o.idbloaderFile, o.ubootItbFile], async (work, key) => {
     const fsUuid = uuidFrom(`${key}:rootfs`);
     const diskId = uuidFrom(`${key}:disk`);
     const pu = (n: string): string => uuidFrom(`${key}:part:${n}`);
@@ -569,8 +583,8 @@ export async function buildRockpro64GptImage(dir: string, o: Rockpro64Options = 
     const rootBytes = parseSize(opts.rootfsSize);
     const rootImg = join(work, 'rootfs.ext4');
     await makeExt4({ out: rootImg, tree, entries, sizeBytes: rootBytes, blockSize: opts.blockSize, label: 'rootfs', uuid: fsUuid, features: '^64bit' });
-    const idb = region('idbloader.img', 64 * SECTOR, idbloader());
-    const itb = region('u-boot.itb', 16384 * SECTOR, ubootItb());
+    const idb = region('idbloader.img', 64 * SECTOR, o.idbloaderFile ? fs.readFileSync(o.idbloaderFile) : idbloader());
+    const itb = region('u-boot.itb', 16384 * SECTOR, o.ubootItbFile ? fs.readFileSync(o.ubootItbFile) : ubootItb());
     const bootStart = 32768;
     const rootStart = bootStart + sectors(bootBytes);
     const parts: (TablePart & { role: FixturePartition['role']; fs?: 'vfat' | 'ext4' })[] = [

@@ -27,6 +27,14 @@ export function describeBoot(boot: BootWiring & { format?: { label: string }; re
   const lines = [
     `boot: ${boot.bootloader === 'uboot' ? 'U-Boot' : 'GRUB'} A/B logic on p${boot.bootPartition} (${boot.bootFiles.map((f) => f.path).join(', ')}), then ${boot.boardStep}; bootlimit ${boot.bootlimit}`,
   ];
+  const l = boot.loader;
+  lines.push(`boot loader: ${l.source ?? 'not found on the image'}${l.source ? `: ${l.summary}` : ''}`);
+  if (l.builtIn.length) lines.push(`  ${l.kind === 'grub' ? 'modules' : 'commands'}: ${l.builtIn.join(' ')}`);
+  if (l.extra) lines.push(`  ${l.kind === 'grub' ? 'module folder' : 'env subcommands'}: ${l.extra.join(' ') || '(empty)'}`);
+  if (l.uses.length) lines.push(`  the A/B logic uses: ${l.uses.join(' ')}`);
+  for (const a of l.adaptations) lines.push(`  adapted: ${a}`);
+  for (const n of l.notes) lines.push(`  note: ${n}`);
+  if (boot.installGrub) lines.push(`  boot.install-grub: ${boot.installGrub.path} replaced by grub-mkimage -O ${boot.installGrub.platform} -p ${boot.installGrub.prefix} ${boot.installGrub.modules.join(' ')}${boot.installGrub.replaced.signed ? ' (the replaced image was signed: Secure Boot will refuse the new one until it is signed)' : ''}`);
   if (boot.format) lines.push(`  new FAT boot partition p${boot.bootPartition}, label ${boot.format.label}`);
   for (const r of boot.remove ?? []) lines.push(`  moved aside on the boot partition: ${r}`);
   for (const e of boot.edits) lines.push(`  patched ${e.file} line ${e.line}: ${e.before}  =>  ${e.after}`);
