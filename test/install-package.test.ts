@@ -93,7 +93,7 @@ describe('otapack --version', () => {
     const { deflateEngine } = await import('../dist/compress/native-deflate.js');
     expect(lines[2]).toMatch(new RegExp(`^gzip codec: ${deflateEngine().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(`));
     expect(lines[3]).toBe('external tools:');
-    expect(toolRows(r.stdout).map((row) => row[0])).toEqual(['e2fsprogs', 'mtools', 'dosfstools', 'zstd', 'openssl', 'xz-utils', 'zchunk', 'opensc']);
+    expect(toolRows(r.stdout).map((row) => row[0])).toEqual(['e2fsprogs', 'mtools', 'dosfstools', 'zstd', 'openssl', 'xz-utils', 'zchunk', 'opensc', 'grub-common']);
   });
 
   test.skipIf(!haveDpkg)('each version it reports is the one dpkg has installed', async () => {

@@ -38,7 +38,7 @@ const PROBES: Probe[] = [
   { package: 'xz-utils', programs: ['xz'], neededFor: '.img.xz input', required: false, version: ['xz', ['--version'], /XZ Utils\) (\S+)/] },
   { package: 'zchunk', programs: ['zck', 'zck_read_header'], neededFor: 'zchunk delta bundles (--delta-method zchunk)', required: false, version: ['zck', ['--version'], /zchunk (\d\S*)/] },
   { package: 'opensc', programs: ['pkcs11-tool'], neededFor: 'signing with a pkcs11: key', required: false, version: ['opensc-tool', ['--info'], /OpenSC (\d\S*)/] },
-  { package: 'grub-common', programs: ['grub-mkimage'], neededFor: 'convert with boot.install-grub (with grub-efi-amd64-bin)', required: false, version: ['grub-mkimage', ['--version'], /\(GRUB\) (\S+)/] },
+  { package: 'grub-common', programs: ['grub-mkimage'], neededFor: 'convert with boot.install-grub (with grub-efi-amd64-bin)', required: false, version: ['grub-mkimage', ['--version'], /\(GRUB\) (\d[\d.]*)/] },
 ];
 
 /** The packages, without probing anything (scripts/package.mjs writes the .deb's dependencies from it). */
