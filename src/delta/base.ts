@@ -10,8 +10,8 @@ import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { Readable } from 'node:stream';
 import { basename } from 'node:path';
-import { OtapackError, fileError, ioError } from '../errors.js';
-import { readInto } from '../util/io.js';
+import { OtapackError, ioError } from '../errors.js';
+import { readInto, openInput } from '../util/io.js';
 import { stage } from '../util/profile.js';
 import { run, spawnStream } from '../util/tools.js';
 import { PositionalWriter } from '../util/positional-writer.js';
@@ -49,12 +49,7 @@ export interface DeltaBase {
 
 /** True when the file starts like a cpio archive (a .swu). */
 async function isBundle(path: string): Promise<boolean> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw fileError('INPUT', path, e);
-  }
+  const fh = await openInput(path);
   try {
     const b = Buffer.alloc(6);
     await readInto(fh, b, 0);
@@ -241,12 +236,7 @@ function drained(w: NodeJS.WritableStream): Promise<void> {
 }
 
 async function describeBase(path: string, origin: string, known: { size: number; bundle: DeltaBase['bundle'] } | undefined, cleanup: () => Promise<void>): Promise<DeltaBase> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw fileError('INPUT', origin, e);
-  }
+  const fh = await openInput(path, origin);
   try {
     const st = await fh.stat();
     if (!st.isFile() && !st.isBlockDevice()) throw new OtapackError('INPUT', 'not a regular file', { path: origin, reason: 'not-a-regular-file' });

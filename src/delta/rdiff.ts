@@ -12,8 +12,8 @@
 // are left as holes in the output file, so a mostly empty slot costs no disk.
 import { hash as digest } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { OtapackError, fileError, ioError } from '../errors.js';
-import { readInto } from '../util/io.js';
+import { OtapackError, ioError } from '../errors.js';
+import { readInto, openInput } from '../util/io.js';
 import { PositionalWriter } from '../util/positional-writer.js';
 import { startDigest, type RunningDigest } from '../disk/image-digest.js';
 
@@ -320,12 +320,7 @@ export async function encodeRdiff(o: {
   if (!(bs >= 512 && (bs & (bs - 1)) === 0)) throw new OtapackError('INTERNAL', `rdiff block size ${bs} is not a power of two`);
   const bits = usableBitmap(base);
   const zero = Buffer.alloc(bs);
-  let baseFh: FileHandle;
-  try {
-    baseFh = await open(base.path, 'r');
-  } catch (e) {
-    throw fileError('INPUT', base.path, e);
-  }
+  const baseFh = await openInput(base.path);
   let targetFh: FileHandle | undefined;
   let outFh: FileHandle | undefined;
   const digests: RunningDigest[] = [];
@@ -358,11 +353,8 @@ export async function encodeRdiff(o: {
     }
 
     // ---- one pass over the new image
-    try {
-      targetFh = await open(target.path, 'r');
-    } catch (e) {
-      throw fileError('INPUT', target.path, e);
-    }
+    const tfh = await openInput(target.path);
+    targetFh = tfh;
     try {
       outFh = await open(o.output, 'w');
     } catch (e) {
@@ -376,7 +368,7 @@ export async function encodeRdiff(o: {
       from % bs === 0 && isUsable(bits, from / bs) && from + len <= base.size && reader.equals(from, chunk, p, len);
     for (let pos = 0; pos < target.size; pos += READ_CHUNK) {
       const n = Math.min(READ_CHUNK, target.size - pos);
-      const got = await readInto(targetFh, buf, (target.offset ?? 0) + pos, n);
+      const got = await readInto(tfh, buf, (target.offset ?? 0) + pos, n);
       if (got < n) throw new OtapackError('INPUT', `ends at ${pos + got} bytes, before its ${target.size} bytes`, { path: target.path });
       await reader.setLockstep(pos, lock, n);
       const chunk = buf.subarray(0, n);

@@ -4,10 +4,10 @@
 // (next-formats §B): -u (uncompressed chunk digests, which the device matches its own chunks
 // against) and -h sha256 (the default digest gives "HASH mismatch").
 import { createHash } from 'node:crypto';
-import { open, rm, type FileHandle } from 'node:fs/promises';
+import { open, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { OtapackError, fileError } from '../errors.js';
-import { readInto } from '../util/io.js';
+import { OtapackError } from '../errors.js';
+import { readInto, openInput } from '../util/io.js';
 import { registerTemp, unregisterTemp } from '../util/cleanup.js';
 import { run, spawnStream } from '../util/tools.js';
 
@@ -31,12 +31,7 @@ const CHUNK = 4 << 20;
  * go through a FIFO next to the output, hashed on the way.
  */
 export async function makeZchunk(source: { path: string; offset?: number; size: number }, output: string): Promise<ZchunkResult> {
-  let fh: FileHandle;
-  try {
-    fh = await open(source.path, 'r');
-  } catch (e) {
-    throw fileError('INPUT', source.path, e);
-  }
+  const fh = await openInput(source.path);
   const fifo = join(dirname(output), `.${basename(output)}.fifo`);
   const sha = createHash('sha256');
   try {

@@ -1,12 +1,12 @@
 // The one partition-table interface the rest of otapack uses: read an MBR or GPT disk image into
 // plain data (byte offsets, normalised types, Linux-style PARTUUIDs), refusing anything a
 // converter should not touch, and write a new table without disturbing the bytes around it.
-import { open, type FileHandle } from 'node:fs/promises';
+import { type FileHandle } from 'node:fs/promises';
 import { OtapackError, fileError } from '../errors.js';
 import { parseMbr, encodeMbr, isExtendedType, SECTOR, type MbrPartition } from './mbr.js';
 import { readGpt, encodeGpt, type Gpt } from './gpt.js';
 import { guidFromSeed, isGuid } from './guid.js';
-import { readFully, writeAll } from '../util/io.js';
+import { readFully, writeAll, openInput } from '../util/io.js';
 
 /** Type codes the converter writes, by role. */
 export const MBR_TYPES = { linux: '0x83', fat32lba: '0x0c', efi: '0xef' } as const;
@@ -135,12 +135,7 @@ export function parseGptAttributes(text: string | undefined): bigint {
 
 /** Reads and checks the partition table of a disk image. Refuses with one INPUT line naming the file. */
 export async function readPartitionTable(path: string): Promise<PartitionTable> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw fileError('INPUT', path, e);
-  }
+  const fh = await openInput(path);
   try {
     return await readTable(fh);
   } catch (e) {

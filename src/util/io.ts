@@ -1,6 +1,7 @@
 // Whole reads and writes at explicit offsets: a positional read or write may move fewer bytes
 // than asked (signals, pipes, some file systems), so every caller loops; these are that loop.
 import { open, type FileHandle } from 'node:fs/promises';
+import { fileError } from '../errors.js';
 
 /** Writes buf[0, len) at `pos`, however many calls that takes. */
 export async function writeAll(fh: FileHandle, buf: Uint8Array, len: number, pos: number): Promise<void> {
@@ -37,6 +38,15 @@ export interface BlockReader {
   /** Fills buf from the file's bytes at `pos`; returns how many (fewer than buf.length only at the end of the file). */
   read(buf: Buffer, pos: number): Promise<number>;
   close(): Promise<void>;
+}
+
+/** Opens a file otapack reads; failing, an INPUT error naming `label` (the user's name for the file). */
+export async function openInput(path: string, label = path): Promise<FileHandle> {
+  try {
+    return await open(path, 'r');
+  } catch (e) {
+    throw fileError('INPUT', label, e);
+  }
 }
 
 /** A BlockReader that reads every byte. */

@@ -5,13 +5,13 @@
 // type. Each member is read once, in order, in constant memory; a payload is decompressed and
 // its inner tar walked as it streams.
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import type { Readable, Writable } from 'node:stream';
-import { OtapackError, fileError } from '../../errors.js';
+import { open } from 'node:fs/promises';
+import { OtapackError } from '../../errors.js';
 import { silentReporter, type Reporter } from '../../util/reporter.js';
 import { spawnStream } from '../../util/tools.js';
-import { readFully } from '../../util/io.js';
+import { readFully, openInput } from '../../util/io.js';
 import type { Check, CheckStatus } from '../swupdate/verify.js';
 import { PAYLOAD_NAME_RE, STATE_SCRIPT_RE, VERSION_JSON, parseManifest, readMember, safe, scanOuter, type OuterMember } from './artifact.js';
 import { TarFormatError, TarStreamParser } from './tar.js';
@@ -126,7 +126,7 @@ const anyMap = (v: unknown): Record<string, unknown> => (v && typeof v === 'obje
 
 export async function verifyMenderArtifact(path: string, o: MenderVerifyOptions = {}): Promise<MenderVerifyReport> {
   const reporter = o.reporter ?? silentReporter;
-  const fh = await open(path, 'r').catch((e) => { throw fileError('INPUT', path, e); });
+  const fh = await openInput(path);
   try {
     const size = (await fh.stat()).size;
     const report: MenderVerifyReport = { file: path, size, ok: false, members: [], checks: [] };

@@ -12,11 +12,11 @@
 // Reader. Every size in a header is checked against the bytes actually present before anything
 // is read or allocated, so a header claiming 4 GiB in a 1 KiB file fails at once with a named
 // reason instead of a hang or an allocation.
-import { readFully } from '../../util/io.js';
+import { readFully, openInput } from '../../util/io.js';
 import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import { type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { OtapackError, fileError } from '../../errors.js';
+import { OtapackError } from '../../errors.js';
 import { PositionalWriter, writeAll } from '../../util/positional-writer.js';
 import { Meter, metered } from '../../util/profile.js';
 import {
@@ -283,12 +283,7 @@ export class ArchiveReader {
   ) {}
 
   static async open(path: string): Promise<ArchiveReader> {
-    let fh: FileHandle;
-    try {
-      fh = await open(path, 'r');
-    } catch (e) {
-      throw fileError('INPUT', path, e);
-    }
+    const fh = await openInput(path);
     const st = await fh.stat();
     if (!st.isFile()) {
       await fh.close();
