@@ -2,6 +2,7 @@
 // 32 KiB dictionary into one deflate stream, one gzip member). Judged by GNU gzip: the stream
 // is valid and gives back the input; the bytes do not depend on the thread count, nor on whether
 // the workers run (compiled build) or the blocks are deflated in this thread (TypeScript sources).
+// Members mode (for Mender) makes one complete member per block instead.
 import { afterAll, expect, test } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, openSync, ftruncateSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,8 +17,8 @@ import { ROOT } from './helpers/run.js';
 const dir = mkdtempSync(join(tmpdir(), 'otapack-pgz-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function gz(make: typeof fromSources, input: Parameters<typeof fromSources>[0], threads: number, level = 6): Promise<Buffer> {
-  const job = make(input, level, threads);
+async function gz(make: typeof fromSources, input: Parameters<typeof fromSources>[0], threads: number, level = 6, members = false): Promise<Buffer> {
+  const job = make(input, level, threads, members);
   const parts: Buffer[] = [];
   for await (const b of job.output) parts.push(Buffer.from(b));
   await job.done;
@@ -150,6 +151,45 @@ test('the same sample through the native and node:zlib engines: valid gzip both,
   }
   // two engines, two different (both valid) streams - unless the native one is not built here
   expect(outs[0]!.equals(outs[1]!)).toBe(!native);
+}, 120_000);
+
+test('members mode (Mender): one complete gzip member per 1 MiB block, each with its CRC and length; gzip restores the whole; both engines, thread-count independent', async () => {
+  const { parallelGzip: compiled } = await import('../dist/compress/parallel-gzip.js');
+  const data = sample();
+  const path = join(dir, 'members.bin');
+  writeFileSync(path, data);
+  for (const engine of ['native', 'zlib']) {
+    const saved = process.env.OTAPACK_DEFLATE;
+    if (engine === 'zlib') process.env.OTAPACK_DEFLATE = 'zlib';
+    try {
+      const ref = await gz(compiled, { path }, 2, 4, true);
+      expect((await gz(compiled, { path }, 3, 4, true)).equals(ref), engine).toBe(true);
+      const feed = async (write: (c: Buffer) => Promise<void>): Promise<void> => { for (let o = 0; o < data.length; o += 777_777) await write(data.subarray(o, o + 777_777)); };
+      expect((await gz(compiled, { feed }, 2, 4, true)).equals(ref), engine).toBe(true);
+      // walk the members: header, a raw deflate stream that ends by itself, CRC-32 and length of its block
+      const M = 1 << 20;
+      let off = 0;
+      let k = 0;
+      while (off < ref.length) {
+        expect(ref.subarray(off, off + 4), `member ${k} header`).toEqual(Buffer.from([0x1f, 0x8b, 8, 0]));
+        const { buffer: out, engine: z } = inflateRawSync(ref.subarray(off + 10), { info: true }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+        const block = data.subarray(k * M, (k + 1) * M);
+        expect(out.equals(block), `member ${k} (${engine})`).toBe(true);
+        const end = off + 10 + z.bytesWritten;
+        expect(ref.readUInt32LE(end)).toBe(crc32(block));
+        expect(ref.readUInt32LE(end + 4)).toBe(block.length);
+        off = end + 8;
+        k++;
+      }
+      expect(k).toBe(Math.ceil(data.length / M));
+      writeFileSync(join(dir, `members-${engine}.gz`), ref);
+      await execa('gzip', ['-t', join(dir, `members-${engine}.gz`)]);
+      expect(Buffer.from((await execa('gzip', ['-dc', join(dir, `members-${engine}.gz`)], { encoding: 'buffer', stripFinalNewline: false })).stdout).equals(data), engine).toBe(true);
+    } finally {
+      if (saved === undefined) delete process.env.OTAPACK_DEFLATE;
+      else process.env.OTAPACK_DEFLATE = saved;
+    }
+  }
 }, 120_000);
 
 test('a large sparse file, read through its data map (holes as zeros), comes back byte for byte', async () => {

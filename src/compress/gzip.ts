@@ -2,7 +2,7 @@
 // core by parallel-gzip.ts (libdeflate or node:zlib in worker threads, one gzip member: SWUpdate's inflate may
 // stop after the first member of a multi-member stream). It replaced pigz, which runs the same
 // scheme on the system zlib and was about a quarter slower here.
-import type { Compressor, CompressJob, Input } from './compressor.js';
+import type { Compressor, CompressJob, Input, StartOptions } from './compressor.js';
 import { parallelGzip } from './parallel-gzip.js';
 
 export const gzip: Compressor = {
@@ -11,7 +11,7 @@ export const gzip: Compressor = {
   swupdateName: 'zlib',
   defaultLevel: 6,
   levels: [1, 9],
-  start(input: Input, level: number): CompressJob {
-    return parallelGzip(input, level);
+  start(input: Input, level: number, opts?: StartOptions): CompressJob {
+    return parallelGzip(input, level, undefined, opts?.members);
   },
 };

@@ -13,6 +13,9 @@
 // input follow. The bytes depend only on the input, the level and the deflate engine, never on
 // the number of cores. Zero blocks and incompressible blocks skip the match search
 // (deflateBlock), which roughly halves the CPU time on a typical rootfs image.
+// With `members` (for consumers known to read concatenated members, e.g. Mender's Go reader)
+// each block is instead a complete gzip member of its own: no dictionary, no walk of the native
+// deflate's output to turn its final block into a sync flush.
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { OtapackError } from '../errors.js';
@@ -29,6 +32,14 @@ const DICT = 32 << 10;
 function gzipHeader(level: number): Buffer {
   // magic, CM=deflate, FLG=0, MTIME=0 (as gzip -n), XFL (2: best, 4: fastest), OS=3 (Unix)
   return Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, level >= 9 ? 2 : level <= 1 ? 4 : 0, 3]);
+}
+
+/** CRC-32 and length (mod 2^32) of a member's uncompressed bytes. */
+function gzipTrailer(crc: number, size: number): Buffer {
+  const t = Buffer.alloc(8);
+  t.writeUInt32LE(crc >>> 0, 0);
+  t.writeUInt32LE(size % 0x100000000, 4);
+  return t;
 }
 
 /** Input blocks of BLOCK bytes (the last may be shorter or empty), each in its own ArrayBuffer. */
@@ -164,7 +175,7 @@ class Deflaters {
   }
 }
 
-export function parallelGzip(input: Input, level: number, threads = availableParallelism()): CompressJob {
+export function parallelGzip(input: Input, level: number, threads = availableParallelism(), members = false): CompressJob {
   let consumed = 0;
   const onRead = (n: number): void => { consumed += n; };
   const inFlight = Math.max(2, threads) * 2;
@@ -188,7 +199,7 @@ export function parallelGzip(input: Input, level: number, threads = availablePar
         source.recycle(r.data);
         return Buffer.from(r.out.buffer, r.out.byteOffset, r.out.byteLength);
       };
-      yield gzipHeader(level);
+      if (!members) yield gzipHeader(level);
       let crc = 0;
       let size = 0;
       let id = 0;
@@ -197,7 +208,7 @@ export function parallelGzip(input: Input, level: number, threads = availablePar
       // dictionary is copied (structured clone, or used in-thread) as it is dispatched, before the
       // buffer is refilled. A fresh 32 KiB copy per block left V8 up to ~64 MiB of dead external
       // memory to collect when blocks came fast (the holes of a sparse image).
-      const dicts = nativeDeflate() ? undefined : [Buffer.allocUnsafe(DICT), Buffer.allocUnsafe(DICT)];
+      const dicts = nativeDeflate() || members ? undefined : [Buffer.allocUnsafe(DICT), Buffer.allocUnsafe(DICT)];
       const queue: Promise<Buffer>[] = [];
       let held = await source.next(); // one block is held back until we know whether it is the last
       for (;;) {
@@ -205,21 +216,24 @@ export function parallelGzip(input: Input, level: number, threads = availablePar
         const next = held ? await source.next() : undefined;
         const block = held ?? Buffer.from(new Uint8Array(0));
         const last = next === undefined;
-        crc = crc32(block, crc);
-        size += block.length;
         let nextDict: Buffer | undefined;
-        if (dicts && block.length >= DICT) block.copy((nextDict = dicts[id % 2]!), 0, block.length - DICT);
-        queue.push(deflate(block, dict, last, id++));
+        if (members) {
+          // the member's CRC and length are taken before the block's buffer goes to a worker
+          const trailer = gzipTrailer(crc32(block, 0), block.length);
+          queue.push(deflate(block, undefined, true, id++).then((piece) => Buffer.concat([gzipHeader(level), piece, trailer])));
+        } else {
+          crc = crc32(block, crc);
+          size += block.length;
+          if (dicts && block.length >= DICT) block.copy((nextDict = dicts[id % 2]!), 0, block.length - DICT);
+          queue.push(deflate(block, dict, last, id++));
+        }
         queue[queue.length - 1]!.catch(() => {});
         dict = nextDict;
         held = next;
         while (queue.length >= inFlight || (last && queue.length)) yield await queue.shift()!;
         if (last) break;
       }
-      const trailer = Buffer.alloc(8);
-      trailer.writeUInt32LE(crc >>> 0, 0);
-      trailer.writeUInt32LE(size % 0x100000000, 4);
-      yield trailer;
+      if (!members) yield gzipTrailer(crc, size);
       settle.resolve();
     } catch (e) {
       const io = (e as NodeJS.ErrnoException)?.code !== undefined && 'path' in input;

@@ -211,7 +211,9 @@ export async function writeArtifact(fh: FileHandle, o: WriteArtifactOptions): Pr
     await write(Buffer.concat([Buffer.alloc(padTo512(p.size)), END_OF_ARCHIVE]));
   };
   const codec = compressor(o.compression as CompressionId);
-  const job = codec.start({ feed: innerTar }, o.level ?? codec.defaultLevel);
+  // Mender reads the payload with Go's gzip reader, which takes concatenated members as one
+  // stream (mender-artifact validate and the 3.4 client, proven by the tests): one member per block
+  const job = codec.start({ feed: innerTar }, o.level ?? codec.defaultLevel, { members: true });
   const out = new PositionalWriter(fh, prefix + BLOCK);
   let dataSize = 0;
   const timer = o.onProgress ? setInterval(() => o.onProgress!(fed), 200) : undefined;
