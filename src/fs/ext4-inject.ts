@@ -2,7 +2,8 @@
 // `debugfs -w` run. Parent directories are resolved through symlinks first (merged /usr:
 // /sbin -> usr/sbin) because debugfs does not follow them when writing. Every new inode gets
 // owner root and, with a timestamp, fixed times, so the result is reproducible.
-import { mkdtemp, rm, writeFile, readdir, lstat, readlink, copyFile } from 'node:fs/promises';
+import { rm, writeFile, readdir, lstat, readlink, copyFile } from 'node:fs/promises';
+import { makeTempDir, unregisterTempDir } from '../util/cleanup.js';
 import { join, posix } from 'node:path';
 import { tmpdir } from 'node:os';
 import { OtapackError } from '../errors.js';
@@ -44,7 +45,7 @@ async function expand(e: FsEntry): Promise<FsEntry[]> {
 export async function injectEntries(image: string, offset: number, entries: FsEntry[], o: { what: string; timestamp?: number }): Promise<void> {
   const all: FsEntry[] = [];
   for (const e of entries) all.push(...(await expand(e)));
-  const work = await mkdtemp(join(tmpdir(), 'otapack-inject-'));
+  const work = makeTempDir(tmpdir(), 'otapack-inject-');
   try {
     // resolve each parent directory once; create missing ones in order
     const known = new Map<string, string | null>(); // device path -> resolved path (null: will be created)
@@ -103,5 +104,6 @@ export async function injectEntries(image: string, offset: number, entries: FsEn
     if (cmds.length) await debugfs(image, offset, cmds, { write: true, what: o.what, timestamp: o.timestamp });
   } finally {
     await rm(work, { recursive: true, force: true });
+    unregisterTempDir(work);
   }
 }

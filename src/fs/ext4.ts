@@ -2,7 +2,8 @@
 // so the filesystem is edited in place inside the disk, no loop device). The superblock is read
 // directly because it is a fixed 1 KiB structure and that avoids a process per probe.
 import { open, stat } from 'node:fs/promises';
-import { writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { makeTempDir, unregisterTempDir } from '../util/cleanup.js';
+import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { OtapackError } from '../errors.js';
@@ -124,7 +125,7 @@ export async function mkfs(image: string, offset: number, bytes: number, o: Mkfs
  * its output is scanned for the error lines it prints.
  */
 export async function debugfs(image: string, offset: number, commands: string[], o: { write?: boolean; what: string; timestamp?: number }): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'otapack-debugfs-'));
+  const dir = makeTempDir(tmpdir(), 'otapack-debugfs-');
   try {
     const cmdFile = join(dir, 'commands');
     await writeFile(cmdFile, commands.join('\n') + '\n');
@@ -135,6 +136,7 @@ export async function debugfs(image: string, offset: number, commands: string[],
     return r.stdout;
   } finally {
     await rm(dir, { recursive: true, force: true });
+    unregisterTempDir(dir);
   }
 }
 

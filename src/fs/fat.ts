@@ -1,7 +1,8 @@
 // FAT filesystems inside a disk image, through mtools (`-i image@@offset`) and mkfs.vfat
 // (--offset): no mount, no loop device. File times are set from the source files (mcopy -m), so
 // with SOURCE_DATE_EPOCH applied to staged files the result is reproducible.
-import { open, mkdtemp, rm, writeFile, utimes } from 'node:fs/promises';
+import { open, rm, writeFile, utimes } from 'node:fs/promises';
+import { makeTempDir, unregisterTempDir } from '../util/cleanup.js';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { OtapackError } from '../errors.js';
@@ -54,7 +55,7 @@ export async function readFat(image: string, offset: number, path: string): Prom
 
 /** Writes files into the FAT filesystem, creating parent directories; replaces existing files. */
 export async function writeFat(image: string, offset: number, files: { path: string; data: Buffer | string }[], mtime?: number): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'otapack-fat-'));
+  const dir = makeTempDir(tmpdir(), 'otapack-fat-');
   try {
     const dirs = new Set<string>();
     for (const f of files) {
@@ -76,6 +77,7 @@ export async function writeFat(image: string, offset: number, files: { path: str
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
+    unregisterTempDir(dir);
   }
 }
 

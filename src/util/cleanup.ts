@@ -15,7 +15,6 @@ let task = 'otapack';
 
 export const registerTemp = (path: string): void => void tempPaths.add(path);
 export const unregisterTemp = (path: string): void => void tempPaths.delete(path);
-export const registerTempDir = (path: string): void => void tempDirs.add(path);
 export const unregisterTempDir = (path: string): void => void tempDirs.delete(path);
 export const registerCreatedDirs = (paths: string[]): void => void createdDirs.push(...paths);
 export const unregisterCreatedDirs = (paths: string[]): void => {
