@@ -3,7 +3,7 @@
 // reads superblocks directly or runs debugfs/mtools read commands.
 import { OtapackError } from '../errors.js';
 import { readPartitionTable, isLinuxType, isFatType, isEspType, type Partition, type PartitionTable } from '../disk/table.js';
-import { probeExt4, statPath, resolvePath, readFile as readExt4, listDir, type Ext4Info } from '../fs/ext4.js';
+import { probeExt4, statPaths, resolvePath, readFile as readExt4, listDir, type Ext4Info } from '../fs/ext4.js';
 import { probeFat, listFat, readFat, type FatInfo } from '../fs/fat.js';
 
 export type LayoutKind = 'buildroot' | 'armbian' | 'efi';
@@ -40,8 +40,8 @@ export interface DetectedLayout {
 const ROOT_MARKERS = ['/etc', '/sbin/init', '/bin/sh', '/usr/bin'];
 
 async function looksLikeRoot(image: string, p: Partition): Promise<boolean> {
-  for (const m of ROOT_MARKERS) if (await statPath(image, p.start, m, `partition ${p.number}`)) return true;
-  return false;
+  const found = await statPaths(image, p.start, ROOT_MARKERS, `partition ${p.number}`);
+  return ROOT_MARKERS.some((m) => found.get(m));
 }
 
 /** Finds the ranges of non-zero sectors in [from, to), ignoring the table's own bytes (raw boot loaders). */

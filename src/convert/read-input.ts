@@ -2,7 +2,7 @@
 // output exists: the rootfs checked (e2fsck -fn), its fstab, and the board's own
 // boot files (the boot script, extlinux.conf or grub.cfg that the A/B logic wraps). The plan is
 // then computed from these facts alone (plan.ts, boot-plan.ts).
-import { fsck, listDir, readFile as readExt4, resolvePath } from '../fs/ext4.js';
+import { fsck, listDir, readFile as readExt4, resolvePath, statPaths, type StatCache } from '../fs/ext4.js';
 import type { InputPath } from '../clients/client.js';
 import { readFat } from '../fs/fat.js';
 import type { DetectedLayout } from './detect.js';
@@ -36,11 +36,14 @@ export async function readInput(image: string, layout: DetectedLayout, o: { clie
   // the input must be sound before anything is planned from it (read-only check: errors refuse
   // the conversion rather than being repaired behind the user's back)
   await fsck(image, root, `${layout.image}: rootfs in partition ${layout.root.number}`, false);
-  const fstabPath = await resolvePath(image, root, '/etc/fstab', what);
-  const fstab = fstabPath?.stat.type === 'file' ? (await readExt4(image, root, fstabPath.path, what)).toString('utf8') : undefined;
-  const inittabPath = await resolvePath(image, root, '/etc/inittab', what);
-  const inittab = inittabPath?.stat.type === 'file' ? (await readExt4(image, root, inittabPath.path, what)).toString('utf8') : undefined;
   const b = layout.board;
+  // every path read below, stat'ed in one debugfs run (each run opens the filesystem anew)
+  const cmdSibling = b.kind === 'uboot-script' && b.where !== 'boot' && b.path.endsWith('.scr') ? b.path.replace(/\.scr$/, '.cmd') : undefined;
+  const stats: StatCache = await statPaths(image, root, ['/etc/fstab', '/etc/inittab', ...(cmdSibling ? [cmdSibling] : []), ...(o.clientPaths ?? [])], what);
+  const fstabPath = await resolvePath(image, root, '/etc/fstab', what, stats);
+  const fstab = fstabPath?.stat.type === 'file' ? (await readExt4(image, root, fstabPath.path, what)).toString('utf8') : undefined;
+  const inittabPath = await resolvePath(image, root, '/etc/inittab', what, stats);
+  const inittab = inittabPath?.stat.type === 'file' ? (await readExt4(image, root, inittabPath.path, what)).toString('utf8') : undefined;
   const fromBoot = (path: string): Promise<Buffer | undefined> => readFat(image, layout.boot!.start, path);
   const fromRoot = (path: string): Promise<Buffer> => readExt4(image, root, path, what);
   let board: BoardFiles;
@@ -51,7 +54,7 @@ export async function readInput(image: string, layout: DetectedLayout, o: { clie
       board = { kind: b.kind, where: b.where, path: b.path, image: await fromBoot(b.path) };
     } else {
       const cmd = b.path.replace(/\.scr$/, '.cmd');
-      const hasCmd = cmd !== b.path && (await resolvePath(image, root, cmd, what))?.stat.type === 'file';
+      const hasCmd = cmd !== b.path && (await resolvePath(image, root, cmd, what, stats))?.stat.type === 'file';
       board = { kind: b.kind, where: b.where, path: b.path, image: await fromRoot(b.path), cmdSibling: hasCmd ? cmd : undefined };
     }
   } else {
@@ -60,7 +63,7 @@ export async function readInput(image: string, layout: DetectedLayout, o: { clie
   }
   const clientPaths: Record<string, InputPath | undefined> = {};
   for (const p of o.clientPaths ?? []) {
-    const r = await resolvePath(image, root, p, what);
+    const r = await resolvePath(image, root, p, what, stats);
     clientPaths[p] = r ? { type: r.stat.type, ...(r.stat.type === 'dir' ? { entries: (await listDir(image, root, r.path, what)).filter((e) => e.name !== '.' && e.name !== '..').length } : {}) } : undefined;
   }
   const loader = await readLoader(image, layout, { loaderBinary: o.loaderBinary });

@@ -7,7 +7,7 @@ import { makeTempDir, unregisterTempDir } from '../util/cleanup.js';
 import { join, posix } from 'node:path';
 import { tmpdir } from 'node:os';
 import { OtapackError } from '../errors.js';
-import { debugfs, q, resolvePath, statPath } from './ext4.js';
+import { debugfs, q, resolvePath, statPaths, type StatCache } from './ext4.js';
 
 export interface FsEntry {
   path: string;
@@ -47,6 +47,13 @@ export async function injectEntries(image: string, offset: number, entries: FsEn
   for (const e of entries) all.push(...(await expand(e)));
   const work = makeTempDir(tmpdir(), 'otapack-inject-');
   try {
+    // every path and its parent folders as they are named, stat'ed in one debugfs run (symlinked
+    // folders such as merged /usr's /sbin are then followed with one more run each)
+    const stats: StatCache = new Map();
+    const named = new Set<string>();
+    const fine = (p: string): boolean => p.startsWith('/') && !p.split('/').includes('..') && !/["\n\r\0]/.test(p); // the rest is refused below
+    for (const e of all) for (let p = e.path; p !== '/' && fine(p); p = posix.dirname(p)) named.add(p);
+    await statPaths(image, offset, [...named], o.what, stats);
     // resolve each parent directory once; create missing ones in order
     const known = new Map<string, string | null>(); // device path -> resolved path (null: will be created)
     const cmds: string[] = [];
@@ -61,7 +68,7 @@ export async function injectEntries(image: string, offset: number, entries: FsEn
         cmds.push(`mkdir ${q(here)}`);
         return here;
       }
-      const r = await resolvePath(image, offset, here, o.what);
+      const r = await resolvePath(image, offset, here, o.what, stats);
       if (r && r.stat.type === 'dir') {
         known.set(dir, r.path);
         return r.path;
@@ -86,7 +93,7 @@ export async function injectEntries(image: string, offset: number, entries: FsEn
       }
       const dir = await resolveDir(posix.dirname(e.path));
       const p = posix.join(dir, posix.basename(e.path));
-      const exists = known.get(posix.dirname(e.path)) === null ? undefined : await statPath(image, offset, p, o.what);
+      const exists = known.get(posix.dirname(e.path)) === null ? undefined : (await statPaths(image, offset, [p], o.what, stats)).get(p);
       if (exists?.type === 'dir' && !e.replaceEmptyDir) throw new OtapackError('INPUT', `${o.what}: ${e.path} is a directory in the rootfs; cannot replace it with a ${e.kind}`);
       if (exists) cmds.push(exists.type === 'dir' ? `rmdir ${q(p)}` : `rm ${q(p)}`);
       if (e.kind === 'symlink') {

@@ -1,7 +1,9 @@
 // Buffered writes at explicit offsets of an output file, double-buffered so the next chunk is
-// prepared while the previous one is being written.
+// prepared while the previous one is being written; written bytes go to disk as the stream goes
+// (writeback.ts).
 import type { FileHandle } from 'node:fs/promises';
 import { writeAll } from './io.js';
+import { Writeback } from './writeback.js';
 
 // (bundle.ts and resign.ts import writeAll from here)
 export { writeAll };
@@ -15,7 +17,11 @@ export class PositionalWriter {
   private pending: Promise<unknown> = Promise.resolve();
   private failure: unknown;
 
-  constructor(private readonly fh: FileHandle, public position: number) {}
+  private readonly writeback: Writeback;
+
+  constructor(private readonly fh: FileHandle, public position: number) {
+    this.writeback = new Writeback(fh);
+  }
 
   async write(chunk: Uint8Array): Promise<void> {
     let off = 0;
@@ -36,7 +42,7 @@ export class PositionalWriter {
     await this.pending; // the other buffer must be free before we fill it
     if (this.failure) throw this.failure;
     // keep the rejection inside the writer: it is rethrown at the next flush or at finish()
-    this.pending = writeAll(this.fh, buf, len, pos).catch((e) => { this.failure = e; });
+    this.pending = writeAll(this.fh, buf, len, pos).then(() => this.writeback.wrote(len), (e) => { this.failure = e; });
     this.position += len;
     this.cur ^= 1;
     this.fill = 0;
@@ -47,6 +53,7 @@ export class PositionalWriter {
     await this.flush();
     await this.pending;
     if (this.failure) throw this.failure;
+    await this.writeback.settle();
     return this.position;
   }
 }

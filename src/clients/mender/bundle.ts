@@ -1,12 +1,11 @@
 // Builds a .mender from a spec (otapack bundle) or from convert's slot A: the payload is read
 // once, straight into the archive (artifact.ts), into a temp file renamed into place at the end.
-import { createHash } from 'node:crypto';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
+import { readInto } from '../../util/io.js';
 import { OtapackError } from '../../errors.js';
 import { AtomicFile } from '../../util/atomic-file.js';
 import { silentReporter, type Reporter } from '../../util/reporter.js';
 import { REPRODUCIBLE_EPOCH } from '../../util/reproducible.js';
-import { readInto } from '../../util/io.js';
 import { stage } from '../../util/profile.js';
 import type { Feed } from '../../compress/compressor.js';
 import { writeArtifact, type ManifestSigner, type WrittenArtifact } from './artifact.js';
@@ -89,7 +88,7 @@ export async function buildMenderArtifact(o: MenderBuildOptions): Promise<Mender
     } finally {
       progress.done();
     }
-    const sha256 = o.hashOutput === false ? undefined : await stage('mender: hash the output', () => hashHandle(fh, w.size));
+    const sha256 = o.hashOutput === false ? undefined : await stage('mender: hash the output (while fsync)', () => out.syncAndHash(w.size));
     await stage('mender: fsync + rename', () => out.commit());
     return {
       ...w, output: o.output, sha256, artifactName: spec.artifactName, deviceTypes: spec.deviceTypes, compression: spec.compress === 'zlib' ? 'gzip' : 'none',
@@ -102,14 +101,3 @@ export async function buildMenderArtifact(o: MenderBuildOptions): Promise<Mender
   }
 }
 
-async function hashHandle(fh: FileHandle, size: number): Promise<string> {
-  const h = createHash('sha256');
-  const buf = Buffer.allocUnsafe(4 << 20);
-  for (let p = 0; p < size; ) {
-    const n = await readInto(fh, buf, p, Math.min(buf.length, size - p));
-    if (n === 0) break;
-    h.update(buf.subarray(0, n));
-    p += n;
-  }
-  return h.digest('hex');
-}

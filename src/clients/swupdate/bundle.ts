@@ -4,7 +4,7 @@
 // them at the start.
 import { openSparse } from '../../disk/extents.js';
 import { createCipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
-import { open, stat, rename, type FileHandle } from 'node:fs/promises';
+import { open, stat, rename } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { createReadStream } from 'node:fs';
 import { OtapackError, ioError } from '../../errors.js';
@@ -212,7 +212,7 @@ async function buildPrepared(o: BuildOptions, spec: BundleSpec, reporter: Report
       sig = await stage('bundle: sign (CMS)', () => signCms(manifest, o.signer!, signingTime));
     }
     const size = await writer.finish(manifest, sig);
-    const sha256 = o.hashOutput === false ? undefined : await stage('bundle: hash the output', () => hashHandle(fh, size));
+    const sha256 = o.hashOutput === false ? undefined : await stage('bundle: hash the output (while fsync)', () => out.syncAndHash(size));
     // a .zck is published with its bundle, never without it
     await stage('bundle: fsync + rename', () => commitOutputs(async () => {
       for (const f of extra) {
@@ -279,14 +279,3 @@ async function syncFile(path: string): Promise<void> {
   try { await fh.sync(); } finally { await fh.close(); }
 }
 
-async function hashHandle(fh: FileHandle, size: number): Promise<string> {
-  const h = createHash('sha256');
-  const buf = Buffer.allocUnsafe(4 << 20);
-  for (let p = 0; p < size; ) {
-    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - p), p);
-    if (bytesRead === 0) break;
-    h.update(buf.subarray(0, bytesRead));
-    p += bytesRead;
-  }
-  return h.digest('hex');
-}
