@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { injectEntries } from '../src/fs/ext4-inject.js';
-import { statPath, readFile, resolvePath, probeExt4, usedRanges } from '../src/fs/ext4.js';
+import { statPath, statPaths, readFile, resolvePath, probeExt4, usedRanges } from '../src/fs/ext4.js';
 import { tmp } from './helpers/run.js';
 
 describe('ext4 injection with debugfs', () => {
@@ -54,5 +54,32 @@ describe('ext4 injection with debugfs', () => {
     expect(used[0]![0]).toBe(0);
     const total = used.reduce((s, [a, b]) => s + b - a, 0);
     expect(total).toBe((info.blocks - info.freeBlocks) * info.blockSize);
+  });
+
+  // read-input, detect and inject stat many paths in one debugfs run: each answer must be the one
+  // a debugfs run of its own gives (found or absent, type, mode, size, fast-link target)
+  test('statPaths (one debugfs run) answers every path as statPath (one run each) does', async () => {
+    const d = tmp();
+    const tree = join(d, 'tree');
+    mkdirSync(join(tree, 'usr/sbin'), { recursive: true });
+    mkdirSync(join(tree, 'etc/deep dir'), { recursive: true });
+    symlinkSync('usr/sbin', join(tree, 'sbin'));
+    symlinkSync('/' + 'x'.repeat(80), join(tree, 'etc/slow-link')); // longer than a fast link holds
+    writeFileSync(join(tree, 'etc/fstab'), 'proc /proc proc defaults 0 0\n');
+    writeFileSync(join(tree, 'etc/deep dir/f'), 'y'.repeat(5000));
+    const img = join(d, 'fs.img');
+    await execa('truncate', ['-s', '16M', img]);
+    await execa('mke2fs', ['-q', '-t', 'ext4', '-d', tree, img]);
+    const paths = ['/', '/etc', '/etc/fstab', '/sbin', '/usr/sbin', '/etc/deep dir', '/etc/deep dir/f', '/etc/slow-link', '/nope', '/etc/nope/deeper', '/lost+found', '/etc/fstab'];
+    const batch = await statPaths(img, 0, paths, 'test');
+    expect(batch.size).toBe(new Set(paths).size);
+    for (const p of paths) expect(batch.get(p), p).toEqual(await statPath(img, 0, p, 'test'));
+    expect(batch.get('/etc/fstab')?.type).toBe('file');
+    expect(batch.get('/sbin')).toMatchObject({ type: 'symlink', target: 'usr/sbin' });
+    expect(batch.get('/nope')).toBeUndefined();
+    // a cache is asked again only for what it lacks, and resolvePath follows symlinks through it
+    const cache = new Map(batch);
+    expect((await resolvePath(img, 0, '/sbin', 'test', cache))?.path).toBe('/usr/sbin');
+    expect(cache.size).toBe(batch.size);
   });
 });

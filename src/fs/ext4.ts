@@ -122,9 +122,10 @@ export async function mkfs(image: string, offset: number, bytes: number, o: Mkfs
 
 /**
  * Runs debugfs commands against the filesystem. debugfs exits 0 even when a command fails, so
- * its output is scanned for the error lines it prints.
+ * its output is scanned for the error lines it prints (unless `errorsAreAnswers`: a stat of an
+ * absent path is an answer, not a failure).
  */
-export async function debugfs(image: string, offset: number, commands: string[], o: { write?: boolean; what: string; timestamp?: number }): Promise<string> {
+export async function debugfs(image: string, offset: number, commands: string[], o: { write?: boolean; what: string; timestamp?: number; errorsAreAnswers?: boolean }): Promise<string> {
   const dir = makeTempDir(tmpdir(), 'otapack-debugfs-');
   try {
     const cmdFile = join(dir, 'commands');
@@ -132,7 +133,7 @@ export async function debugfs(image: string, offset: number, commands: string[],
     const args = [...(o.write ? ['-w'] : []), '-f', cmdFile, spec(image, offset)];
     const r = await run('debugfs', args, { what: `debugfs on ${o.what}`, env: fakeTime(o.timestamp) });
     const errs = r.stderr.split('\n').filter((l) => l.trim() && !/^debugfs \d/.test(l) && !/^debugfs:/.test(l));
-    if (errs.length) throw new OtapackError('TOOL', `debugfs on ${o.what}: ${errs[0]!.trim()}`);
+    if (errs.length && !o.errorsAreAnswers) throw new OtapackError('TOOL', `debugfs on ${o.what}: ${errs[0]!.trim()}`);
     return r.stdout;
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -175,27 +176,18 @@ export type StatCache = Map<string, Ext4Stat | undefined>;
 export async function statPaths(image: string, offset: number, paths: string[], what: string, cache: StatCache = new Map()): Promise<StatCache> {
   const todo = [...new Set(paths)].filter((p) => !cache.has(p));
   if (!todo.length) return cache;
-  const dir = makeTempDir(tmpdir(), 'otapack-debugfs-');
-  try {
-    const cmdFile = join(dir, 'commands');
-    await writeFile(cmdFile, todo.map((p) => `stat ${q(p)}`).join('\n') + '\n');
-    const r = await run('debugfs', ['-f', cmdFile, spec(image, offset)], { what: `debugfs on ${what}` });
-    const found = new Map<string, string>();
-    for (const part of r.stdout.split(/^debugfs: /m).slice(1)) {
-      const nl = part.indexOf('\n');
-      const cmd = nl < 0 ? part : part.slice(0, nl);
-      const m = /^stat "(.*)"$/.exec(cmd);
-      if (m) found.set(m[1]!, nl < 0 ? '' : part.slice(nl + 1));
-    }
-    for (const p of todo) {
-      if (!found.has(p)) throw new OtapackError('TOOL', `debugfs on ${what}: no answer for stat ${p}`);
-      cache.set(p, parseStat(found.get(p)!));
-    }
-    return cache;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-    unregisterTempDir(dir);
+  const out = await debugfs(image, offset, todo.map((p) => `stat ${q(p)}`), { what, errorsAreAnswers: true });
+  const found = new Map<string, string>();
+  for (const part of out.split(/^debugfs: /m).slice(1)) {
+    const nl = part.indexOf('\n');
+    const m = /^stat "(.*)"$/.exec(nl < 0 ? part : part.slice(0, nl));
+    if (m) found.set(m[1]!, nl < 0 ? '' : part.slice(nl + 1));
   }
+  for (const p of todo) {
+    if (!found.has(p)) throw new OtapackError('TOOL', `debugfs on ${what}: no answer for stat ${p}`);
+    cache.set(p, parseStat(found.get(p)!));
+  }
+  return cache;
 }
 
 /**
