@@ -8,13 +8,19 @@ import { injectEntries } from '../src/fs/ext4-inject.js';
 import { statPath, statPaths, readFile, resolvePath, probeExt4, usedRanges } from '../src/fs/ext4.js';
 import { tmp } from './helpers/run.js';
 
+/** A rootfs tree with merged /usr (/sbin -> usr/sbin) and an /etc, to be filled by each test. */
+function mergedUsrTree(d: string): string {
+  const tree = join(d, 'tree');
+  mkdirSync(join(tree, 'usr/sbin'), { recursive: true });
+  mkdirSync(join(tree, 'etc'), { recursive: true });
+  symlinkSync('usr/sbin', join(tree, 'sbin'));
+  return tree;
+}
+
 describe('ext4 injection with debugfs', () => {
   test('merged /usr, new directories, replacement, symlinks, directories from the host', async () => {
     const d = tmp();
-    const tree = join(d, 'tree');
-    mkdirSync(join(tree, 'usr/sbin'), { recursive: true });
-    mkdirSync(join(tree, 'etc'), { recursive: true });
-    symlinkSync('usr/sbin', join(tree, 'sbin'));
+    const tree = mergedUsrTree(d);
     writeFileSync(join(tree, 'etc/fstab'), 'old\n');
     const img = join(d, 'disk.img');
     // the filesystem sits at an offset inside a bigger file, as in a disk image
@@ -60,10 +66,8 @@ describe('ext4 injection with debugfs', () => {
   // a debugfs run of its own gives (found or absent, type, mode, size, fast-link target)
   test('statPaths (one debugfs run) answers every path as statPath (one run each) does', async () => {
     const d = tmp();
-    const tree = join(d, 'tree');
-    mkdirSync(join(tree, 'usr/sbin'), { recursive: true });
-    mkdirSync(join(tree, 'etc/deep dir'), { recursive: true });
-    symlinkSync('usr/sbin', join(tree, 'sbin'));
+    const tree = mergedUsrTree(d);
+    mkdirSync(join(tree, 'etc/deep dir'));
     symlinkSync('/' + 'x'.repeat(80), join(tree, 'etc/slow-link')); // longer than a fast link holds
     writeFileSync(join(tree, 'etc/fstab'), 'proc /proc proc defaults 0 0\n');
     writeFileSync(join(tree, 'etc/deep dir/f'), 'y'.repeat(5000));

@@ -51,8 +51,10 @@ export async function injectEntries(image: string, offset: number, entries: FsEn
     // folders such as merged /usr's /sbin are then followed with one more run each)
     const stats: StatCache = new Map();
     const named = new Set<string>();
-    const fine = (p: string): boolean => p.startsWith('/') && !p.split('/').includes('..') && !/["\n\r\0]/.test(p); // the rest is refused below
-    for (const e of all) for (let p = e.path; p !== '/' && fine(p); p = posix.dirname(p)) named.add(p);
+    for (const e of all) {
+      if (!e.path.startsWith('/') || e.path.split('/').includes('..')) throw new OtapackError('CONFIG', `${e.path}: target paths must be absolute, without ".."`);
+      for (let p = e.path; p !== '/'; p = posix.dirname(p)) named.add(p);
+    }
     await statPaths(image, offset, [...named], o.what, stats);
     // resolve each parent directory once; create missing ones in order
     const known = new Map<string, string | null>(); // device path -> resolved path (null: will be created)
@@ -85,7 +87,6 @@ export async function injectEntries(image: string, offset: number, entries: FsEn
     };
     let n = 0;
     for (const e of all) {
-      if (!e.path.startsWith('/') || e.path.split('/').includes('..')) throw new OtapackError('CONFIG', `${e.path}: target paths must be absolute, without ".."`);
       if (e.kind === 'dir') {
         const resolved = await resolveDir(e.path);
         if (known.get(e.path) === null) stamp(resolved, 'dir', e.mode, e.uid, e.gid);
