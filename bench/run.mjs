@@ -32,6 +32,8 @@
 //          openssl enc -aes-256-cbc and openssl dgst -sha256: the stages no bundle can avoid.
 //          limit = max(zstd wall, (zstd + AES + SHA CPU) / cores); otapack's figures are given
 //          as ratios to it (bundle <= 1.10 x limit, convert <= 1.2 x bundle).
+//          Beside them the Node floor (lib/node-floor.mjs, "file" and "fed"): zstd plus AES and
+//          SHA-256 through node:crypto and a write, in a bare Node script: what Node itself costs.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile, rm, stat, symlink, rename } from 'node:fs/promises';
@@ -348,6 +350,15 @@ async function runAll(o, images, keys, specs) {
             x.output = r.output;
             (results[`${name}:${size}`] ??= []).push(x);
           }
+          // the Node floor (lib/node-floor.mjs): zstd, node:crypto AES + SHA-256 and a write, nothing else
+          for (const mode of ['spawn', 'file', 'fed']) {
+            const floorOut = join(outDir, `floor-${mode}-${size.toLowerCase()}.bin`);
+            const x = await measure(process.execPath, [join(HERE, 'lib', 'node-floor.mjs'), mode, images[size].path, floorOut], { cwd: outDir });
+            if (x.exit !== 0) throw new Error(`node-floor ${mode} failed: ${x.stderr.trim().split('\n').pop()}`);
+            x.output = (await stat(floorOut)).size;
+            await rm(floorOut, { force: true });
+            (results[`floor-${mode}:${size}`] ??= []).push(x);
+          }
         }
         if (!(o.keep && round === o.runs)) await rm(t.outDir ?? t.output, { recursive: true, force: true });
       }
@@ -552,6 +563,19 @@ function limitTable(o, images, S, cores) {
     lines.push(`| ${images[size].label} | ${fmt(g('zstd').wall)} | ${fmt(g('zstd').cpu)} | ${fmt(g('aes').cpu)} | ${fmt(g('sha').cpu)} | ${fmt(L)} | ${fmt(g('bundle') ? g('bundle').wall / L : NaN)} | ${fmt(g('convert') ? g('convert').wall / L : NaN)} | ${fmt(g('convert') && g('bundle') ? g('convert').wall / g('bundle').wall : NaN)} |`);
   }
   lines.push('');
+  if (o.sizes.some((s) => S[`floor-file:${s}`])) {
+    lines.push('**The Node floor** (same rounds, medians; `bench/lib/node-floor.mjs`): the least a Node program does under the house rule "bulk crypto and hashing through node:crypto": start Node, run `zstd -3 -T0`, AES-256-CBC and SHA-256 its output through node:crypto, write and fsync the result; no CLI, spec, keys, cpio or signature. "Node + zstd": Node only starts \`zstd -3 -T0\` (writing its own output) and waits for it, i.e. the limit plus Node\'s start-up. "fed": Node reads the image and writes it into zstd\'s stdin, as convert must (slot A is a region of the disk image).');
+    lines.push('');
+    lines.push('| input | Node + zstd s | Node + zstd / limit | floor s | floor / limit | bundle / floor | fed floor s | fed floor / limit | fed floor / bundle |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const size of o.sizes) {
+      const L = limitOf(size);
+      const g = (t) => S[`${t}:${size}`];
+      if (!g('floor-file')) continue;
+      lines.push(`| ${images[size].label} | ${fmt(g('floor-spawn').wall)} | ${fmt(g('floor-spawn').wall / L)} | ${fmt(g('floor-file').wall)} | ${fmt(g('floor-file').wall / L)} | ${fmt(g('bundle') ? g('bundle').wall / g('floor-file').wall : NaN)} | ${fmt(g('floor-fed').wall)} | ${fmt(g('floor-fed').wall / L)} | ${fmt(g('bundle') ? g('floor-fed').wall / g('bundle').wall : NaN)} |`);
+    }
+    lines.push('');
+  }
   return lines;
 }
 
