@@ -28,6 +28,7 @@
 //          bundle-mender  otapack bundle of a .mender (format: mender), gzip at its default level (1), RSA
 //          bundle-mender-6  the same at gzip level 6 (what mender-artifact's gzip runs)
 //          convert-mender otapack convert --client mender of the same disk (gzip .mender, RSA)
+// Runs:    every measured run starts on a settled machine: sync and a short pause first (lib/measure.mjs)
 // Limit:   whenever bundle or convert runs, zstd runs too and, on its output in the same round,
 //          openssl enc -aes-256-cbc and openssl dgst -sha256: the stages no bundle can avoid.
 //          limit = max(zstd wall, (zstd + AES + SHA CPU) / cores); otapack's figures are given

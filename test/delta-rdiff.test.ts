@@ -187,6 +187,26 @@ describe('delta: in a bundle spec, refused with one line naming the key (exit 3)
     const r = await otapack(['bundle', spec(`${body}`), '-o', join(dir, 'never.swu'), '--unsigned']);
     expectCleanFailure(r, 3, re);
   });
+  it('a base bundle the client could not install is refused with one line naming it (exit 4): sw-description neither libconfig nor JSON, or giving the sha256 of a payload it does not hold', async () => {
+    const swu = async (name: string, manifest: string, files: Record<string, Buffer> = {}): Promise<string> => {
+      const d = join(dir, `base-${name}`);
+      mkdirSync(d, { recursive: true });
+      writeFileSync(join(d, 'sw-description'), manifest);
+      for (const [f, b] of Object.entries(files)) writeFileSync(join(d, f), b);
+      const archive = await execa('cpio', ['-o', '-H', 'crc', '--quiet'], { cwd: d, input: ['sw-description', ...Object.keys(files)].join('\n') + '\n', encoding: 'buffer', stripFinalNewline: false });
+      writeFileSync(join(d, 'base.swu'), archive.stdout);
+      return join(d, 'base.swu');
+    };
+    const garbage = await swu('garbage', 'software = { version = "1.0"; images: ( { filename = ');
+    const missing = await swu('missing', `software = { version = "1.0.0"; images: ( { filename = "rootfs.ext4"; device = "/dev/mmcblk0p2"; sha256 = "${'0'.repeat(64)}"; } ); };`);
+    for (const [base, re] of [
+      [garbage, /base\.swu: sw-description is not valid libconfig or JSON \(/],
+      [missing, /base\.swu: sw-description references "rootfs\.ext4", which is not in the bundle$/m],
+    ] as const) {
+      const r = await otapack(['bundle', spec(`images:\n  - file: ${img}\n    delta: { from: ${base} }\n`), '-o', join(dir, 'never.swu'), '--unsigned']);
+      expectCleanFailure(r, 4, re);
+    }
+  });
   it('no base without exactly two slots, unless delta.base names it', async () => {
     const r = await otapack(['bundle', spec(`images:\n  - file: ${img}\n    device: /dev/mmcblk0p3\n    delta: { from: ${img} }\n`, '', false), '-o', join(dir, 'never.swu'), '--unsigned']);
     expectCleanFailure(r, 3, /delta\.base: the base \(the running release's device\) is known only with exactly two slots; set delta\.base/);

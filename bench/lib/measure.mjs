@@ -1,7 +1,7 @@
 // Runs one command under GNU time (/usr/bin/time -v, package "time") and samples the RSS of its
 // whole process tree, so a run yields wall time, CPU time (user + system of every process),
 // the largest single process's peak RSS and the peak sum over the tree.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -37,12 +37,24 @@ function parseTime(text) {
 }
 
 /**
+ * Before each measured run: every dirty page of the previous tool written out (sync) and a short
+ * pause, outside the timed span. Without it the tool that follows one writing GiBs (convert)
+ * pays for their writeback: the 4 GiB bundle measured 4.25-4.8 s right after a convert, 2.8-3.1 s
+ * on a settled machine.
+ */
+function settle() {
+  spawnSync('sync');
+  spawnSync('sleep', ['0.3']);
+}
+
+/**
  * Runs `cmd args` (cwd, env) and returns { wall, cpu, user, sys, peakRss, treeRss, exit, stderr }.
  * Times in seconds, sizes in bytes.
  */
 export function measure(cmd, args, { cwd, env, sampleMs = 50 } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'otapack-bench-'));
   const tfile = join(dir, 'time');
+  settle();
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     const child = spawn('/usr/bin/time', ['-v', '-o', tfile, cmd, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });

@@ -18,7 +18,7 @@ import { PositionalWriter } from '../util/positional-writer.js';
 import { aesCipherName, type AesKey } from '../crypto/keys.js';
 import { probeExt4, usedRanges, readFile as readExt4, resolvePath } from '../fs/ext4.js';
 import { ArchiveReader, safeName } from '../clients/swupdate/archive.js';
-import { readManifest, type ManifestRef } from '../clients/swupdate/manifest-read.js';
+import { readBundleManifest, type ManifestRef } from '../clients/swupdate/manifest-read.js';
 import { MAGIC_CRC, MAGIC_NEWC } from '../clients/swupdate/cpio.js';
 
 /** Matching granularity when the base is not ext4 (the common page and flash erase unit). */
@@ -105,12 +105,7 @@ async function extractFromBundle(swu: string, out: string, label: string, aes: A
   const reader = await ArchiveReader.open(swu);
   try {
     const layout = await reader.bundle();
-    let manifest;
-    try {
-      manifest = readManifest(layout.manifest);
-    } catch (e) {
-      throw new OtapackError('INPUT', `sw-description: ${(e as Error).message}`, { path: swu, reason: 'corrupt-bundle' });
-    }
+    const manifest = readBundleManifest(swu, layout);
     const ref = pickBasePayload(manifest.refs, label, swu);
     const entry = layout.payloads.find((e) => e.name === ref.filename);
     if (!entry) throw new OtapackError('INPUT', `sw-description names "${safeName(ref.filename!)}" but the bundle does not hold it`, { path: swu, reason: 'corrupt-bundle' });

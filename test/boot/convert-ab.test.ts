@@ -8,9 +8,8 @@
 // One QEMU process per power cycle (its own timeout and serial log), except the rollback run,
 // where the broken slot panics and the machine reboots by itself (panic=5) until the boot loader
 // falls back. Logs of a failed test are copied to test-artifacts/boot/.
-import { afterAll, describe, expect, it, onTestFailed } from 'vitest';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { keygen, type KeyDir } from '../helpers/bundle-fixtures.js';
 import { patterned } from '../helpers/guest-bundle.js';
@@ -18,40 +17,14 @@ import {
   buildArmbianDisk, buildBuildrootDisk, buildEfiGrubDisk, inspectDisk, readExt4File, readFatFile, readUbootEnv, sh, writeExt4Files, writeTestInput,
   type GuestDisk, type InspectedDisk,
 } from '../helpers/guest.js';
-import { ARTIFACTS, bootQemu, describeBoot, type BootResult } from '../helpers/qemu.js';
+import { bootSession } from '../helpers/boot-session.js';
+import { ARTIFACTS } from '../helpers/qemu.js';
 import { otapack } from '../helpers/run.js';
 import { BUILDROOT_GRUB_EFI_MODULES } from '../../src/boot/grub-image.js';
 import { GRUB_MINIMUM_MODULES } from '../../src/boot/loader.js';
 
-const WORK = mkdtempSync(join(process.env.OTAPACK_TEST_TMP ?? tmpdir(), 'otapack-convert-boot-'));
 const EPOCH = '1700000000';
-const timings: { what: string; ms: number; detail?: string }[] = [];
-const logs: string[] = [];
-
-afterAll(() => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  writeFileSync(join(ARTIFACTS, 'convert-ab-timings.json'), JSON.stringify(timings, null, 2) + '\n');
-  console.log(['convert A/B boot timings:', ...timings.map((t) => `  ${(t.ms / 1000).toFixed(1).padStart(6)} s  ${t.what}${t.detail ? `  (${t.detail})` : ''}`)].join('\n'));
-  if (!process.env.OTAPACK_KEEP_BOOT_WORK) rmSync(WORK, { recursive: true, force: true });
-});
-
-/** Copies every serial log of the running test to test-artifacts/boot/ if it fails. */
-function keepLogsOnFailure(): void {
-  const mine = logs.length;
-  onTestFailed(() => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    for (const l of logs.slice(mine)) {
-      try { copyFileSync(l, join(ARTIFACTS, basename(l))); } catch { /* best effort */ }
-    }
-  });
-}
-
-async function timed<T>(what: string, f: () => Promise<T>, detail?: (v: T) => string): Promise<T> {
-  const t0 = Date.now();
-  const v = await f();
-  timings.push({ what, ms: Date.now() - t0, detail: detail?.(v) });
-  return v;
-}
+const { work: WORK, timed, record, keepLogsOnFailure, boot } = bootSession('convert-ab', 'convert A/B boot timings', { tmpPrefix: 'otapack-convert-boot-' });
 
 interface Converted {
   img: string;
@@ -89,16 +62,6 @@ async function convert(disk: GuestDisk, name: string, keys: KeyDir, config: stri
   return { img, swu: join(out, `${stem}.swu`), deltaSwu: join(out, `${stem}.delta.swu`), report, view: await inspectDisk(img), part };
 }
 
-async function boot(name: string, arch: 'arm64' | 'x86_64', disk: string, timeoutMs: number, expectRe: RegExp[]): Promise<BootResult> {
-  const logFile = join(WORK, `${name}.log`);
-  logs.push(logFile);
-  const r = await bootQemu({ arch, disk, timeoutMs, expect: expectRe, logFile });
-  const boots = r.kernelBoots > 1 ? `, ${r.kernelBoots} kernel boots` : '';
-  timings.push({ what: `boot ${name}`, ms: r.durationMs, detail: `${r.firmwareBoots} firmware start(s)${boots}` });
-  console.log(describeBoot(name, r));
-  return r;
-}
-
 const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const fields = (line: string): Record<string, string> => Object.fromEntries(line.trim().split(/\s+/).filter((w) => w.includes('=')).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
 /** The OTAPACK-EARLY lines (boot state before the init scripts), parsed. */
@@ -134,7 +97,7 @@ describe('otapack convert output boots, updates A→B with the real SWUpdate, co
     const c2 = await convert(v2!, 'release-2', keys, CONFIG('2.0.0', true), ['--delta-from', c1.swu]);
     const delta = c2.report as unknown as { delta: { method: string; base: { version: string } }; outputs: { bundle: { size: number }; deltaBundle: { size: number } } };
     expect(delta.delta).toMatchObject({ method: 'rdiff', base: { version: '1.0.0' } });
-    timings.push({ what: 'bundles of release 2', ms: 0, detail: `full ${delta.outputs.bundle.size} B, rdiff delta ${delta.outputs.deltaBundle.size} B` });
+    record('bundles of release 2', 0, `full ${delta.outputs.bundle.size} B, rdiff delta ${delta.outputs.deltaBundle.size} B`);
     const A = c1.part('rootfs-a');
     const B = c1.part('rootfs-b');
     const data = c1.part('data');
@@ -203,7 +166,7 @@ images:
     expect(r1.exitedCleanly).toBe(true);
     expect(r1.log).toMatch(/ERROR : Authentication of all signatures failed/);
     const installS = guestSeconds(r1.log, /OTAPACK-TEST update: \S+ \S+update\.swu t=([\d.]+)/, /OTAPACK-UPDATE result=ok rc=\d+ t=([\d.]+)/);
-    timings.push({ what: 'guest: otapack-update of release 2 (rdiff delta, zstd + AES, signed) into slot B', ms: Math.round(installS * 1000), detail: `delta bundle ${(statSync(c2.deltaSwu).size / 2 ** 20).toFixed(2)} MiB (full ${(statSync(c2.swu).size / 2 ** 20).toFixed(1)} MiB), slot ${(B.size / 2 ** 20).toFixed(0)} MiB` });
+    record('guest: otapack-update of release 2 (rdiff delta, zstd + AES, signed) into slot B', Math.round(installS * 1000), `delta bundle ${(statSync(c2.deltaSwu).size / 2 ** 20).toFixed(2)} MiB (full ${(statSync(c2.swu).size / 2 ** 20).toFixed(1)} MiB), slot ${(B.size / 2 ** 20).toFixed(0)} MiB`);
     // the delta was applied over the read-only slot A: the base check passed, slot A is unchanged
     // by its boot, and slot B is release 2's slot byte for byte
     expect(await slotSha(c1.img, A)).toBe(slotABefore);

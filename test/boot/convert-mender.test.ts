@@ -9,9 +9,8 @@
 //
 // One QEMU process per power cycle. About 2.5 min on the 2-core TCG machine (measured 150 s):
 // arm64 3 power-ons (the last with two panics, 100 s in all), x86-64 2 power-ons (50 s).
-import { afterAll, describe, expect, it, onTestFailed } from 'vitest';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { patterned } from '../helpers/guest-bundle.js';
@@ -19,37 +18,12 @@ import {
   buildBuildrootDisk, buildEfiGrubDisk, inspectDisk, readExt4File, readFatFile, readUbootEnv, sh, writeExt4Files, writeTestInput,
   type GuestDisk, type InspectedDisk,
 } from '../helpers/guest.js';
-import { ARTIFACTS, bootQemu, describeBoot, type BootResult } from '../helpers/qemu.js';
+import { bootSession } from '../helpers/boot-session.js';
+import { ARTIFACTS } from '../helpers/qemu.js';
 import { otapack } from '../helpers/run.js';
 
-const WORK = mkdtempSync(join(process.env.OTAPACK_TEST_TMP ?? tmpdir(), 'otapack-mender-boot-'));
 const EPOCH = '1700000000';
-const timings: { what: string; ms: number; detail?: string }[] = [];
-const logs: string[] = [];
-
-afterAll(() => {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  writeFileSync(join(ARTIFACTS, 'convert-mender-timings.json'), JSON.stringify(timings, null, 2) + '\n');
-  console.log(['convert --client mender boot timings:', ...timings.map((t) => `  ${(t.ms / 1000).toFixed(1).padStart(6)} s  ${t.what}${t.detail ? `  (${t.detail})` : ''}`)].join('\n'));
-  if (!process.env.OTAPACK_KEEP_BOOT_WORK) rmSync(WORK, { recursive: true, force: true });
-});
-
-function keepLogsOnFailure(): void {
-  const mine = logs.length;
-  onTestFailed(() => {
-    mkdirSync(ARTIFACTS, { recursive: true });
-    for (const l of logs.slice(mine)) {
-      try { copyFileSync(l, join(ARTIFACTS, basename(l))); } catch { /* best effort */ }
-    }
-  });
-}
-
-async function timed<T>(what: string, f: () => Promise<T>): Promise<T> {
-  const t0 = Date.now();
-  const v = await f();
-  timings.push({ what, ms: Date.now() - t0 });
-  return v;
-}
+const { work: WORK, timed, keepLogsOnFailure, boot } = bootSession('convert-mender', 'convert --client mender boot timings', { tmpPrefix: 'otapack-mender-boot-', logPrefix: 'mender-' });
 
 interface Keys { key: string; pub: string }
 async function ecKey(name: string): Promise<Keys> {
@@ -84,15 +58,6 @@ async function convert(disk: GuestDisk, name: string, keys: Keys, config: string
     return p;
   };
   return { img, mender: join(out, `${stem}.mender`), report, view: await inspectDisk(img), part };
-}
-
-async function boot(name: string, arch: 'arm64' | 'x86_64', disk: string, timeoutMs: number, expectRe: RegExp[]): Promise<BootResult> {
-  const logFile = join(WORK, `mender-${name}.log`);
-  logs.push(logFile);
-  const r = await bootQemu({ arch, disk, timeoutMs, expect: expectRe, logFile });
-  timings.push({ what: `boot ${name}`, ms: r.durationMs, detail: `${r.firmwareBoots} firmware start(s)${r.kernelBoots > 1 ? `, ${r.kernelBoots} kernel boots` : ''}` });
-  console.log(describeBoot(name, r));
-  return r;
 }
 
 const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -38,21 +38,27 @@ export interface MenderBuildResult extends WrittenArtifact {
   signer?: string;
 }
 
-/** Pushes a file's bytes in 4 MiB chunks (two buffers, so one is read while the other is compressed). */
+/** Pushes a file's bytes in 4 MiB chunks: two buffers, the next chunk is read while the previous one is written. */
 function fileFeed(path: string, size: number): Feed {
   return async (write) => {
     const fh = await open(path, 'r').catch((e) => { throw new OtapackError('INPUT', `${path}: ${(e as Error).message}`); });
+    const bufs = [Buffer.allocUnsafe(4 << 20), Buffer.allocUnsafe(4 << 20)];
+    const readAt = (i: number, pos: number): Promise<number> => {
+      const p = pos < size ? readInto(fh, bufs[i]!, pos, Math.min(bufs[i]!.length, size - pos)) : Promise.resolve(0);
+      p.catch(() => {}); // a read failing while the previous chunk is written is reported by the next await, not as unhandled
+      return p;
+    };
+    let reading = readAt(0, 0);
     try {
-      const bufs = [Buffer.allocUnsafe(4 << 20), Buffer.allocUnsafe(4 << 20)];
-      let i = 0;
-      for (let pos = 0; pos < size; ) {
-        const n = await readInto(fh, bufs[i]!, pos, Math.min(bufs[i]!.length, size - pos));
+      for (let pos = 0, i = 0; pos < size; i ^= 1) {
+        const n = await reading;
         if (n === 0) throw new OtapackError('INPUT', `${path}: the file shrank to ${pos} bytes while it was read`);
+        reading = readAt(i ^ 1, pos + n);
         await write(bufs[i]!.subarray(0, n));
         pos += n;
-        i ^= 1;
       }
     } finally {
+      await reading.catch(() => {}); // never close the file under a read still in flight
       await fh.close();
     }
   };

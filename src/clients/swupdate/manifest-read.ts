@@ -3,6 +3,8 @@
 // json_tokener_parse uses it); then every artifact it references, wherever it sits (top level,
 // board subtree, software collections), with each field taken the way the client's get_field
 // takes it (test/manifest-parser-differential.test.ts holds both against the real client).
+import { OtapackError } from '../../errors.js';
+import { safeName } from './archive.js';
 import { parseLibconfigTree, LibconfigError, LIMITS, textToBytes, bytesToText, saturate, type LcNode } from './libconfig.js';
 
 export interface ManifestRef {
@@ -474,4 +476,25 @@ export function readManifest(text: string | Uint8Array): ParsedManifest {
     }
   }
   return out;
+}
+
+/**
+ * A bundle's sw-description, read as the client reads it, for the commands that take a bundle
+ * apart (sign, the delta base): an INPUT error naming the bundle when it is not libconfig or
+ * JSON, or when it gives the sha256 of a payload the bundle does not hold. (verify reports the
+ * same faults as rows of its verdict instead.)
+ */
+export function readBundleManifest(path: string, layout: { manifest: Uint8Array; payloads: readonly { name: string }[] }): ParsedManifest {
+  let manifest: ParsedManifest;
+  try {
+    manifest = readManifest(layout.manifest);
+  } catch (e) {
+    throw new OtapackError('INPUT', `sw-description is not valid libconfig or JSON (${(e as Error).message})`, { path, reason: 'corrupt-bundle' });
+  }
+  for (const r of manifest.refs) {
+    if (r.filename && typeof r.sha256 === 'string' && !layout.payloads.some((p) => p.name === r.filename)) {
+      throw new OtapackError('INPUT', `sw-description references "${safeName(r.filename)}", which is not in the bundle`, { path, reason: 'corrupt-bundle' });
+    }
+  }
+  return manifest;
 }

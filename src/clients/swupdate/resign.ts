@@ -6,7 +6,7 @@ import { OtapackError } from '../../errors.js';
 import { AtomicFile } from '../../util/atomic-file.js';
 import { silentReporter, type Reporter } from '../../util/reporter.js';
 import { ArchiveReader, ArchiveWriter, prefixSize, safeName } from './archive.js';
-import { readManifest } from './manifest-read.js';
+import { readBundleManifest } from './manifest-read.js';
 import { signCms } from '../../crypto/cms.js';
 import { verifyCms, type CertPurpose } from '../../crypto/cms-verify.js';
 import { checkCertDates } from '../../crypto/resolve-signer.js';
@@ -104,17 +104,9 @@ export async function resignBundle(o: ResignOptions): Promise<ResignResult> {
   let out: AtomicFile | undefined;
   try {
     const layout = await reader.bundle();
-    let manifest;
-    try {
-      manifest = readManifest(layout.manifest);
-    } catch (e) {
-      throw new OtapackError('INPUT', `${o.input}: sw-description is not valid libconfig or JSON (${(e as Error).message})`);
-    }
+    const manifest = readBundleManifest(o.input, layout);
     const digests = new Map<string, string>();
     for (const r of manifest.refs) if (r.filename && typeof r.sha256 === 'string') digests.set(r.filename, r.sha256.toLowerCase());
-    for (const [name] of digests) {
-      if (!layout.payloads.some((p) => p.name === name)) throw new OtapackError('INPUT', `${o.input}: sw-description references "${safeName(name)}", which is not in the bundle`);
-    }
 
     let sig: Buffer;
     let who: { subject: string; algorithm: string; cert: CertInfo; method: ResignResult['method'] };
