@@ -33,8 +33,9 @@
 //          openssl enc -aes-256-cbc and openssl dgst -sha256: the stages no bundle can avoid.
 //          limit = max(zstd wall, (zstd + AES + SHA CPU) / cores); otapack's figures are given
 //          as ratios to it (bundle <= 1.10 x limit, convert <= 1.2 x bundle).
-//          Beside them the Node floor (lib/node-floor.mjs, "file" and "fed"): zstd plus AES and
-//          SHA-256 through node:crypto and a write, in a bare Node script: what Node itself costs.
+//          Beside them the Node floor (lib/node-floor.mjs: "spawn", "file" and "fed"): Node
+//          starting zstd alone, then zstd plus AES and SHA-256 through node:crypto and a write,
+//          in a bare Node script: what Node itself costs.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile, rm, stat, symlink, rename } from 'node:fs/promises';

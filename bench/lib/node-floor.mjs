@@ -20,20 +20,19 @@ if (!['spawn', 'file', 'fed'].includes(mode) || !image || !out) {
   process.stderr.write('usage: node-floor.mjs spawn|file|fed IMAGE OUT\n');
   process.exit(2);
 }
+const args = ['-q', '-T0', '-3', '--no-content-size', '--no-progress'];
 if (mode === 'spawn') {
-  const z = spawn('zstd', ['-q', '-f', '-T0', '-3', '--no-content-size', '--no-progress', '-o', out, '--', image], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const z = spawn('zstd', [...args, '-f', '-o', out, '--', image], { stdio: ['ignore', 'ignore', 'inherit'] });
   const code = await new Promise((resolve) => z.on('close', resolve));
   process.exit(code === 0 ? 0 : 1);
 }
-const args = ['-q', '-c', '-T0', '-3', '--no-content-size', '--no-progress'];
-const zstd = spawn('zstd', mode === 'file' ? [...args, '--', image] : args, { stdio: [mode === 'file' ? 'ignore' : 'pipe', 'pipe', 'inherit'] });
+const zstd = spawn('zstd', mode === 'file' ? [...args, '-c', '--', image] : [...args, '-c'], { stdio: [mode === 'file' ? 'ignore' : 'pipe', 'pipe', 'inherit'] });
 const exited = new Promise((resolve) => zstd.on('close', resolve));
 const feeding = mode === 'fed' ? (async () => {
   const fd = openSync(image, 'r');
   const size = fstatSync(fd).size;
-  const bufs = [Buffer.allocUnsafe(4 << 20), Buffer.allocUnsafe(4 << 20)];
-  for (let pos = 0, k = 0; pos < size; k++) {
-    const b = bufs[k % 2];
+  const b = Buffer.allocUnsafe(4 << 20); // reused once the pipe has taken the previous chunk
+  for (let pos = 0; pos < size;) {
     const n = readSync(fd, b, 0, b.length, pos);
     pos += n;
     await new Promise((resolve, reject) => zstd.stdin.write(b.subarray(0, n), (e) => (e ? reject(e) : resolve())));
